@@ -1,0 +1,139 @@
+"""The `coach` command: chat, ask, replay, and the knowledge-base tools."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bot.settings import Settings, SettingsError, load_settings
+from bot.triage import TriageConfigError
+
+err = Console(stderr=True)
+
+
+class Context:
+    """Settings built once per command, lazily, so `--help` works with a broken config."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+            logging.basicConfig(level=self._settings.log_level if self._settings.log_level != "INFO" else "WARNING",
+                                format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        return self._settings
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def import_progress() -> tuple[Progress, callable]:
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, transient=False)
+    task = progress.add_task("Importing knowledge entries", total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+def runtime(ctx: Context, **kwargs):
+    """Build the coach; on the very first run the starter knowledge base is imported with a progress bar."""
+    from adapters.wiring import build_runtime, open_store, read_source
+
+    settings = ctx.settings
+    first_run = False
+    if kwargs.get("auto_starter", True):
+        store = open_store(settings)
+        first_run = store.count() == 0 and not read_source(settings)
+    if first_run:
+        err.print("[dim]First run: importing the starter knowledge base (once).[/dim]")
+        progress, update = import_progress()
+        with progress:
+            return build_runtime(settings, progress=update, **kwargs)
+    return build_runtime(settings, **kwargs)
+
+
+class CoachGroup(click.Group):
+    """Turns known start-up errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        from adapters.wiring import StartupError
+        from knowledge.embeddings import EmbeddingModelError
+        from knowledge.store import StoreError
+        from bot.state import StateError
+
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, StartupError, StoreError, StateError, TriageConfigError, EmbeddingModelError) as exc:
+            err.print(f"[red]coach: {exc}[/red]", highlight=False)
+            sys.exit(2)
+
+
+@click.group(cls=CoachGroup)
+def main() -> None:
+    """Integration Coach: a first-line technology-integration coach for schools."""
+
+
+@main.command()
+@pass_ctx
+def chat(ctx: Context) -> None:
+    """Chat with the coach in the terminal."""
+    from adapters.console import chat as run_chat
+
+    run_chat(runtime(ctx).coach)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="print the reply as JSON")
+@click.option("--conversation", default=None, help="continue a conversation by id")
+@pass_ctx
+def ask(ctx: Context, text: str, as_json: bool, conversation: str | None) -> None:
+    """Ask one question and print the reply."""
+    import uuid
+
+    from adapters.console import render
+    from bot.models import InboundMessage
+
+    coach = runtime(ctx).coach
+    conv = conversation or f"ask-{uuid.uuid4().hex[:8]}"
+    reply = coach.handle(InboundMessage(platform="console", conversation_id=conv, user_id="cli", text=text))
+    if as_json:
+        click.echo(json.dumps({"conversation": conv, **reply.model_dump(mode="json")}, ensure_ascii=False))
+    else:
+        render(Console(), reply)
+
+
+@main.command()
+@click.argument("cases", type=click.Path(dir_okay=False, allow_dash=True))
+@pass_ctx
+def replay(ctx: Context, cases: str) -> None:
+    """Send each line of CASES.jsonl through the coach; print one JSON object per line."""
+    from adapters.replay import replay_lines
+
+    coach = runtime(ctx).coach
+    try:
+        stream = sys.stdin if cases == "-" else open(cases, encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {cases}: {exc.strerror}") from None
+    with stream:
+        for record in replay_lines(coach, stream):
+            click.echo(json.dumps(record, ensure_ascii=False))
+
+
+from adapters import kb_commands  # noqa: E402  (registers `coach kb ...`)
+
+main.add_command(kb_commands.kb)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The one place that wires settings, store and core together (every platform starts here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.coach import Coach, EscalationListener
+from bot.composer import Composer, TemplateComposer
+from bot.escalations import Escalations
+from bot.settings import Settings
+from bot.state import ConversationMemory, StateDB, StateError
+from bot.triage import Triage
+from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
+from knowledge.parser import FolderResult, load_folder
+from knowledge.search import Retriever
+from knowledge.store import KnowledgeStore, StoreError, SyncReport, open_client
+
+log = logging.getLogger(__name__)
+
+STARTER_DIR = Path(__file__).resolve().parents[1] / "knowledge" / "starter"
+SOURCE_RECORD = "kb-source.json"
+
+
+class StartupError(RuntimeError):
+    """The coach cannot start; the message says what to fix."""
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Fail early, and clearly, on a data directory that cannot be used."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data directory {data_dir} is not writable ({exc.strerror}); "
+                           "set COACH_DATA_DIR to a folder the coach may write") from None
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    if settings.embeddings == "openai":
+        key = settings.openai.api_key.get_secret_value() if settings.openai.api_key else None
+        if not key:
+            raise StartupError("COACH_EMBEDDINGS=openai needs OPENAI_API_KEY")
+        return OpenAIEmbedder(model=settings.openai.embedding_model, api_key=key,
+                              base_url=settings.openai.base_url, timeout=settings.openai.timeout_seconds)
+    return MiniLMEmbedder()
+
+
+def open_store(settings: Settings, embedder: Embedder | None = None) -> KnowledgeStore:
+    """The knowledge store named by the settings (on disk, or a Chroma server)."""
+    check_data_dir(settings.data_dir)
+    try:
+        client = open_client(data_dir=settings.data_dir, chroma_url=settings.chroma_url)
+        return KnowledgeStore(client, embedder or make_embedder(settings))
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def read_source(settings: Settings) -> dict:
+    path = settings.data_dir / SOURCE_RECORD
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def import_folder(store: KnowledgeStore, settings: Settings, folder: Path, *, prune: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[FolderResult, SyncReport]:
+    """Parse a folder and sync it into the store; the starter set gives way to a school's own folder."""
+    parsed = load_folder(folder)
+    is_starter = folder.resolve() == STARTER_DIR.resolve()
+    previous = read_source(settings)
+    # A school's first own import replaces the starter set rather than mixing with it.
+    replace_starter = not is_starter and previous.get("source") == "starter"
+    report = store.sync(parsed.entries, prune=prune or replace_starter, progress=progress)
+    record = {"source": "starter" if is_starter else str(folder.resolve())}
+    if not is_starter or not previous:
+        (settings.data_dir / SOURCE_RECORD).write_text(json.dumps(record))
+    return parsed, report
+
+
+def ensure_knowledge(store: KnowledgeStore, settings: Settings,
+                     progress: Callable[[int, int], None] | None = None) -> SyncReport | None:
+    """On first run (empty store, nothing imported before) load the starter knowledge base."""
+    if store.count() > 0 or read_source(settings):
+        if store.model_name != store.embedder.name:
+            return store.sync(list(store.entries().values()))
+        return None
+    _, report = import_folder(store, settings, STARTER_DIR, progress=progress)
+    return report
+
+
+@dataclass
+class Runtime:
+    """Everything a platform needs, built once."""
+
+    settings: Settings
+    coach: Coach
+    store: KnowledgeStore
+    db: StateDB
+
+
+def build_runtime(settings: Settings, *, listener: EscalationListener | None = None,
+                  composer: Composer | None = None, auto_starter: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> Runtime:
+    """Open the store and the state database and compose the coach."""
+    store = open_store(settings)
+    if auto_starter:
+        try:
+            ensure_knowledge(store, settings, progress=progress)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+    try:
+        db = StateDB(settings.state_url)
+    except StateError as exc:
+        raise StartupError(str(exc)) from None
+    triage = Triage.from_file(settings.config_dir / "triage.yaml")
+    retriever = Retriever(store, mode=settings.retrieval.mode, lexical_weight=settings.retrieval.lexical_weight,
+                          context_weight=settings.retrieval.context_weight)
+    coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=ConversationMemory(db),
+                  escalations=Escalations(db), composer=composer or TemplateComposer(), listener=listener)
+    return Runtime(settings, coach, store, db)

@@ -1,0 +1,204 @@
+"""`Coach.handle`: the one path every platform's messages take."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot import replies
+from bot.composer import CoachingRequest, Composer, Composition, TemplateComposer
+from bot.escalations import Escalations, Opened
+from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Route, Source
+from bot.settings import Settings
+from bot.state import ConversationMemory, PastTurn
+from bot.triage import Decision, Triage
+from knowledge.search import Retriever, SearchResult
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+COACH_ACTIONS = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
+
+
+@dataclass(frozen=True)
+class EscalationEvent:
+    """What the handoff side needs to tell a person: the record and the turn that opened or added to it."""
+
+    opened: Opened
+    message_text: str
+    decision: Decision
+    history: Sequence[PastTurn]
+    platform: str
+    memory_key: str
+
+
+class EscalationListener(Protocol):
+    """Delivery side of a handoff (the outbox); replay passes none, so nothing is sent."""
+
+    def escalated(self, event: EscalationEvent) -> None: ...
+
+
+def clean_text(text: str, max_chars: int) -> tuple[str, list[str]]:
+    """Strip control characters and cut an overlong message; returns the text and any notices."""
+    notices: list[str] = []
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text or ""))
+    text = text.replace("\r\n", "\n").strip()
+    if len(text) > max_chars:
+        notices.append(
+            f"Your message was {len(text):,} characters, so I read the first {max_chars:,}. "
+            "A short question works best."
+        )
+        text = text[:max_chars]
+    return text, notices
+
+
+@dataclass
+class Coach:
+    """Triage, retrieval, composition and the handoff decision, composed from small parts."""
+
+    settings: Settings
+    retriever: Retriever
+    triage: Triage
+    memory: ConversationMemory
+    escalations: Escalations
+    composer: Composer = field(default_factory=TemplateComposer)
+    fallback: Composer = field(default_factory=TemplateComposer)
+    listener: EscalationListener | None = None
+
+    def handle(self, message: InboundMessage) -> Reply:
+        """Answer one teacher message; the reply says the route, sources, and any handoff."""
+        if message is None:
+            raise TypeError("Coach.handle(): message cannot be None.")
+        text, notices = clean_text(message.text, self.settings.reply.max_message_chars)
+        key = message.memory_key
+        if not text:
+            return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
+        history = self.memory.history(key)
+        coach_turns = sum(1 for t in history if t.route == Route.COACH.value)
+        decision = self.triage.decide(text, coach_turns=coach_turns)
+        decision = self._continue_ticket(decision, text, history)
+
+        sources: list[Source] = []
+        handoff: Handoff | None = None
+        composer_name = "rules"
+        confidence = 0.0
+        actions: list[Action] = []
+        if decision.route is Route.COACH:
+            result = self._retrieve(text, history)
+            confidence = result.confidence
+            composition = self._compose(text, result, history)
+            reply_text, composer_name = composition.text, composition.composer
+            by_id = {h.entry.id: h for h in result.hits}
+            for sid in composition.sources:
+                hit = by_id[sid]
+                link = hit.entry.first_link()
+                sources.append(Source(id=sid, title=hit.entry.title, url=str(link.url) if link else None,
+                                      score=round(hit.score, 4)))
+            actions = list(COACH_ACTIONS)
+        elif decision.route in (Route.HELPDESK, Route.INTEGRATOR):
+            opened = self._escalate(message, text, decision, history)
+            handoff = Handoff(target=opened.target, reason=opened.reason, ticket=opened.ticket,
+                              urgent=opened.urgent, created=opened.created)
+            if decision.route is Route.HELPDESK:
+                reply_text = replies.helpdesk_reply(text, decision, opened.ticket, opened.created, self.settings)
+            else:
+                reply_text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
+        else:
+            reply_text = replies.other_reply(decision, first_turn=not history)
+
+        turn_id = self.memory.record(
+            memory_key=key, platform=message.platform, user_id=message.user_id, text=text,
+            route=decision.route.value, reason=decision.reason, reply=reply_text,
+            sources=[s.id for s in sources], confidence=confidence, composer=composer_name,
+        )
+        log.info("turn %s route=%s reason=%r composer=%s sources=%s", turn_id, decision.route.value,
+                 decision.reason, composer_name, [s.id for s in sources])
+        if notices:
+            reply_text = "\n".join(notices) + "\n\n" + reply_text
+        return Reply(text=reply_text, route=decision.route, sources=sources, actions=actions, handoff=handoff,
+                     turn_id=turn_id, composer=composer_name, notices=notices)
+
+    def handle_action(self, event: ActionEvent) -> Reply | None:
+        """A button under a reply. Returns a reply to show, or None when the click was already counted."""
+        turn = self.memory.turn(event.turn_id)
+        if turn is None:
+            return Reply(text="I couldn't find the message that button belongs to; it may be from an old conversation.",
+                         route=Route.OTHER)
+        if not self.memory.add_feedback(event.turn_id, event.action.value, event.user_id):
+            return None
+        if event.action is Action.HELPED:
+            return Reply(text="Glad it helped. Tell me how it goes with your class.", route=Route.OTHER, turn_id=turn.id)
+        if event.action is Action.NOT_QUITE:
+            return Reply(
+                text="Thanks for saying so. What's missing: is it a different year group, subject, or goal? "
+                     "Tell me a little more and I'll look again.", route=Route.COACH, turn_id=turn.id)
+        category, route = (("human_request", Route.INTEGRATOR) if event.action is Action.TALK_TO_PERSON
+                           else ("fault", Route.HELPDESK))
+        reason = "the teacher asked for a person" if route is Route.INTEGRATOR else "the teacher reported a tech problem"
+        decision = Decision(route, category, reason)
+        history = self.memory.history(event.memory_key)
+        message = InboundMessage(platform=event.platform, conversation_id=event.conversation_id,
+                                 thread_id=event.thread_id, user_id=event.user_id, text=turn.text,
+                                 platform_ref=event.platform_ref)
+        opened = self._escalate(message, turn.text, decision, history)
+        handoff = Handoff(target=opened.target, reason=opened.reason, ticket=opened.ticket,
+                          urgent=opened.urgent, created=opened.created)
+        if route is Route.HELPDESK:
+            text = replies.helpdesk_reply(turn.text, decision, opened.ticket, opened.created, self.settings)
+        else:
+            text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
+        return Reply(text=text, route=route, handoff=handoff, turn_id=turn.id)
+
+    # -- parts -------------------------------------------------------------------------------
+
+    def _continue_ticket(self, decision: Decision, text: str, history: Sequence[PastTurn]) -> Decision:
+        # Details a teacher adds after a helpdesk reply ("room 12, the Epson one") belong to the ticket.
+        if decision.route is Route.COACH and history and history[-1].route == Route.HELPDESK.value:
+            if len(text.split()) <= 30 and not text.rstrip().endswith("?"):
+                return Decision(Route.HELPDESK, "fault", "more details for the open ticket")
+        return decision
+
+    def _retrieve(self, text: str, history: Sequence[PastTurn]) -> SearchResult:
+        # A follow-up ("and for year 2?") is read with the coaching turn before it.
+        context = ""
+        boost: dict[str, float] = {}
+        if history and history[-1].route == Route.COACH.value:
+            context = history[-1].text
+            boost = {sid: 0.03 for sid in history[-1].sources}
+        result = self.retriever.search(text, context=context, k=5, boost=boost)
+        if result.confidence < self.settings.retrieval.min_confidence:
+            log.info("low retrieval confidence %.2f for %r", result.confidence, text[:80])
+        return result
+
+    def _compose(self, text: str, result: SearchResult, history: Sequence[PastTurn]) -> Composition:
+        request = CoachingRequest(
+            text=text, hits=result.hits,
+            confident=result.confidence >= self.settings.retrieval.min_confidence,
+            history=history, max_words=self.settings.reply.max_words,
+            max_sources=self.settings.retrieval.max_sources,
+        )
+        try:
+            return self.composer.compose(request)
+        except Exception:  # the teacher always gets an answer
+            log.exception("composer %s failed; the template composer answers", getattr(self.composer, "name", "?"))
+            return self.fallback.compose(request)
+
+    def _escalate(self, message: InboundMessage, text: str, decision: Decision,
+                  history: Sequence[PastTurn]) -> Opened:
+        urgent = decision.urgent or (decision.route is Route.HELPDESK and replies.is_urgent(text))
+        opened = self.escalations.open_or_add(
+            target=decision.route.value, reason=decision.reason, category=decision.category, urgent=urgent,
+            memory_key=message.memory_key, platform=message.platform, user_id=message.user_id,
+            summary=text[:200], detail={"text": text, "at": message.received_at.isoformat()},
+        )
+        if self.listener is not None:
+            try:
+                self.listener.escalated(EscalationEvent(opened, text, decision, history, message.platform,
+                                                        message.memory_key))
+            except Exception:  # the record is written; the outbox retries delivery later
+                log.exception("escalation %s recorded; notifying failed and will be retried", opened.ticket)
+        return opened

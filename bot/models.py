@@ -1,0 +1,131 @@
+"""Platform-neutral message models: what every adapter sends in and gets back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Route(str, Enum):
+    """Where a message goes; the four routes of the replay contract."""
+
+    COACH = "coach"
+    HELPDESK = "helpdesk"
+    INTEGRATOR = "integrator"
+    OTHER = "other"
+
+
+class Action(str, Enum):
+    """Buttons offered under a coaching reply, the same on every platform."""
+
+    HELPED = "helped"
+    NOT_QUITE = "not_quite"
+    TALK_TO_PERSON = "talk_to_person"
+    TECH_PROBLEM = "tech_problem"
+
+
+ACTION_LABELS: dict[Action, str] = {
+    Action.HELPED: "This helped",
+    Action.NOT_QUITE: "Not quite",
+    Action.TALK_TO_PERSON: "Talk to a person",
+    Action.TECH_PROBLEM: "It's a tech problem",
+}
+
+
+class PlatformRef(BaseModel):
+    """Platform leftovers an adapter needs to answer later; the core never reads them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str | None = None
+    message_ts: str | None = None
+    service_url: str | None = None
+    reference: dict[str, Any] | None = None
+
+
+class InboundMessage(BaseModel):
+    """One teacher message, as every adapter hands it to `Coach.handle`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str = Field(description="slack, teams, console, replay, ...")
+    conversation_id: str
+    thread_id: str | None = None
+    user_id: str
+    user_name: str | None = None
+    text: str
+    is_direct: bool = True
+    message_id: str | None = None
+    received_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    platform_ref: PlatformRef = Field(default_factory=PlatformRef)
+
+    @property
+    def memory_key(self) -> str:
+        """The key under which this conversation's history is kept (a thread is its own conversation)."""
+        base = f"{self.platform}:{self.conversation_id}"
+        return f"{base}:{self.thread_id}" if self.thread_id else base
+
+
+class Source(BaseModel):
+    """A knowledge entry a reply drew on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    url: str | None = None
+    score: float = 0.0
+
+
+class Handoff(BaseModel):
+    """An escalation that this turn opened or added to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str  # "helpdesk" or "integrator"
+    reason: str
+    ticket: str
+    urgent: bool = False
+    created: bool = True  # False when the turn added to an escalation already open
+
+
+class Reply(BaseModel):
+    """What the core answers; adapters draw it natively (Block Kit, Adaptive Card, text)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    route: Route
+    sources: list[Source] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+    handoff: Handoff | None = None
+    turn_id: str | None = None
+    composer: str = "template"
+    notices: list[str] = Field(default_factory=list)
+
+    def source_ids(self) -> list[str]:
+        """Ids of the entries drawn on, best first."""
+        return [s.id for s in self.sources]
+
+
+class ActionEvent(BaseModel):
+    """A button click on an earlier reply, as adapters hand it to `Coach.handle_action`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str
+    conversation_id: str
+    thread_id: str | None = None
+    user_id: str
+    turn_id: str
+    action: Action
+    platform_ref: PlatformRef = Field(default_factory=PlatformRef)
+
+    @property
+    def memory_key(self) -> str:
+        """Same key as the message the clicked reply answered."""
+        base = f"{self.platform}:{self.conversation_id}"
+        return f"{base}:{self.thread_id}" if self.thread_id else base

@@ -1,0 +1,117 @@
+"""The short replies for routes that are not coaching: helpdesk, a person, small talk."""
+
+from __future__ import annotations
+
+import re
+
+from bot.settings import Settings
+from bot.triage import Decision
+
+_ROOM = re.compile(r"\b(room|rm|classroom|lab|library|hall|gym|portable|staff ?room|office|block|wing|building)\b\s*\w*", re.I)
+_DEVICE = re.compile(
+    r"\b(projector|smart ?board|board|screen|monitor|printer|camera|speakers?|laptops?|chromebooks?|ipads?|"
+    r"tablets?|computer|pc|mac|cart|wi-?fi|network|printer|phone|app|account|password|email|canvas|seesaw|"
+    r"teams|zoom|google|lms|portal)\b", re.I)
+_SCREEN = re.compile(r"\b(says|said|shows|showing|message|error|code|screen|light|blinking|flashing|stuck|no signal)\b|\"", re.I)
+_URGENT = re.compile(
+    r"\b(right now|now|asap|urgent\w*|immediately|in \d+ ?(min|mins|minutes)|this (lesson|period)|"
+    r"class (is )?waiting|(test|exam|assessment) (in|at|today)|can'?t teach)\b|!!", re.I)
+
+
+def helpdesk_missing(text: str, category: str) -> list[str]:
+    """What a technician needs that the teacher has not said yet."""
+    missing = []
+    if category == "account":
+        if not _DEVICE.search(text):
+            missing.append("which system or app it is")
+        if not _SCREEN.search(text):
+            missing.append("the exact message you see")
+        return missing
+    if not _DEVICE.search(text):
+        missing.append("which device it is (a label or asset tag helps)")
+    if not _ROOM.search(text):
+        missing.append("which room you're in")
+    if not _SCREEN.search(text):
+        missing.append("what's on the screen (any error message or lights)")
+    return missing
+
+
+def is_urgent(text: str) -> bool:
+    """A class waiting now, a test in twenty minutes: the helpdesk should know."""
+    return bool(_URGENT.search(text))
+
+
+def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, settings: Settings) -> str:
+    kind = "an account or access problem" if decision.category == "account" else "a technical fault"
+    if created:
+        head = f"That sounds like {kind}, so it's one for the IT helpdesk: I've raised ticket {ticket} for you."
+    else:
+        head = f"Thanks, I've added that to ticket {ticket}."
+    missing = helpdesk_missing(text, decision.category)
+    ask = ""
+    if missing:
+        ask = " To save the technician a trip, could you tell me " + _join(missing) + "?"
+    when = f" They usually respond {settings.handoff.helpdesk_response}."
+    if is_urgent(text):
+        when = " I've marked it urgent because your class is waiting."
+    return head + ask + when
+
+
+def integrator_reply(decision: Decision, ticket: str, created: bool, settings: Settings) -> str:
+    who, when = settings.handoff.integrator_name, settings.handoff.integrator_response
+    sg = settings.safeguarding
+    if decision.category == "safeguarding":
+        return (
+            "Thank you for telling me; this needs a person, not a coach. Please follow "
+            f"{sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today. "
+            "If a child may be in immediate danger, contact emergency services now. "
+            "Please don't investigate further or ask the student to repeat it; write down what you saw or were told, "
+            f"in their words, with the time. I've also alerted {who} urgently (ref {ticket})."
+        )
+    if decision.category == "data_incident":
+        return (
+            "Thanks for flagging this quickly. If you can, stop the sharing now (turn off link access or "
+            f"recall the message), then report it to {sg.contact_name} {sg.contact_detail} and the school's "
+            f"data protection lead today. I've alerted {who} urgently (ref {ticket}) so someone can help you through it."
+        )
+    if not created:
+        return f"I've added this to your request with {who} (ref {ticket}); they'll be in touch {when}."
+    if decision.category == "frustration":
+        return (
+            f"I'm sorry this hasn't been helping. I've passed our conversation to {who} (ref {ticket}), "
+            f"and someone will follow up {when}. What would be most useful for them to know before they get in touch?"
+        )
+    if decision.category == "complex":
+        return (
+            f"That's a big, worthwhile piece of planning, and it deserves a person: I've asked {who} to set up "
+            f"a co-planning conversation (ref {ticket}); they'll be in touch {when}. "
+            "Before you meet, what's the one thing you most want students to get out of it?"
+        )
+    return (
+        f"Of course. I've asked {who} to get in touch {when} (ref {ticket}). "
+        "So the time together counts, what would you most like to work on?"
+    )
+
+
+def other_reply(decision: Decision, *, first_turn: bool) -> str:
+    if decision.category == "smalltalk":
+        if first_turn:
+            return (
+                "Hi! I'm the integration coach. Ask me anything about using technology for learning, "
+                "from a first try to a whole project; tech faults go straight to the helpdesk."
+            )
+        return "Glad to help. Come back any time, and tell me how it goes with your class."
+    return (
+        "That one's outside what I can help with: I'm here for using technology in teaching and learning, "
+        "and I pass technical faults to the helpdesk. Is there something in your teaching I can think through with you?"
+    )
+
+
+def empty_reply() -> str:
+    return "It looks like that message was empty. What would you like to think through?"
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,217 @@
+"""Typed settings, built once at start-up and passed down.
+
+Sources, first wins: constructor arguments, `COACH_*` environment variables (nested with
+`__`, e.g. `COACH_RETRIEVAL__LEXICAL_WEIGHT`), the platforms' usual variable names
+(`SLACK_BOT_TOKEN`, `OPENAI_API_KEY`, `MicrosoftAppId`, ...), a `.env` file, the YAML
+config file (`config/coach.yaml`, or `COACH_CONFIG_FILE`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message names it."""
+
+
+class RetrievalSettings(BaseModel):
+    mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
+    lexical_weight: float = Field(0.3, ge=0.0, le=1.0, description="share of BM25 in the fused score")
+    context_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of earlier turns in a follow-up")
+    min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="below this the coach says it has nothing")
+    max_sources: int = Field(2, ge=0, le=5)
+
+
+class ComposerSettings(BaseModel):
+    max_words: int = Field(120, ge=30, le=400)
+    max_message_chars: int = Field(4000, ge=200, description="longer messages are cut, with a notice")
+
+
+class SafeguardingSettings(BaseModel):
+    contact_name: str = "the designated safeguarding lead"
+    contact_detail: str = "through the school office"
+    procedure: str = "your school's safeguarding procedure"
+
+
+class HandoffSettings(BaseModel):
+    integrator_name: str = "an integrator"
+    integrator_response: str = "within one school day"
+    helpdesk_response: str = "within the hour during school hours"
+    mask_transcripts: bool = True
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    ephemeral_slash_replies: bool = False
+    integrator_user_ids: list[str] = Field(default_factory=list)
+    integrator_channel: str | None = None
+    thinking_after_seconds: float = 1.5
+
+
+class TeamsSettings(BaseModel):
+    app_id: str | None = None
+    app_password: SecretStr | None = None
+    tenant_id: str | None = None
+    app_type: str = "MultiTenant"
+    port: int = 3978
+
+
+class OpenAISettings(BaseModel):
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    embedding_model: str = "text-embedding-3-small"
+    timeout_seconds: float = Field(20.0, gt=0)
+    max_retries: int = Field(2, ge=0)
+    mask_private_data: bool = True
+
+
+class Settings(BaseSettings):
+    """Every setting the coach reads, with where it comes from."""
+
+    model_config = SettingsConfigDict(env_prefix="COACH_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path(".coach")
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data directory")
+    chroma_url: str | None = Field(None, description="a Chroma server; default on disk in the data directory")
+    embeddings: Literal["local", "openai"] = "local"
+    composer: Literal["template", "llm", "auto"] = "auto"
+    log_level: str = "INFO"
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    reply: ComposerSettings = Field(default_factory=ComposerSettings)
+    safeguarding: SafeguardingSettings = Field(default_factory=SafeguardingSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    teams: TeamsSettings = Field(default_factory=TeamsSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def state_url(self) -> str:
+        """Where conversation memory, escalations and the outbox live."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    @property
+    def llm_enabled(self) -> bool:
+        if self.composer == "template":
+            return False
+        return self.composer == "llm" or self.openai.api_key is not None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+        config_file = Path(os.environ.get("COACH_CONFIG_FILE", DEFAULT_CONFIG_DIR / "coach.yaml"))
+        return (
+            init_settings,
+            env_settings,
+            PlatformEnvSource(settings_cls, dict(os.environ)),
+            DotEnvCoachSource(settings_cls, env_file),
+            YamlConfigSettingsSource(settings_cls, yaml_file=config_file, deep_merge=True),
+        )
+
+
+# The platforms' own variable names, as their SDKs and docs use them.
+PLATFORM_ENV = {
+    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
+    "SLACK_APP_TOKEN": ("slack", "app_token"),
+    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "OPENAI_API_KEY": ("openai", "api_key"),
+    "OPENAI_BASE_URL": ("openai", "base_url"),
+    "MicrosoftAppId": ("teams", "app_id"),
+    "MicrosoftAppPassword": ("teams", "app_password"),
+    "MicrosoftAppTenantId": ("teams", "tenant_id"),
+    "MicrosoftAppType": ("teams", "app_type"),
+}
+
+
+def _platform_values(env: dict[str, str | None]) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, (section, key) in PLATFORM_ENV.items():
+        value = env.get(name)
+        if value:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+class PlatformEnvSource(PydanticBaseSettingsSource):
+    """Reads the platforms' usual variable names into their sections."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: dict[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self.values = _platform_values(env)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
+
+
+class DotEnvCoachSource(PydanticBaseSettingsSource):
+    """A `.env` file: `COACH_*` names and the platforms' names alike."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.values: dict[str, Any] = {}
+        if path.is_file():
+            raw = dotenv_values(path)
+            self.values = _platform_values(raw)
+            for name, value in raw.items():
+                if not name.startswith("COACH_") or value is None:
+                    continue
+                keys = name[len("COACH_"):].lower().split("__")
+                node = self.values
+                for key in keys[:-1]:
+                    node = node.setdefault(key, {})
+                node[keys[-1]] = value
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings once; a bad value fails here with the setting's name."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            env = "COACH_" + "__".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"setting {name} ({env}): {err['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

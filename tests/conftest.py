@@ -1,0 +1,58 @@
+"""Shared fixtures: real parts on temporary directories, the embedding model loaded once."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+FIXTURE_KB = TESTS / "fixtures" / "kb"
+CONFIG_DIR = TESTS.parent / "config"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from knowledge.embeddings import MiniLMEmbedder
+
+    model = MiniLMEmbedder()
+    model.embed(["warm up"])
+    return model
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings built by constructor, never by mutating the environment."""
+    return Settings(data_dir=tmp_path / "data", config_dir=CONFIG_DIR)
+
+
+@pytest.fixture
+def store(settings: Settings, embedder):
+    from knowledge.parser import load_folder
+    from knowledge.store import KnowledgeStore, open_client
+
+    client = open_client(data_dir=settings.data_dir, chroma_url=None)
+    kb = KnowledgeStore(client, embedder)
+    kb.sync(load_folder(FIXTURE_KB).entries)
+    return kb
+
+
+@pytest.fixture
+def runtime(settings: Settings, store):
+    from adapters.wiring import build_runtime
+
+    return build_runtime(settings, auto_starter=False)
+
+
+@pytest.fixture
+def coach(runtime):
+    return runtime.coach
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
