@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bot.settings import Settings, SettingsError, load_settings
 from bot.triage import TriageConfigError
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Context:
@@ -131,9 +131,19 @@ def replay(ctx: Context, cases: str) -> None:
             click.echo(json.dumps(record, ensure_ascii=False))
 
 
+@main.group()
+def serve() -> None:
+    """Serve the coach on a chat platform."""
+
+
 from adapters import kb_commands  # noqa: E402  (registers `coach kb ...`)
 
 main.add_command(kb_commands.kb)
+# Platform and operations commands register below, one line each.
+from adapters.teams.command import teams as _teams; serve.add_command(_teams)  # noqa: E402,E702
+from adapters.teams.package_command import teams_group; main.add_command(teams_group, name="teams")  # noqa: E402,E702
+from adapters.slack.command import slack as _slack; serve.add_command(_slack)  # noqa: E402,E702
+from adapters.report_commands import register as _reports; _reports(main, kb_commands.kb)  # noqa: E402,E702  (coach report, coach kb draft-gaps, draft-from-escalation)
 
 if __name__ == "__main__":
     main()

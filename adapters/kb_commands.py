@@ -13,7 +13,7 @@ from rich.table import Table
 
 from knowledge.parser import load_folder, render_entry
 
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def _store(ctx):
@@ -49,7 +49,7 @@ def import_cmd(ctx, folder: Path, prune: bool) -> None:
     progress, update = import_progress()
     with progress:
         parsed, report = import_folder(store, ctx.settings, folder, prune=prune, progress=update)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     _print_problems(parsed, err)
     if report.reembedded:
         out.print(f"Re-embedded the store with {store.embedder.name}.")
@@ -115,11 +115,11 @@ def show_cmd(ctx, entry_id: str) -> None:
 @click.pass_obj
 def search_cmd(ctx, query: str, grade, subject, kind, k: int, as_json: bool) -> None:
     """Show the ranking for a query with its scores, so you can see why an entry wins."""
-    from knowledge.search import Filters, Retriever
+    from adapters.wiring import make_retriever
+    from knowledge.search import Filters
 
     ctx = ctx or _ctx()
-    s = ctx.settings
-    retriever = Retriever(_store(ctx), mode=s.retrieval.mode, lexical_weight=s.retrieval.lexical_weight)
+    retriever = make_retriever(ctx.settings, _store(ctx))
     try:
         result = retriever.search(query, k=k, filters=Filters(grade=grade, subject=subject, kind=kind))
     except ValueError as exc:

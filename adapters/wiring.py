@@ -14,6 +14,7 @@ from bot.escalations import Escalations
 from bot.settings import Settings
 from bot.state import ConversationMemory, StateDB, StateError
 from bot.triage import Triage
+from knowledge.glossary import Glossary
 from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from knowledge.parser import FolderResult, load_folder
 from knowledge.search import Retriever
@@ -95,6 +96,14 @@ def ensure_knowledge(store: KnowledgeStore, settings: Settings,
     return report
 
 
+def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
+    """The retriever the settings describe, with the school's tool glossary."""
+    glossary_file = settings.config_dir / "tool-glossary.yaml"
+    glossary = Glossary.from_file(glossary_file) if glossary_file.exists() else None
+    return Retriever(store, mode=settings.retrieval.mode, lexical_weight=settings.retrieval.lexical_weight,
+                     context_weight=settings.retrieval.context_weight, glossary=glossary)
+
+
 @dataclass
 class Runtime:
     """Everything a platform needs, built once."""
@@ -120,8 +129,34 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
     except StateError as exc:
         raise StartupError(str(exc)) from None
     triage = Triage.from_file(settings.config_dir / "triage.yaml")
-    retriever = Retriever(store, mode=settings.retrieval.mode, lexical_weight=settings.retrieval.lexical_weight,
-                          context_weight=settings.retrieval.context_weight)
+    retriever = make_retriever(settings, store)
+    if settings.llm_enabled and (composer is None or settings.openai.llm_triage):
+        composer, triage = _llm_parts(settings, db, retriever, triage, composer)
     coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=ConversationMemory(db),
                   escalations=Escalations(db), composer=composer or TemplateComposer(), listener=listener)
     return Runtime(settings, coach, store, db)
+
+
+def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Triage,
+               composer: Composer | None) -> tuple[Composer, Triage]:
+    """LLM mode: the model writes replies (templates as fallback) and, if asked, helps triage."""
+    # Imported here so template mode never loads the openai SDK.
+    from bot.llm import ChatModel, LLMComposer, LLMConfigError
+    from bot.llm_triage import ModelAssistedTriage
+    from bot.usage import UsageLog
+
+    usage = UsageLog(db, prices=settings.openai.prices)
+    try:
+        if composer is None:
+            composer = LLMComposer(settings, usage=usage, fallback=TemplateComposer())
+        if settings.openai.llm_triage:
+            chat = ChatModel(settings.openai, usage=usage)
+            triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
+                triage, chat, confidence=lambda text: retriever.search(text, k=3).confidence,
+                min_confidence=settings.retrieval.min_confidence,
+                mask_private_data=settings.openai.mask_private_data)
+    except LLMConfigError as exc:
+        raise StartupError(str(exc)) from None
+    log.info("LLM mode: replies by %s%s", settings.openai.model,
+             ", model-assisted triage on" if settings.openai.llm_triage else "")
+    return composer, triage

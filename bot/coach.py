@@ -11,7 +11,8 @@ from typing import Protocol
 
 from bot import replies
 from bot.composer import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.escalations import Escalations, Opened
+from bot.escalations import Escalations, Opened, Transition
+from bot.handoff_context import build_context
 from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Route, Source
 from bot.settings import Settings
 from bot.state import ConversationMemory, PastTurn
@@ -40,6 +41,26 @@ class EscalationListener(Protocol):
     """Delivery side of a handoff (the outbox); replay passes none, so nothing is sent."""
 
     def escalated(self, event: EscalationEvent) -> None: ...
+
+
+# -- handoff desk (issue #6): a person claims or resolves; the listener tells the teacher -----------
+
+@dataclass(frozen=True)
+class EscalationStatusEvent:
+    """A claim or resolve that changed an escalation, with what the teacher should now be told."""
+
+    transition: Transition
+    teacher_text: str
+    history: Sequence[PastTurn]
+
+
+class EscalationStatusListener(Protocol):
+    """Optional second half of a listener (the outbox has it): records the teacher's notification."""
+
+    def status_changed(self, event: EscalationStatusEvent) -> None: ...
+
+
+HANDOFF_ACTIONS = {"claim": "claim", "handoff_claim": "claim", "resolve": "resolve", "handoff_resolve": "resolve"}
 
 
 def clean_text(text: str, max_chars: int) -> tuple[str, list[str]]:
@@ -90,7 +111,7 @@ class Coach:
         if decision.route is Route.COACH:
             result = self._retrieve(text, history)
             confidence = result.confidence
-            composition = self._compose(text, result, history)
+            composition = self._compose(text, result, history, key)
             reply_text, composer_name = composition.text, composition.composer
             by_id = {h.entry.id: h for h in result.hits}
             for sid in composition.sources:
@@ -153,6 +174,36 @@ class Coach:
             text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
         return Reply(text=text, route=route, handoff=handoff, turn_id=turn.id)
 
+    # -- handoff desk (issue #6) ----------------------------------------------------------------
+
+    def escalation_action(self, escalation_id: int, action: str, user_id: str, *,
+                          user_name: str | None = None) -> str | None:
+        """Claim or resolve an escalation (integrators' channel buttons, `coach handoffs claim`).
+
+        Returns the new text for the integrators' channel message, or None when nothing changed
+        (a second click, or it was resolved already). The teacher is told through the listener,
+        which records an outbox row for their platform so the notice survives a restart.
+        """
+        kind = HANDOFF_ACTIONS.get(action)
+        if kind is None:
+            raise ValueError(f"Coach.escalation_action(): unknown action {action!r}; use claim or resolve.")
+        change = (self.escalations.claim if kind == "claim" else self.escalations.resolve)(
+            escalation_id, user_id, user_name)
+        if change is None:
+            return None
+        row = change.row
+        notice = replies.handoff_claimed if kind == "claim" else replies.handoff_resolved
+        teacher_text = notice(row.ticket, row.target, row.category, user_name, self.settings)
+        history = self.memory.history(row.memory_key)
+        status_changed = getattr(self.listener, "status_changed", None)
+        if status_changed is not None:
+            try:
+                status_changed(EscalationStatusEvent(change, teacher_text, history))
+            except Exception:  # the status is recorded; `coach handoffs retry` and recovery cover the rest
+                log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
+        event = "claimed" if kind == "claim" else "resolved"
+        return build_context(row, history, self.settings, event=event).channel_text()
+
     # -- parts -------------------------------------------------------------------------------
 
     def _continue_ticket(self, decision: Decision, text: str, history: Sequence[PastTurn]) -> Decision:
@@ -174,12 +225,13 @@ class Coach:
             log.info("low retrieval confidence %.2f for %r", result.confidence, text[:80])
         return result
 
-    def _compose(self, text: str, result: SearchResult, history: Sequence[PastTurn]) -> Composition:
+    def _compose(self, text: str, result: SearchResult, history: Sequence[PastTurn],
+                 memory_key: str | None = None) -> Composition:
         request = CoachingRequest(
             text=text, hits=result.hits,
             confident=result.confidence >= self.settings.retrieval.min_confidence,
             history=history, max_words=self.settings.reply.max_words,
-            max_sources=self.settings.retrieval.max_sources,
+            max_sources=self.settings.retrieval.max_sources, memory_key=memory_key,
         )
         try:
             return self.composer.compose(request)
@@ -194,6 +246,9 @@ class Coach:
             target=decision.route.value, reason=decision.reason, category=decision.category, urgent=urgent,
             memory_key=message.memory_key, platform=message.platform, user_id=message.user_id,
             summary=text[:200], detail={"text": text, "at": message.received_at.isoformat()},
+            # Where to tell the teacher later, when a person claims or resolves it (issue #6).
+            reply_to={"conversation_id": message.conversation_id, "thread_id": message.thread_id,
+                      "platform_ref": message.platform_ref.model_dump(mode="json", exclude_none=True)},
         )
         if self.listener is not None:
             try:

@@ -36,6 +36,8 @@ _TOOL_WORDS = re.compile(
     re.I,
 )
 MAX_GOAL_WORDS = 16
+# A second entry joins the reply only when it scored close to the first; further behind it is noise.
+SECOND_SOURCE_RATIO = 0.6
 
 
 def _second_person(phrase: str) -> str:
@@ -69,6 +71,7 @@ class CoachingRequest:
     history: Sequence[PastTurn] = ()
     max_words: int = 120
     max_sources: int = 2
+    memory_key: str | None = None  # the conversation, for per-conversation usage records
 
 
 @dataclass
@@ -101,7 +104,7 @@ class TemplateComposer:
         top = hits[0]
         used = [top]
         # A second entry joins only when it scored close to the first: otherwise it is noise.
-        if len(hits) > 1 and request.max_sources > 1 and hits[1].score >= 0.85 * top.score:
+        if len(hits) > 1 and request.max_sources > 1 and hits[1].score >= SECOND_SOURCE_RATIO * top.score:
             used.append(hits[1])
         names_tool = bool(_TOOL_WORDS.search(request.text))
         questions = self._questions(used, request.history, prefer_learning=names_tool)

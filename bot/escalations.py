@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, inspect, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.state import Base, StateDB, utcnow
 
+log = logging.getLogger(__name__)
+
 PREFIX = {"helpdesk": "H", "integrator": "I"}
+STATUSES = ("open", "claimed", "resolved")
+ACTIVE = ("open", "claimed")
+_TICKET = re.compile(r"^\s*(?:([A-Za-z])-?)?0*(\d+)\s*$")
 
 
 class EscalationRow(Base):
@@ -33,10 +42,38 @@ class EscalationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Added for handoff delivery (issue #6); nullable so older databases gain them in place.
+    claimed_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolved_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     @property
     def ticket(self) -> str:
         return f"{PREFIX.get(self.target, 'E')}-{self.id:04d}"
+
+    @property
+    def urgency(self) -> str:
+        """`urgent` (a class waiting, a safeguarding concern) or `normal`."""
+        return "urgent" if self.urgent else "normal"
+
+    @property
+    def claimer(self) -> str | None:
+        """Who claimed it, as a person reads it."""
+        return self.claimed_by_name or self.claimed_by
+
+    @property
+    def resolver(self) -> str | None:
+        return self.resolved_by_name or self.resolved_by
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A claim or resolve that changed an escalation; `row` is the record after the change."""
+
+    action: str  # "claim" or "resolve"
+    previous: str
+    row: EscalationRow
 
 
 @dataclass(frozen=True)
@@ -56,9 +93,11 @@ class Escalations:
 
     def __init__(self, db: StateDB) -> None:
         self.db = db
+        add_missing_columns(db.engine, EscalationRow)
 
     def open_or_add(self, *, target: str, reason: str, category: str, urgent: bool, memory_key: str,
-                    platform: str, user_id: str, summary: str, detail: dict[str, Any]) -> Opened:
+                    platform: str, user_id: str, summary: str, detail: dict[str, Any],
+                    reply_to: dict[str, Any] | None = None) -> Opened:
         """Record first, deliver later: the row exists before anyone is notified."""
         now = utcnow()
         with self.db.session() as s:
@@ -72,7 +111,8 @@ class Escalations:
             if row is None:
                 row = EscalationRow(target=target, reason=reason, category=category, urgent=urgent,
                                     memory_key=memory_key, platform=platform, user_id=user_id,
-                                    summary=summary, details=[detail], created_at=now, updated_at=now)
+                                    summary=summary, details=[detail], created_at=now, updated_at=now,
+                                    reply_to=reply_to)
                 s.add(row)
             else:
                 row.details = [*row.details, detail]
@@ -90,3 +130,95 @@ class Escalations:
             return s.scalars(select(EscalationRow).where(
                 EscalationRow.memory_key == memory_key, EscalationRow.target == target,
                 EscalationRow.status.in_(("open", "claimed")))).first()
+
+    # -- handoff desk: what integrators and the helpdesk do with a record (issue #6) -------------
+
+    def get_by_ticket(self, ticket: str) -> EscalationRow | None:
+        """`H-0042`, `h42`, `I-0007` or a bare id `42`; a letter that does not match the target finds nothing."""
+        m = _TICKET.match(ticket or "")
+        if not m:
+            return None
+        row = self.get(int(m.group(2)))
+        if row is None or (m.group(1) and PREFIX.get(row.target, "E") != m.group(1).upper()):
+            return None
+        return row
+
+    def list(self, *, status: str | Sequence[str] | None = ACTIVE, target: str | None = None,
+             limit: int = 50) -> list[EscalationRow]:
+        """Newest first; `status=None` lists every status."""
+        query = select(EscalationRow).order_by(EscalationRow.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(EscalationRow.status.in_([status] if isinstance(status, str) else list(status)))
+        if target is not None:
+            query = query.where(EscalationRow.target == target)
+        with self.db.session() as s:
+            return list(s.scalars(query).all())
+
+    def add_detail(self, escalation_id: int, detail: dict[str, Any]) -> EscalationRow | None:
+        """Append something learned later (a room number, a screenshot's words) to an active escalation."""
+        with self.db.session() as s:
+            row = s.scalars(select(EscalationRow).where(EscalationRow.id == escalation_id).with_for_update()).first()
+            if row is None or row.status not in ACTIVE:
+                return None
+            row.details = [*row.details, detail]
+            row.updated_at = utcnow()
+            s.flush()
+            return row
+
+    def claim(self, escalation_id: int, user_id: str, user_name: str | None = None) -> Transition | None:
+        """open → claimed; None when it is already claimed or resolved (a second click changes nothing)."""
+        now = utcnow()
+        return self._transition(
+            escalation_id, "claim", ("open",),
+            dict(status="claimed", claimed_by=user_id, claimed_by_name=user_name, claimed_at=now, updated_at=now))
+
+    def resolve(self, escalation_id: int, user_id: str, user_name: str | None = None) -> Transition | None:
+        """open or claimed → resolved; None when it was resolved already."""
+        now = utcnow()
+        return self._transition(
+            escalation_id, "resolve", ACTIVE,
+            dict(status="resolved", resolved_by=user_id, resolved_by_name=user_name, resolved_at=now, updated_at=now))
+
+    def _transition(self, escalation_id: int, action: str, allowed: tuple[str, ...],
+                    values: dict[str, Any]) -> Transition | None:
+        # A conditional UPDATE is the lock: two integrators clicking at once, one wins, on SQLite and PostgreSQL.
+        with self.db.session() as s:
+            before = s.get(EscalationRow, escalation_id)
+            if before is None or before.status not in allowed:
+                return None
+            previous = before.status
+            result = s.execute(update(EscalationRow)
+                               .where(EscalationRow.id == escalation_id, EscalationRow.status.in_(allowed))
+                               .values(**values).execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                return None
+            s.flush()
+            s.refresh(before)
+            return Transition(action, previous, before)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def add_missing_columns(engine: Engine, model: type[Base]) -> None:
+    """Add nullable columns a newer version defines to a table an older version created.
+
+    `create_all` creates missing tables but never alters existing ones; this keeps a school's
+    existing state.db working without a migration step. Only nullable columns are added.
+    """
+    table = model.__table__
+    try:
+        existing = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    except Exception:  # no table yet (create_all makes it) or no permission to inspect
+        return
+    for column in table.columns:
+        if column.name in existing or not column.nullable:
+            continue
+        kind = column.type.compile(dialect=engine.dialect)
+        with engine.begin() as conn:
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        log.info("state database: added column %s.%s", table.name, column.name)

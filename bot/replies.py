@@ -51,9 +51,11 @@ def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, se
     ask = ""
     if missing:
         ask = " To save the technician a trip, could you tell me " + _join(missing) + "?"
-    when = f" They usually respond {settings.handoff.helpdesk_response}."
+    when = f" The helpdesk usually responds {settings.handoff.helpdesk_response}, and I'll tell you here when someone picks it up."
     if is_urgent(text):
-        when = " I've marked it urgent because your class is waiting."
+        # Who and roughly when, even in a hurry (issue #6).
+        when = (" I've marked it urgent because your class is waiting, so the helpdesk sees it first; "
+                "I'll tell you here when someone picks it up.")
     return head + ask + when
 
 
@@ -115,3 +117,35 @@ def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# -- when a person picks up or closes a handoff (issue #6) -------------------------------------------
+
+def handoff_claimed(ticket: str, target: str, category: str, who: str | None, settings: Settings) -> str:
+    """Told to the teacher when an integrator or technician claims their escalation."""
+    if target == "helpdesk":
+        person = who or "a technician"
+        return (f"Update on ticket {ticket}: {person} from the IT helpdesk has picked it up and will be in touch "
+                f"{settings.handoff.helpdesk_response}.")
+    team = settings.handoff.integrator_name
+    person = f"{who} from {team}" if who else f"someone from {team}"
+    if category == "safeguarding":
+        sg = settings.safeguarding
+        return (f"{person[0].upper()}{person[1:]} has picked up the concern you raised (ref {ticket}) and will be in touch. "
+                f"If you haven't yet, please follow {sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today.")
+    return (f"Good news: {person} has picked up your request (ref {ticket}) and will be in touch "
+            f"{settings.handoff.integrator_response}.")
+
+
+def handoff_resolved(ticket: str, target: str, category: str, who: str | None, settings: Settings) -> str:
+    """Told to the teacher when their escalation is marked resolved."""
+    by = f" by {who}" if who else ""
+    if target == "helpdesk":
+        return (f"Ticket {ticket} has been marked fixed{by}. If it still isn't working, tell me here and "
+                "I'll open a new ticket straight away.")
+    if category == "safeguarding":
+        sg = settings.safeguarding
+        return (f"Ref {ticket} has been closed on our side{by}. {sg.contact_name[0].upper()}{sg.contact_name[1:]} "
+                f"remains your contact ({sg.contact_detail}), and {sg.procedure} still applies.")
+    return (f"Your request (ref {ticket}) has been marked resolved{by}. If there's still something you need, "
+            "reply here and I'll pass it on.")

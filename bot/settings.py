@@ -31,7 +31,7 @@ class SettingsError(RuntimeError):
 
 class RetrievalSettings(BaseModel):
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
-    lexical_weight: float = Field(0.3, ge=0.0, le=1.0, description="share of BM25 in the fused score")
+    lexical_weight: float = Field(0.05, ge=0.0, le=1.0, description="weight of saturated BM25 added to dense similarity (benchmarks/retrieval.py)")
     context_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of earlier turns in a follow-up")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="below this the coach says it has nothing")
     max_sources: int = Field(2, ge=0, le=5)
@@ -82,6 +82,70 @@ class OpenAISettings(BaseModel):
     timeout_seconds: float = Field(20.0, gt=0)
     max_retries: int = Field(2, ge=0)
     mask_private_data: bool = True
+    deadline_seconds: float = Field(30.0, gt=0, description="longest a teacher waits for a model reply, "
+                                    "retries and repair included; then the template composer answers")
+    llm_triage: bool = Field(False, description="ask the model about ambiguous messages (never safeguarding)")
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="USD per million tokens (input, output) by model; adds to bot/usage.py's table")
+
+
+class EmailSettings(BaseModel):
+    """SMTP delivery of handoffs (helpdesk tickets, integrator alerts); off until `host` is set."""
+
+    host: str | None = None
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="upgrade a plain connection with STARTTLS (port 587)")
+    ssl: bool = Field(False, description="implicit TLS from the start (port 465); overrides starttls")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = Field(None, description="a CA bundle for a server with a private certificate")
+    from_addr: str = "integration-coach@localhost"
+    helpdesk_to: str | None = Field(None, description="comma-separated addresses that receive helpdesk tickets")
+    integrator_to: str | None = Field(None, description="comma-separated addresses that receive integrator handoffs")
+    timeout_seconds: float = Field(20.0, gt=0)
+
+
+class WebhookSettings(BaseModel):
+    """A JSON webhook (ticket system, automation), signed with HMAC-SHA256; off until `url` is set."""
+
+    url: str | None = None
+    secret: SecretStr | None = None
+    targets: list[str] = Field(default_factory=lambda: ["helpdesk", "integrator"])
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class TeamsChannelSettings(BaseModel):
+    """The integrators' Teams channel, reached proactively through the Bot Connector; off until conversation_id is set.
+
+    The bot stores the channel's conversation reference when it is added there; `service_url`
+    lets it post before that (copy it from any activity the bot received in the tenant).
+    """
+
+    service_url: str | None = Field(None, description="the tenant's Bot Connector URL, e.g. https://smba.trafficmanager.net/emea/")
+    conversation_id: str | None = Field(None, description="the channel id, 19:...@thread.tacv2")
+
+
+class OutboxSettings(BaseModel):
+    """Retries for handoff delivery: exponential backoff until delivered, or until an operator looks."""
+
+    backoff_base_seconds: float = Field(5.0, gt=0)
+    backoff_max_seconds: float = Field(900.0, gt=0)
+    max_attempts: int = Field(50, ge=0, description="then the row is marked failed for `coach handoffs retry`; 0 = never stop")
+    lease_seconds: float = Field(120.0, gt=0, description="a row being sent by a process that died is retried after this")
+    poll_seconds: float = Field(5.0, gt=0)
+    batch_size: int = Field(20, ge=1)
+
+
+class InsightsSettings(BaseModel):
+    """`coach report` and `coach kb draft-gaps`: aggregate, never single out a teacher."""
+
+    min_group_size: int = Field(3, ge=1, description="a topic or gap is shown only when this many teachers asked")
+    topic_similarity: float = Field(0.45, ge=0.0, le=1.0, description="average cosine that joins questions into a topic")
+    gap_similarity: float = Field(0.35, ge=0.0, le=1.0, description="the same for knowledge gaps (no entry anchors them)")
+    weak_match: float = Field(0.30, ge=0.0, le=1.0, description="a coached question this far from every entry is a gap; 0 turns it off")
+    max_examples: int = Field(3, ge=0, le=10, description="masked example questions per topic or gap")
+    top_topics: int = Field(10, ge=1, le=50)
+    top_gaps: int = Field(10, ge=1, le=50)
 
 
 class Settings(BaseSettings):
@@ -97,12 +161,17 @@ class Settings(BaseSettings):
     composer: Literal["template", "llm", "auto"] = "auto"
     log_level: str = "INFO"
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    insights: InsightsSettings = Field(default_factory=InsightsSettings)
     reply: ComposerSettings = Field(default_factory=ComposerSettings)
     safeguarding: SafeguardingSettings = Field(default_factory=SafeguardingSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     teams: TeamsSettings = Field(default_factory=TeamsSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    teams_channel: TeamsChannelSettings = Field(default_factory=TeamsChannelSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @field_validator("log_level")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from knowledge.entry import GRADE_BANDS, KnowledgeEntry
+from knowledge.glossary import Glossary
 from knowledge.lexical import BM25Index, query_terms
 from knowledge.store import KnowledgeStore
 
@@ -66,9 +67,10 @@ class SearchResult:
 class Retriever:
     """Hybrid search over a `KnowledgeStore`; the BM25 index follows the store's contents."""
 
-    def __init__(self, store: KnowledgeStore, *, mode: Mode = "hybrid", lexical_weight: float = 0.3,
-                 context_weight: float = 0.5) -> None:
+    def __init__(self, store: KnowledgeStore, *, mode: Mode = "hybrid", lexical_weight: float = 0.05,
+                 context_weight: float = 0.5, glossary: Glossary | None = None) -> None:
         self.store = store
+        self.glossary = glossary
         self.mode = mode
         self.lexical_weight = lexical_weight
         self.context_weight = context_weight
@@ -97,6 +99,9 @@ class Retriever:
         entries = self.store.entries()
         if not entries or not text.strip():
             return SearchResult()
+        expansion = self.glossary.expand(text) if self.glossary else ""
+        if expansion:
+            text = f"{text} ({expansion})"
         dense: dict[str, float] = {}
         if self.mode in ("dense", "hybrid"):
             if vector is None:
@@ -107,10 +112,13 @@ class Retriever:
         if self.mode in ("lexical", "hybrid"):
             terms = query_terms(text, context, self.context_weight)
             hits = self.index().search(terms, k=CANDIDATES * 3)
-            top = hits[0].score if hits else 0.0
+            # Saturating normalisation against this query's median: a weak best match stays weak,
+            # unlike dividing by the top score, which always hands the winner a full 1.0.
+            positive = sorted(h.score for h in hits)
+            middle = positive[len(positive) // 2] if positive else 1.0
             for h in hits:
                 if filters.accepts(entries[h.entry_id]):
-                    lexical[h.entry_id] = h.score / top if top else 0.0
+                    lexical[h.entry_id] = h.score / (h.score + middle)
         fused = self._fuse(dense, lexical)
         for eid, extra in (boost or {}).items():
             if eid in fused:
@@ -128,10 +136,10 @@ class Retriever:
         if self.mode == "lexical":
             return lexical
         w = self.lexical_weight
-        # Convex combination of raw cosine and max-normalised BM25: unlike rank fusion, a weak
-        # lexical list cannot outvote a confident dense match.
+        # Dense cosine plus a weighted, saturated BM25 score: unlike rank fusion, a weak lexical
+        # list cannot outvote a confident dense match.
         floor = min(dense.values()) if dense else 0.0
-        return {eid: (1 - w) * dense.get(eid, floor) + w * lexical.get(eid, 0.0)
+        return {eid: dense.get(eid, floor) + w * lexical.get(eid, 0.0)
                 for eid in set(dense) | set(lexical)}
 
     @staticmethod

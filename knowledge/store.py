@@ -62,9 +62,12 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class DenseHit:
+    """An entry's similarity to the query: its best view, blended with its views' mean."""
+
     entry_id: str
     similarity: float
     view: str
+    best: float = 0.0
 
 
 def open_client(*, data_dir: Path, chroma_url: str | None) -> Any:
@@ -148,18 +151,23 @@ class KnowledgeStore:
         total = self.collection.count()
         if total == 0:
             return []
-        n = min(total, k * len(VIEWS))
+        n = min(total, 2 * k * len(VIEWS))
         got = self._call(lambda: self.collection.query(
             query_embeddings=[vector.astype(np.float32).tolist()], n_results=n,
             where=where, include=["metadatas", "distances"],
         ))
-        best: dict[str, DenseHit] = {}
+        views: dict[str, dict[str, float]] = {}
         for meta, dist in zip(got["metadatas"][0], got["distances"][0]):
-            sim = 1.0 - float(dist)
-            eid = meta["entry_id"]
-            if eid not in best or sim > best[eid].similarity:
-                best[eid] = DenseHit(eid, sim, meta["view"])
-        return sorted(best.values(), key=lambda h: -h.similarity)[:k]
+            views.setdefault(meta["entry_id"], {})[meta["view"]] = 1.0 - float(dist)
+        floor = min((min(v.values()) for v in views.values()), default=0.0)
+        hits = []
+        for eid, sims in views.items():
+            view, best = max(sims.items(), key=lambda kv: kv[1])
+            # A view beyond the candidates is at most as similar as the weakest one returned.
+            mean = sum(sims.get(name, floor) for name in VIEWS) / len(VIEWS)
+            # An entry whose card and note both match is a safer bet than one lucky view.
+            hits.append(DenseHit(eid, (best + mean) / 2, view, best))
+        return sorted(hits, key=lambda h: -h.similarity)[:k]
 
     # -- writing -------------------------------------------------------------------------
 

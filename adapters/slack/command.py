@@ -1,0 +1,51 @@
+"""`coach serve slack`: Socket Mode when SLACK_APP_TOKEN is set, HTTP events on --port otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("slack")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTP mode: the port POST /slack/events listens on (0 picks a free one)")
+@click.option("--host", default="0.0.0.0", show_default=True, help="HTTP mode: the address to bind")
+@click.option("--mode", type=click.Choice(["auto", "socket", "http"]), default="auto", show_default=True,
+              help="auto: Socket Mode when SLACK_APP_TOKEN is set, HTTP otherwise")
+@click.option("--drafts-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where 'Save to knowledge base' writes drafts [default: DATA_DIR/drafts]")
+@click.pass_context
+def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir: Path | None) -> None:
+    """Serve the coach in Slack (DMs, @coach mentions, threads, /coach, /coach-kb)."""
+    from adapters.cli import Context, runtime
+    from adapters.slack.server import SlackService, check_credentials
+
+    ctx = click_ctx.ensure_object(Context)
+    # Tokens are checked before the knowledge store and model load, so a typo fails in a second.
+    credentials = check_credentials(ctx.settings)
+    chosen = credentials.mode if mode == "auto" else mode
+    service = SlackService(runtime(ctx), host=host, port=port, mode=chosen, drafts_dir=drafts_dir)
+    asyncio.run(_serve(service))
+
+
+async def _serve(service) -> None:  # noqa: ANN001  (SlackService; imported lazily above)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C still raises KeyboardInterrupt
+            pass
+    await service.start()
+    where = ("Socket Mode (no public URL needed)" if service.mode == "socket"
+             else f"HTTP, Request URL path /slack/events on {service.host}:{service.port}")
+    # One line on stderr that a person (and the tests) can wait for; no secrets in it.
+    print(f"coach: Slack ready as @{service.identity.get('user', '?')} via {where}", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()

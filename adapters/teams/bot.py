@@ -1,0 +1,203 @@
+"""The Teams ActivityHandler: translate, `Coach.handle`, translate back. Nothing else.
+
+Typing indicator: sent only when the answer is not ready within `typing_after` seconds (1 s
+by default) and repeated every 3 s while the core is still composing. The template composer
+answers in 20-50 ms, so most turns cost one HTTP call (the card) instead of two, and the
+transcript has no flicker; a slow LLM answer still shows "Coach is typing...".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    AdaptiveCardInvokeValue,
+    ChannelAccount,
+)
+
+from adapters.teams import translate
+from adapters.teams.references import ReferenceStore
+from bot.models import ActionEvent, InboundMessage, Reply
+
+log = logging.getLogger(__name__)
+
+TYPING_AFTER_SECONDS = 1.0
+TYPING_REPEAT_SECONDS = 3.0  # Teams shows a typing indicator for about three seconds
+T = TypeVar("T")
+
+
+class CoachLike(Protocol):
+    """The two calls the adapter makes into the core (`bot.coach.Coach` satisfies it)."""
+
+    def handle(self, message: InboundMessage) -> Reply: ...
+
+    def handle_action(self, event: ActionEvent) -> Reply | None: ...
+
+
+class TeamsCoachBot(ActivityHandler):
+    """Routes Teams activities to the coach; the coach decides, this class only carries."""
+
+    def __init__(
+        self,
+        coach: CoachLike,
+        *,
+        references: ReferenceStore | None = None,
+        claim_event: Callable[[str], bool] | None = None,
+        integrator_name: str = "an integrator",
+        typing_after: float | None = TYPING_AFTER_SECONDS,
+    ) -> None:
+        """`claim_event` (StateDB.claim_event) makes a retried delivery answer once; `typing_after=None` never types."""
+        super().__init__()
+        if coach is None:
+            raise TypeError("TeamsCoachBot(): coach cannot be None.")
+        self.coach = coach
+        self.references = references
+        self.claim_event = claim_event
+        self.integrator_name = integrator_name
+        self.typing_after = typing_after
+
+    # -- every turn ----------------------------------------------------------------------------
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        """Store where this conversation can be reached, then dispatch by activity type."""
+        if turn_context is None:
+            raise TypeError("TeamsCoachBot.on_turn(): turn_context cannot be None.")
+        activity = turn_context.activity
+        if self.references is not None and activity is not None and activity.type in (
+                ActivityTypes.message, ActivityTypes.conversation_update, ActivityTypes.invoke):
+            try:
+                await _in_thread(self.references.save_all, translate.reference_entries(activity))
+            except Exception:  # answering matters more than remembering where to answer later
+                log.exception("could not store the conversation reference")
+        await super().on_turn(turn_context)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        """A teacher's message, or an Action.Submit click on one of our cards."""
+        activity = turn_context.activity
+        if not await self._first_delivery(activity):
+            log.info("activity %s was delivered again; answered already", activity.id)
+            return
+        if translate.is_card_action(activity):
+            await self._on_card_action(turn_context)
+            return
+        if activity.value is not None and not (activity.text or "").strip():
+            log.info("ignoring a card submit that is not one of ours")
+            return
+        message = translate.to_inbound(activity)
+        reply = await self._compose(turn_context, self.coach.handle, message)
+        await self._send_reply(turn_context, reply)
+
+    async def _on_card_action(self, turn_context: TurnContext) -> None:
+        event = translate.to_action_event(turn_context.activity)
+        if event is None:
+            log.info("ignoring a click with data that is not ours")
+            return
+        reply = await self._compose(turn_context, self.coach.handle_action, event)
+        if reply is None:  # a second click: the core counted the first, so say nothing more
+            return
+        await self._send_reply(turn_context, reply)
+        await self._mark_chosen(turn_context, event)
+
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        """An Action.Execute (universal action) click: same core call; the card comes back refreshed."""
+        event = translate.to_action_event(turn_context.activity)
+        if event is None:
+            return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
+                                              value="That button isn't one of mine.")
+        reply = await self._compose(turn_context, self.coach.handle_action, event)
+        if reply is not None:
+            await self._send_reply(turn_context, reply)
+        sent = await self._sent_card(event.turn_id)
+        if sent is None:
+            return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
+                                              value="Thanks, noted.")
+        card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
+        return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=card)
+
+    # -- membership ----------------------------------------------------------------------------
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        """Say hello once, when the bot itself is added; people joining a team hear nothing from us."""
+        if translate.bot_was_added(turn_context.activity):
+            await turn_context.send_activity(
+                Activity(type=ActivityTypes.message, text=translate.welcome_text(self.integrator_name),
+                         summary="Hi, I'm the Integration Coach."))
+
+    async def on_unrecognized_activity_type(self, turn_context: TurnContext) -> None:
+        """Activity types we don't know are acknowledged and ignored."""
+        log.info("ignoring a %r activity", turn_context.activity.type)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _first_delivery(self, activity: Activity) -> bool:
+        # The Bot Framework retries a delivery it thinks timed out; answer it once.
+        if self.claim_event is None or not activity.id or activity.conversation is None:
+            return True
+        return await _in_thread(self.claim_event, f"teams:{activity.conversation.id}:{activity.id}"[:300])
+
+    async def _compose(self, turn_context: TurnContext, call: Callable[[Any], T], argument: Any) -> T:
+        """Run the synchronous core in a worker thread, showing typing if it takes a while."""
+        future = asyncio.get_running_loop().run_in_executor(None, call, argument)
+        if self.typing_after is not None:
+            done, _ = await asyncio.wait({future}, timeout=self.typing_after)
+            while not done:
+                await self._typing(turn_context)
+                done, _ = await asyncio.wait({future}, timeout=TYPING_REPEAT_SECONDS)
+        return await future
+
+    @staticmethod
+    async def _typing(turn_context: TurnContext) -> None:
+        try:
+            await turn_context.send_activity(Activity(type=ActivityTypes.typing))
+        except Exception:  # the answer matters, the indicator does not
+            log.warning("could not send the typing indicator", exc_info=True)
+
+    async def _send_reply(self, turn_context: TurnContext, reply: Reply) -> None:
+        card = translate.reply_card(reply)
+        response = await turn_context.send_activity(
+            Activity(type=ActivityTypes.message, attachments=[translate.card_attachment(card)],
+                     summary=translate.summary_of(reply.text)))
+        if self.references is not None and reply.turn_id and reply.actions and response is not None and response.id:
+            try:
+                await _in_thread(self.references.save_card, reply.turn_id, response.id,
+                                 turn_context.activity.conversation.id, card)
+            except Exception:  # the card works without it; only the redraw after a click is lost
+                log.exception("could not remember the card for turn %s", reply.turn_id)
+
+    async def _sent_card(self, turn_id: str):
+        if self.references is None:
+            return None
+        return await _in_thread(self.references.card, turn_id)
+
+    async def _mark_chosen(self, turn_context: TurnContext, event: ActionEvent) -> None:
+        """Redraw the clicked card: the buttons replaced by what was chosen."""
+        sent = await self._sent_card(event.turn_id)
+        activity_id = sent.activity_id if sent is not None else turn_context.activity.reply_to_id
+        if sent is None or not activity_id:
+            return
+        card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
+        update = translate.card_update_activity(card, activity_id)
+        update.conversation = turn_context.activity.conversation
+        try:
+            await turn_context.update_activity(update)
+            await _in_thread(self.references.save_card, event.turn_id, activity_id, sent.conversation_id, card)
+        except Exception:  # the click is counted and answered; a stale card is cosmetic
+            log.warning("could not update the card for turn %s", event.turn_id, exc_info=True)
+
+
+async def _in_thread(call: Callable[..., T], *args: Any) -> T:
+    # Database calls are synchronous; keep them off the event loop.
+    return await asyncio.get_running_loop().run_in_executor(None, call, *args)

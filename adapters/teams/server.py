@@ -1,0 +1,200 @@
+"""The Teams endpoint: an aiohttp app with `POST /api/messages` and `GET /healthz`.
+
+With MicrosoftAppId and MicrosoftAppPassword set (and MicrosoftAppTenantId for a single-
+tenant app) the Bot Framework authenticates every request and unauthenticated ones get 401.
+With none set it runs in local emulator mode, for the Bot Framework Emulator on this
+machine, and says so with a WARNING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, ActivityTypes
+from sqlalchemy import text as sql_text
+
+from adapters.teams import translate
+from adapters.teams.bot import TeamsCoachBot
+from adapters.teams.proactive import TeamsNotifier
+from adapters.teams.references import ReferenceStore
+from adapters.wiring import Runtime, StartupError
+from bot.settings import TeamsSettings
+
+log = logging.getLogger(__name__)
+
+EMULATOR = "emulator"
+AUTHENTICATED = "authenticated"
+MAX_BODY_BYTES = 256 * 1024  # a Teams activity is a few KB; refuse anything far larger
+
+BOT_KEY = web.AppKey("bot", TeamsCoachBot)
+ADAPTER_KEY = web.AppKey("adapter", CloudAdapter)
+NOTIFIER_KEY = web.AppKey("notifier", TeamsNotifier)
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
+MODE_KEY = web.AppKey("mode", str)
+
+
+@dataclass(frozen=True)
+class _BotConfig:
+    """The attribute names ConfigurationBotFrameworkAuthentication reads."""
+
+    APP_ID: str | None
+    APP_PASSWORD: str | None
+    APP_TYPE: str
+    APP_TENANTID: str | None
+
+
+def auth_mode(teams: TeamsSettings) -> str:
+    """`authenticated` or `emulator`; a half-configured registration is refused with the variable to set."""
+    app_id = (teams.app_id or "").strip()
+    password = teams.app_password.get_secret_value().strip() if teams.app_password else ""
+    app_type = (teams.app_type or "MultiTenant").strip().lower()
+    if app_type not in ("multitenant", "singletenant", "userassignedmsi"):
+        raise StartupError(f"MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, not {teams.app_type!r}")
+    if app_type == "userassignedmsi":
+        if not app_id or not teams.tenant_id:
+            raise StartupError("MicrosoftAppType=UserAssignedMSI needs MicrosoftAppId and MicrosoftAppTenantId")
+        return AUTHENTICATED
+    if not app_id and not password:
+        if app_type == "singletenant":
+            raise StartupError("MicrosoftAppType=SingleTenant needs MicrosoftAppId, MicrosoftAppPassword "
+                               "and MicrosoftAppTenantId")
+        return EMULATOR
+    if not app_id:
+        raise StartupError("MicrosoftAppPassword is set but MicrosoftAppId is not; set both, or neither "
+                           "for local emulator mode")
+    if not password:
+        raise StartupError("MicrosoftAppId is set but MicrosoftAppPassword is not; set both, or neither "
+                           "for local emulator mode")
+    if app_type == "singletenant" and not teams.tenant_id:
+        raise StartupError("MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId (the Azure AD tenant id)")
+    return AUTHENTICATED
+
+
+def make_adapter(teams: TeamsSettings) -> CloudAdapter:
+    """A CloudAdapter authenticating with the configured app registration (or none, in emulator mode)."""
+    mode = auth_mode(teams)
+    password = teams.app_password.get_secret_value() if teams.app_password else None
+    config = _BotConfig(
+        APP_ID=(teams.app_id or None) if mode == AUTHENTICATED else None,
+        APP_PASSWORD=password if mode == AUTHENTICATED else None,
+        APP_TYPE=teams.app_type or "MultiTenant",
+        APP_TENANTID=teams.tenant_id,
+    )
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+    adapter.on_turn_error = _on_turn_error
+    return adapter
+
+
+async def _on_turn_error(turn_context: TurnContext, error: Exception) -> None:
+    # Logged with the traceback; the activity body (teacher's words) stays out of the log.
+    activity = turn_context.activity
+    log.error("Teams turn failed (%s activity %s): %s", activity.type, activity.id, type(error).__name__,
+              exc_info=error)
+    if activity.type == ActivityTypes.message:
+        try:
+            await turn_context.send_activity(
+                Activity(type=ActivityTypes.message,
+                         text="Sorry, something went wrong on my side. Please try again in a minute."))
+        except Exception:
+            log.warning("could not tell the teacher about the failure", exc_info=True)
+
+
+def _problem(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+async def _messages(request: web.Request) -> web.StreamResponse:
+    """POST /api/messages: check the body, then hand it to the SDK (which authenticates it)."""
+    app = request.app
+    if "application/json" not in request.headers.get("Content-Type", ""):
+        return _problem(415, "Content-Type must be application/json (a Bot Framework activity)")
+    raw = await request.read()
+    try:
+        body: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _problem(400, f"malformed activity JSON: {exc}")
+    problem = translate.activity_problem(body)
+    if problem:
+        return _problem(400, problem)
+    try:
+        response = await app[ADAPTER_KEY].process(request, app[BOT_KEY])
+    except web.HTTPUnauthorized:
+        return _problem(401, "unauthorized: this bot requires a valid Bot Framework token "
+                             "(Authorization: Bearer ...)")
+    except PermissionError:
+        return _problem(401, "unauthorized: the Bot Framework token was not accepted")
+    return response if response is not None else web.Response(status=201)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is up and the state database answers."""
+    runtime = request.app[RUNTIME_KEY]
+
+    def probe() -> None:
+        with runtime.db.engine.connect() as conn:
+            conn.execute(sql_text("SELECT 1"))
+
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, probe)
+    except Exception as exc:
+        return web.json_response({"status": "unhealthy", "reason": f"state database: {type(exc).__name__}"},
+                                 status=503)
+    return web.json_response({"status": "ok", "platform": "teams", "mode": request.app[MODE_KEY]})
+
+
+async def _bind_loop(app: web.Application) -> None:
+    # send_text_sync() from other threads schedules onto this loop.
+    app[NOTIFIER_KEY].bind_loop(asyncio.get_running_loop())
+
+
+def build_app(runtime: Runtime, *, typing_after: float | None = None) -> web.Application:
+    """The aiohttp application `coach serve teams` runs; tests start the very same app on loopback.
+
+    `app[NOTIFIER_KEY]` is the TeamsNotifier for proactive messages through this app's adapter.
+    """
+    teams = runtime.settings.teams
+    mode = auth_mode(teams)
+    if mode == EMULATOR:
+        log.warning("Teams adapter in LOCAL EMULATOR MODE: MicrosoftAppId and MicrosoftAppPassword are not set, "
+                    "so requests to /api/messages are NOT authenticated. Use it only with the Bot Framework "
+                    "Emulator on this machine; set both (and MicrosoftAppTenantId for a single-tenant app) "
+                    "before Teams can reach it.")
+    else:
+        log.info("Teams adapter authenticating requests for app id %s (%s)", teams.app_id, teams.app_type)
+    adapter = make_adapter(teams)
+    references = ReferenceStore(runtime.db)
+    kwargs: dict[str, Any] = {} if typing_after is None else {"typing_after": typing_after}
+    bot = TeamsCoachBot(runtime.coach, references=references, claim_event=runtime.db.claim_event,
+                        integrator_name=runtime.settings.handoff.integrator_name, **kwargs)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[BOT_KEY] = bot
+    app[ADAPTER_KEY] = adapter
+    app[RUNTIME_KEY] = runtime
+    app[MODE_KEY] = mode
+    app[NOTIFIER_KEY] = TeamsNotifier(adapter, references, app_id=teams.app_id if mode == AUTHENTICATED else None)
+    app.router.add_post("/api/messages", _messages)
+    app.router.add_get("/healthz", _healthz)
+    app.on_startup.append(_bind_loop)
+    return app
+
+
+def default_host(mode: str) -> str:
+    """Emulator mode listens on loopback only: an unauthenticated bot must not be reachable from the network."""
+    return "127.0.0.1" if mode == EMULATOR else "0.0.0.0"
+
+
+def run(runtime: Runtime, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve until interrupted (what `coach serve teams` calls)."""
+    app = build_app(runtime)
+    mode = app[MODE_KEY]
+    host = host or default_host(mode)
+    port = port or runtime.settings.teams.port
+    log.info("Teams endpoint listening on http://%s:%d/api/messages (%s mode)", host, port, mode)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

@@ -1,0 +1,547 @@
+"""The handoff outbox: record first, then deliver to every configured target, exactly once each.
+
+One row per escalation event per delivery channel (`email`, `webhook`, `slack_channel`,
+`teams_channel`, `teacher:<platform>`), each with an idempotency key. A row moves
+
+    pending ──claim──► sending ──ok──► delivered
+       ▲                  │
+       └──retry/backoff───┤ (a retryable error; or the lease ran out because the process died)
+                          └──permanent error / max attempts──► failed ──(`coach handoffs retry`)──► pending
+
+A drain (`Outbox.deliver_due`, run by `OutboxWorker` in a background thread or by
+`coach handoffs deliver`) claims due rows: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL,
+so several bot processes share the work, and a conditional `UPDATE ... WHERE status='pending'`
+on SQLite. A claim sets a lease; a row whose process was killed mid-delivery is claimed again
+when its lease expires and sent with the same idempotency key (HTTP `Idempotency-Key`, e-mail
+`Message-ID`), so the receiver can drop the repeat. The core defines the protocols here; the
+channels that speak SMTP, HTTP, Slack and Teams live in adapters/delivery/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.escalations import ACTIVE, EscalationRow, Escalations, aware
+from bot.handoff_context import build_context
+from bot.settings import OutboxSettings, Settings
+from bot.state import Base, ConversationMemory, StateDB, utcnow
+
+if TYPE_CHECKING:  # the coach imports nothing from here; the listener only reads its event types
+    from bot.coach import EscalationEvent, EscalationStatusEvent
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
+STATUSES = (PENDING, SENDING, DELIVERED, FAILED)
+TEACHER_PREFIX = "teacher:"
+# Platforms whose teachers can be told later by a bot process even if this process has no notifier.
+CHAT_PLATFORMS = frozenset({"slack", "teams"})
+
+
+class OutboxRow(Base):
+    """One delivery of one escalation event to one channel."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # idempotency key, sent to the receiver
+    escalation_id: Mapped[int] = mapped_column(Integer, index=True)
+    ticket: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(20))  # opened, updated, claimed, resolved
+    seq: Mapped[int] = mapped_column(Integer, default=1)  # which detail of the escalation an update carries
+    channel: Mapped[str] = mapped_column(String(40), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # e.g. Slack ts, Teams activity id
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+def idempotency_key(escalation: EscalationRow, event: str, seq: int, channel: str) -> str:
+    """Stable for an escalation event and channel: the listener and a recovery sweep agree on it.
+
+    The escalation's creation time is folded in so two installations' `H-0042` never share a key
+    at a receiver they both post to.
+    """
+    stamp = aware(escalation.created_at).strftime("%Y%m%d%H%M%S") if escalation.created_at else "0"
+    salt = hashlib.sha256(f"{escalation.id}|{stamp}".encode()).hexdigest()[:10]
+    return f"coach-{escalation.id}-{event}-{seq}-{channel.replace(':', '-')}-{salt}"
+
+
+# -- what channels see -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed row, as a channel receives it."""
+
+    id: int
+    key: str
+    escalation_id: int
+    ticket: str
+    event: str
+    seq: int
+    channel: str
+    payload: dict[str, Any]
+    attempt: int
+    created_at: datetime
+    # The same channel's `opened` delivery of this escalation (key, status, receipt), for threading updates.
+    first: dict[str, Any] | None = None
+
+
+class DeliveryError(Exception):
+    """A delivery that did not happen; `permanent` stops retries until an operator looks."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class DeliveryChannel(Protocol):
+    """A place handoffs go: the integrators' Slack channel, a Teams channel, e-mail, a webhook."""
+
+    name: str
+    targets: frozenset[str]  # escalation targets it takes: "helpdesk", "integrator"
+    events: frozenset[str]  # events it takes: "opened", "updated", "claimed", "resolved"
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any] | None:
+        """Send one item; return a receipt to keep (or None); raise DeliveryError on failure."""
+        ...
+
+    def probe(self) -> str:
+        """Check the target is reachable without sending a handoff; return a short description, or raise."""
+        ...
+
+
+@dataclass(frozen=True)
+class TeacherNotice:
+    """A message for the teacher who started an escalation (claimed, resolved)."""
+
+    platform: str
+    conversation_id: str
+    thread_id: str | None
+    user_id: str
+    text: str
+    ticket: str
+    kind: str
+    platform_ref: dict[str, Any] = field(default_factory=dict)
+    memory_key: str = ""  # the conversation's key; Teams stores its conversation reference under it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"platform": self.platform, "conversation_id": self.conversation_id, "thread_id": self.thread_id,
+                "user_id": self.user_id, "text": self.text, "ticket": self.ticket, "kind": self.kind,
+                "platform_ref": self.platform_ref, "memory_key": self.memory_key}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TeacherNotice:
+        return cls(platform=data["platform"], conversation_id=data["conversation_id"], thread_id=data.get("thread_id"),
+                   user_id=data.get("user_id", ""), text=data["text"], ticket=data.get("ticket", ""),
+                   kind=data.get("kind", ""), platform_ref=dict(data.get("platform_ref") or {}),
+                   memory_key=data.get("memory_key", ""))
+
+
+class TeacherNotifier(Protocol):
+    """Tells a teacher something on their own platform, in the conversation the escalation came from."""
+
+    platform: str
+
+    def notify_teacher(self, notice: TeacherNotice) -> dict[str, Any] | None:
+        """Post the notice; return a receipt or None; raise DeliveryError on failure."""
+        ...
+
+
+class TeacherChannel:
+    """A TeacherNotifier seen as a delivery channel, so teacher notices go through the outbox too."""
+
+    events = frozenset({"claimed", "resolved"})
+    targets = frozenset({"helpdesk", "integrator"})
+
+    def __init__(self, notifier: TeacherNotifier) -> None:
+        self.notifier = notifier
+        self.name = TEACHER_PREFIX + notifier.platform
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any] | None:
+        return self.notifier.notify_teacher(TeacherNotice.from_dict(item.payload["notice"]))
+
+    def probe(self) -> str:
+        probe = getattr(self.notifier, "probe", None)
+        return probe() if probe else "no probe"
+
+
+# -- the outbox --------------------------------------------------------------------------------------
+
+@dataclass
+class DrainReport:
+    """What one pass of `deliver_due` did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def add(self, other: DrainReport) -> None:
+        self.claimed += other.claimed
+        self.delivered += other.delivered
+        self.retrying += other.retrying
+        self.failed += other.failed
+
+
+class Outbox:
+    """Rows to deliver, and the drain that delivers them through the channels this process has."""
+
+    def __init__(self, db: StateDB, channels: Iterable[DeliveryChannel] = (), settings: OutboxSettings | None = None,
+                 *, owner: str | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.channels: dict[str, DeliveryChannel] = {c.name: c for c in channels}
+        self.settings = settings or OutboxSettings()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.clock = clock
+        self.postgres = db.engine.dialect.name == "postgresql"
+
+    def add_channel(self, channel: DeliveryChannel) -> None:
+        """Register a channel after start-up (an adapter's own TeacherNotifier, say)."""
+        self.channels[channel.name] = channel
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def enqueue(self, escalation: EscalationRow, event: str, seq: int, channels: Sequence[str],
+                payload: dict[str, Any]) -> list[int]:
+        """Write one pending row per channel; a row whose key exists already is left alone (idempotent)."""
+        if not channels:
+            return []
+        keys = {idempotency_key(escalation, event, seq, c): c for c in channels}
+        for _ in range(3):  # a concurrent writer of the same key loses the race cleanly, then we re-read
+            try:
+                with self.db.session() as s:
+                    existing = set(s.scalars(select(OutboxRow.key).where(OutboxRow.key.in_(list(keys)))).all())
+                    now = self.clock()
+                    rows = [OutboxRow(key=k, escalation_id=escalation.id, ticket=escalation.ticket, event=event,
+                                      seq=seq, channel=c, payload=payload, status=PENDING, attempts=0,
+                                      next_attempt_at=now, created_at=now, updated_at=now)
+                            for k, c in keys.items() if k not in existing]
+                    s.add_all(rows)
+                    s.flush()
+                    return [r.id for r in rows]
+            except IntegrityError:
+                continue
+        return []
+
+    # -- draining --------------------------------------------------------------------------------
+
+    def deliver_due(self, limit: int | None = None) -> DrainReport:
+        """Claim the rows that are due for this process's channels, deliver them, record the outcome."""
+        report = DrainReport()
+        for item in self._claim(limit or self.settings.batch_size):
+            report.claimed += 1
+            outcome = self._deliver_one(item)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return report
+
+    def drain(self, timeout: float = 10.0) -> DrainReport:
+        """Deliver until nothing is due now (or `timeout` passes); for one-shot commands and tests."""
+        total = DrainReport()
+        deadline = self.clock() + timedelta(seconds=timeout)
+        while self.clock() < deadline:
+            report = self.deliver_due()
+            total.add(report)
+            if report.claimed == 0:
+                break
+        return total
+
+    def _due(self, now: datetime) -> Any:
+        return or_(and_(OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now),
+                   and_(OutboxRow.status == SENDING, OutboxRow.lease_until < now))
+
+    def _claim(self, limit: int) -> list[OutboxItem]:
+        if not self.channels:
+            return []
+        now = self.clock()
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        values = dict(status=SENDING, lease_until=lease, lease_owner=self.owner,
+                      attempts=OutboxRow.attempts + 1, updated_at=now)
+        candidates = (select(OutboxRow.id).where(self._due(now), OutboxRow.channel.in_(list(self.channels)))
+                      .order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit))
+        claimed: list[int] = []
+        if self.postgres:
+            # Row locks, and rows another process holds are skipped rather than waited for.
+            with self.db.session() as s:
+                ids = list(s.scalars(candidates.with_for_update(skip_locked=True)).all())
+                if ids:
+                    s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(**values)
+                              .execution_options(synchronize_session=False))
+                claimed = ids
+        else:
+            # SQLite has one writer at a time: each claim is its own conditional UPDATE, and only the
+            # process whose UPDATE still sees the row as due gets rowcount 1.
+            with self.db.session() as s:
+                ids = list(s.scalars(candidates).all())
+            for row_id in ids:
+                with self.db.session() as s:
+                    result = s.execute(update(OutboxRow).where(OutboxRow.id == row_id, self._due(now))
+                                       .values(**values).execution_options(synchronize_session=False))
+                    if result.rowcount == 1:
+                        claimed.append(row_id)
+        if not claimed:
+            return []
+        with self.db.session() as s:
+            rows = list(s.scalars(select(OutboxRow).where(OutboxRow.id.in_(claimed)).order_by(OutboxRow.id)).all())
+            firsts = {(r.escalation_id, r.channel): r for r in s.scalars(select(OutboxRow).where(
+                OutboxRow.escalation_id.in_({r.escalation_id for r in rows}), OutboxRow.event == "opened")).all()}
+        items = []
+        for r in rows:
+            first = firsts.get((r.escalation_id, r.channel))
+            items.append(OutboxItem(
+                id=r.id, key=r.key, escalation_id=r.escalation_id, ticket=r.ticket, event=r.event, seq=r.seq,
+                channel=r.channel, payload=r.payload or {}, attempt=r.attempts, created_at=aware(r.created_at),
+                first=None if first is None else {"key": first.key, "status": first.status, "receipt": first.receipt}))
+        return items
+
+    def _deliver_one(self, item: OutboxItem) -> str:
+        channel = self.channels.get(item.channel)
+        try:
+            if channel is None:
+                raise DeliveryError(f"no channel {item.channel!r} in this process")
+            receipt = channel.deliver(item)
+        except DeliveryError as exc:
+            return self._failed(item, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
+        except Exception as exc:  # a bug or an unexpected network error: retry, and say what it was
+            log.exception("outbox row %s (%s %s → %s) raised", item.id, item.ticket, item.event, item.channel)
+            return self._failed(item, f"{type(exc).__name__}: {exc}", permanent=False, retry_after=None)
+        now = self.clock()
+        with self.db.session() as s:
+            result = s.execute(update(OutboxRow).where(OutboxRow.id == item.id, OutboxRow.status == SENDING,
+                                                      OutboxRow.lease_owner == self.owner)
+                               .values(status=DELIVERED, delivered_at=now, updated_at=now, receipt=receipt,
+                                       lease_until=None, last_error=None)
+                               .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            # Our lease ran out mid-delivery and another process took the row; the receiver's dedupe covers it.
+            log.warning("outbox row %s delivered after its lease expired", item.id)
+        log.info("delivered %s %s to %s (attempt %d)", item.ticket, item.event, item.channel, item.attempt)
+        return "delivered"
+
+    def _failed(self, item: OutboxItem, error: str, *, permanent: bool, retry_after: float | None) -> str:
+        now = self.clock()
+        s_ = self.settings
+        give_up = permanent or (s_.max_attempts > 0 and item.attempt >= s_.max_attempts)
+        delay = min(s_.backoff_max_seconds, s_.backoff_base_seconds * 2 ** max(item.attempt - 1, 0))
+        delay *= random.uniform(0.8, 1.0)  # jitter: many rows failing together do not retry together
+        if retry_after:
+            delay = min(max(delay, retry_after), s_.backoff_max_seconds)
+        values: dict[str, Any] = dict(last_error=error[:2000], updated_at=now, lease_until=None)
+        if give_up:
+            values["status"] = FAILED
+        else:
+            values.update(status=PENDING, next_attempt_at=now + timedelta(seconds=delay))
+        with self.db.session() as s:
+            s.execute(update(OutboxRow).where(OutboxRow.id == item.id, OutboxRow.lease_owner == self.owner,
+                                              OutboxRow.status == SENDING)
+                      .values(**values).execution_options(synchronize_session=False))
+        if give_up:
+            log.error("outbox row %s (%s %s → %s) failed for good after %d attempt(s): %s",
+                      item.id, item.ticket, item.event, item.channel, item.attempt, error)
+            return "failed"
+        log.warning("outbox row %s (%s %s → %s) attempt %d failed, retry in %.1fs: %s",
+                    item.id, item.ticket, item.event, item.channel, item.attempt, delay, error)
+        return "retrying"
+
+    # -- operators -------------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        """When the next row for this process's channels falls due (for the worker's sleep)."""
+        if not self.channels:
+            return None
+        with self.db.session() as s:
+            pending = s.scalar(select(func.min(OutboxRow.next_attempt_at)).where(
+                OutboxRow.status == PENDING, OutboxRow.channel.in_(list(self.channels))))
+            leased = s.scalar(select(func.min(OutboxRow.lease_until)).where(
+                OutboxRow.status == SENDING, OutboxRow.channel.in_(list(self.channels))))
+        times = [aware(t) for t in (pending, leased) if t is not None]
+        return min(times) if times else None
+
+    def rows(self, *, escalation_id: int | None = None, status: str | Sequence[str] | None = None,
+             limit: int = 500) -> list[OutboxRow]:
+        """Rows for the command line and tests, oldest first."""
+        query = select(OutboxRow).order_by(OutboxRow.id).limit(limit)
+        if escalation_id is not None:
+            query = query.where(OutboxRow.escalation_id == escalation_id)
+        if status is not None:
+            query = query.where(OutboxRow.status.in_([status] if isinstance(status, str) else list(status)))
+        with self.db.session() as s:
+            return list(s.scalars(query).all())
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status."""
+        with self.db.session() as s:
+            return {status: n for status, n in s.execute(
+                select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()}
+
+    def retry(self, *, escalation_id: int | None = None, include_pending: bool = True) -> int:
+        """Failed rows (and, by default, pending rows waiting out a backoff) become due now."""
+        now = self.clock()
+        statuses = [FAILED, PENDING] if include_pending else [FAILED]
+        query = update(OutboxRow).where(OutboxRow.status.in_(statuses))
+        if escalation_id is not None:
+            query = query.where(OutboxRow.escalation_id == escalation_id)
+        with self.db.session() as s:
+            result = s.execute(query.values(status=PENDING, next_attempt_at=now, updated_at=now)
+                               .execution_options(synchronize_session=False))
+        return result.rowcount or 0
+
+
+# -- the listener the coach calls --------------------------------------------------------------------
+
+class OutboxListener:
+    """The coach's EscalationListener: writes outbox rows (the record is in the database first), then wakes the worker."""
+
+    def __init__(self, outbox: Outbox, escalations: Escalations, memory: ConversationMemory, settings: Settings,
+                 *, wake: Callable[[], None] | None = None) -> None:
+        self.outbox = outbox
+        self.escalations = escalations
+        self.memory = memory
+        self.settings = settings
+        self.wake = wake or (lambda: None)
+
+    def route(self, target: str, event: str) -> list[str]:
+        """Channels that take this escalation target and event; helpdesk tickets with nowhere to go reach the integrators."""
+        chans = [c for c in self.outbox.channels.values() if not c.name.startswith(TEACHER_PREFIX) and event in c.events]
+        names = [c.name for c in chans if target in c.targets]
+        if not names and target == "helpdesk":
+            names = [c.name for c in chans if "integrator" in c.targets]
+        return names
+
+    def escalated(self, event: EscalationEvent) -> None:
+        """A turn opened an escalation, or added details to the open one."""
+        row = self.escalations.get(event.opened.id)
+        if row is None:
+            raise LookupError(f"escalation {event.opened.id} is not in the state database")
+        kind = "opened" if event.opened.created else "updated"
+        seq = 1 if event.opened.created else len(row.details or [])
+        context = build_context(row, event.history, self.settings, event=kind,
+                                new_detail=None if event.opened.created else event.message_text)
+        self.outbox.enqueue(row, kind, seq, self.route(row.target, kind), {"context": context.as_dict()})
+        self.wake()
+
+    def status_changed(self, event: EscalationStatusEvent) -> None:
+        """Someone claimed or resolved an escalation: tell the channels that track it, and the teacher."""
+        row = event.transition.row
+        kind = "claimed" if event.transition.action == "claim" else "resolved"
+        context = build_context(row, event.history, self.settings, event=kind)
+        self.outbox.enqueue(row, kind, 1, self.route(row.target, kind), {"context": context.as_dict()})
+        channel = TEACHER_PREFIX + row.platform
+        if event.teacher_text and (channel in self.outbox.channels or row.platform in CHAT_PLATFORMS):
+            reply_to = row.reply_to or {}
+            notice = TeacherNotice(
+                platform=row.platform, conversation_id=str(reply_to.get("conversation_id") or ""),
+                thread_id=reply_to.get("thread_id"), user_id=row.user_id, text=event.teacher_text,
+                ticket=row.ticket, kind=kind, platform_ref=dict(reply_to.get("platform_ref") or {}),
+                memory_key=row.memory_key)
+            self.outbox.enqueue(row, kind, 1, [channel], {"notice": notice.as_dict()})
+        elif event.teacher_text:
+            log.info("%s %s: no notifier for %s teachers; the teacher is not told", row.ticket, kind, row.platform)
+        self.wake()
+
+    def recover(self, *, days: int = 7, limit: int = 500) -> int:
+        """Write rows a crash between 'escalation recorded' and 'outbox written' left out; returns how many."""
+        since = utcnow() - timedelta(days=days)
+        written = 0
+        with self.escalations.db.session() as s:
+            rows = list(s.scalars(select(EscalationRow).where(EscalationRow.status.in_(ACTIVE),
+                                                               EscalationRow.created_at >= since)
+                                  .order_by(EscalationRow.id).limit(limit)).all())
+            have = {(r.escalation_id, r.event, r.seq, r.channel) for r in s.scalars(select(OutboxRow).where(
+                OutboxRow.escalation_id.in_([r.id for r in rows]))).all()} if rows else set()
+        for row in rows:
+            wanted = [("opened", 1)] + [("updated", n) for n in range(2, len(row.details or []) + 1)]
+            for kind, seq in wanted:
+                missing = [c for c in self.route(row.target, kind) if (row.id, kind, seq, c) not in have]
+                if not missing:
+                    continue
+                history = self.memory.history(row.memory_key)
+                detail = row.details[seq - 1].get("text") if kind == "updated" else None
+                context = build_context(row, history, self.settings, event=kind, new_detail=detail)
+                written += len(self.outbox.enqueue(row, kind, seq, missing, {"context": context.as_dict()}))
+        if written:
+            log.warning("outbox recovery wrote %d missing delivery row(s)", written)
+            self.wake()
+        return written
+
+
+# -- the background worker ---------------------------------------------------------------------------
+
+class OutboxWorker:
+    """Drains the outbox in a daemon thread: at once when woken, else when the next row falls due."""
+
+    def __init__(self, outbox: Outbox, *, poll_seconds: float | None = None,
+                 on_start: Callable[[], Any] | None = None) -> None:
+        self.outbox = outbox
+        self.poll_seconds = poll_seconds or outbox.settings.poll_seconds
+        self.on_start = on_start
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.report = DrainReport()
+
+    def start(self) -> OutboxWorker:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="coach-outbox", daemon=True)
+            self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """A row was written: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the row in hand and stop; undelivered rows stay in the outbox for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        if self.on_start is not None:
+            try:
+                self.on_start()
+            except Exception:
+                log.exception("outbox start-up recovery failed; continuing with delivery")
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                report = self.outbox.deliver_due()
+                self.report.add(report)
+                if report.claimed:
+                    continue  # there may be more due right now
+                wait = self.poll_seconds
+                due = self.outbox.next_due()
+                if due is not None:
+                    wait = min(wait, max((due - utcnow()).total_seconds(), 0.05))
+            except Exception:  # the database may be down for a moment; try again at the next poll
+                log.exception("outbox drain failed")
+                wait = self.poll_seconds
+            self._wake.wait(wait)

@@ -1,0 +1,67 @@
+"""Settings sources and the architecture rule: the core never knows the platforms."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imports_of(folder: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / folder).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize("folder,forbidden", [
+    ("bot", ("slack_bolt", "slack_sdk", "botbuilder", "adapters")),
+    ("knowledge", ("bot", "adapters", "slack_bolt", "slack_sdk", "botbuilder")),
+])
+def test_layering(folder, forbidden):
+    offenders = {
+        path: sorted(n for n in names if n.split(".")[0] in forbidden)
+        for path, names in imports_of(folder).items()
+    }
+    assert {p: n for p, n in offenders.items() if n} == {}
+
+
+def test_bad_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("COACH_REPLY__MAX_WORDS", "three")
+    with pytest.raises(SettingsError, match=r"reply\.max_words \(COACH_REPLY__MAX_WORDS\)"):
+        load_settings()
+
+
+def test_platform_names_and_dotenv(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SLACK_BOT_TOKEN=xoxb-from-dotenv\nCOACH_RETRIEVAL__MAX_SOURCES=1\n")
+    monkeypatch.setenv("COACH_ENV_FILE", str(env_file))
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    s = Settings()
+    assert s.slack.bot_token.get_secret_value() == "xoxb-from-dotenv"
+    assert "xoxb" not in repr(s)
+    assert s.retrieval.max_sources == 1
+    assert s.openai.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_constructor_wins_over_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("COACH_DATA_DIR", "/somewhere/else")
+    assert Settings(data_dir=tmp_path).data_dir == tmp_path
+
+
+def test_config_file_is_read(tmp_path, monkeypatch):
+    config = tmp_path / "coach.yaml"
+    config.write_text("safeguarding:\n  contact_name: Ms Rivera\n")
+    monkeypatch.setenv("COACH_CONFIG_FILE", str(config))
+    assert Settings().safeguarding.contact_name == "Ms Rivera"

@@ -1,0 +1,261 @@
+"""The Teams ActivityHandler through botbuilder's real TestAdapter pipeline, against the real coach.
+
+No SDK mocks: TestAdapter subclasses the production BotAdapter, runs the middleware pipeline
+and our handler, and buffers what the bot sent (and updated) for us to read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+from botbuilder.core.adapters import TestAdapter
+from botbuilder.schema import Activity
+from sqlalchemy import func, select
+
+from adapters.teams.bot import TeamsCoachBot
+from adapters.teams.proactive import TeamsNotifier, UnknownConversation
+from adapters.teams.references import ReferenceStore
+from adapters.teams.translate import CARD_CONTENT_TYPE
+from bot.escalations import EscalationRow
+from bot.state import FeedbackRow, TurnRow
+from tests.bot_connector_server import (
+    TeamsActivities,
+    assert_scenario_card,
+    card_element,
+    first_source_line,
+    source_line,
+)
+from tests.scenarios import FOLLOW_UP, SCENARIOS
+
+acts = TeamsActivities()
+
+
+@dataclass
+class Harness:
+    adapter: TestAdapter
+    bot: TeamsCoachBot
+    references: ReferenceStore
+    runtime: object
+
+    async def send(self, data: dict) -> list[Activity]:
+        """Deliver one activity through the real pipeline; returns what the bot sent during the turn."""
+        self.adapter.activity_buffer.clear()
+        await self.adapter.receive_activity(Activity().deserialize(data))
+        return list(self.adapter.activity_buffer)
+
+    def count(self, row, *where) -> int:
+        with self.runtime.db.session() as s:
+            return s.scalar(select(func.count()).select_from(row).where(*where))
+
+
+def make_harness(runtime, coach=None, **kwargs) -> Harness:
+    references = ReferenceStore(runtime.db)
+    bot = TeamsCoachBot(coach or runtime.coach, references=references, claim_event=runtime.db.claim_event,
+                        integrator_name="the integration team", **kwargs)
+    return Harness(TestAdapter(bot.on_turn), bot, references, runtime)
+
+
+@pytest.fixture
+def teams(runtime) -> Harness:
+    return make_harness(runtime)
+
+
+def messages(sent: list[Activity]) -> list[Activity]:
+    return [a for a in sent if a.type == "message"]
+
+
+def only_card(sent: list[Activity]) -> dict:
+    msgs = messages(sent)
+    assert len(msgs) == 1, f"expected one message, got {[(m.type, m.text) for m in sent]}"
+    attachments = msgs[0].attachments or []
+    assert len(attachments) == 1 and attachments[0].content_type == CARD_CONTENT_TYPE
+    return attachments[0].content
+
+
+def turn_id_of(card: dict) -> str:
+    return card["actions"][0]["data"]["turn_id"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_every_scenario_in_a_personal_chat(teams, scenario):
+    conversation = f"a:1dm-{scenario.name.replace(' ', '-')}"
+    card = only_card(await teams.send(acts.personal(scenario.text, conversation=conversation)))
+    assert_scenario_card(card, scenario, teams.runtime.store.entries())
+    with teams.runtime.db.session() as s:
+        turn = s.scalars(select(TurnRow).where(TurnRow.memory_key == f"teams:{conversation}")).one()
+    assert (turn.route, turn.platform, turn.user_id) == (scenario.route, "teams", "29:ana")
+    if scenario.handoff_target:
+        assert teams.count(EscalationRow, EscalationRow.memory_key == f"teams:{conversation}",
+                           EscalationRow.target == scenario.handoff_target) == 1
+
+
+@pytest.mark.parametrize("scenario", [SCENARIOS[0], SCENARIOS[2], SCENARIOS[4]], ids=lambda s: s.name)
+async def test_channel_mention_is_answered_in_its_reply_chain(teams, scenario):
+    data = acts.channel(scenario.text, channel="19:staff@thread.tacv2")
+    card = only_card(await teams.send(data))
+    assert_scenario_card(card, scenario, teams.runtime.store.entries())
+    with teams.runtime.db.session() as s:
+        turn = s.scalars(select(TurnRow)).one()
+    assert turn.memory_key == f"teams:19:staff@thread.tacv2:{data['id']}"
+    assert turn.text == scenario.text  # "<at>Integration Coach</at>" never reached the core
+
+
+async def test_group_chat_mention(teams):
+    card = only_card(await teams.send(acts.group(SCENARIOS[1].text, conversation="19:grp@thread.v2")))
+    assert_scenario_card(card, SCENARIOS[1], teams.runtime.store.entries())
+    assert teams.count(TurnRow, TurnRow.memory_key == "teams:19:grp@thread.v2") == 1
+
+
+async def test_follow_up_in_a_reply_chain_shares_memory(teams):
+    first, second, expected = FOLLOW_UP
+    root = acts.channel(first, channel="19:staff@thread.tacv2")
+    only_card(await teams.send(root))
+    reply = acts.channel(second, channel="19:staff@thread.tacv2", thread=root["id"])
+    card = only_card(await teams.send(reply))
+    assert first_source_line(card) == source_line(teams.runtime.store.entries()[expected])
+    key = f"teams:19:staff@thread.tacv2:{root['id']}"
+    assert teams.count(TurnRow, TurnRow.memory_key == key) == 2
+    # A new post in the same channel is a new conversation.
+    only_card(await teams.send(acts.channel(second, channel="19:staff@thread.tacv2")))
+    assert teams.count(TurnRow, TurnRow.memory_key == key) == 2
+
+
+async def test_follow_up_in_a_personal_chat(teams):
+    first, second, expected = FOLLOW_UP
+    only_card(await teams.send(acts.personal(first, conversation="a:1follow")))
+    card = only_card(await teams.send(acts.personal(second, conversation="a:1follow")))
+    assert first_source_line(card) == source_line(teams.runtime.store.entries()[expected])
+
+
+async def test_double_click_escalates_once_and_updates_the_card(teams):
+    question = acts.personal(SCENARIOS[0].text, conversation="a:1click")
+    card = only_card(await teams.send(question))
+    turn_id = turn_id_of(card)
+
+    first = await teams.send(acts.submit(question, action="talk_to_person", turn_id=turn_id, reply_to="1"))
+    answer = only_card(first)
+    facts = {f["title"]: f["value"] for f in card_element(answer, "handoff")["facts"]}
+    assert facts["Ticket"].startswith("I-")
+    second = await teams.send(acts.submit(question, action="talk_to_person", turn_id=turn_id, reply_to="1"))
+    assert second == []  # the core counted the first click; nothing more is said
+
+    assert teams.count(EscalationRow, EscalationRow.memory_key == "teams:a:1click") == 1
+    assert teams.count(FeedbackRow, FeedbackRow.turn_id == turn_id) == 1
+    assert len(teams.adapter.updated_activities) == 1
+    updated = teams.adapter.updated_activities[0]
+    new_card = updated.attachments[0].content
+    assert "actions" not in new_card
+    assert card_element(new_card, "chosen")["text"] == "✓ Talk to a person (Ana Teacher)"
+    assert updated.id == teams.references.card(turn_id).activity_id  # the id the card was sent with
+
+
+async def test_this_helped_thanks_without_a_handoff(teams):
+    question = acts.personal(SCENARIOS[1].text, conversation="a:1helped")
+    turn_id = turn_id_of(only_card(await teams.send(question)))
+    answer = only_card(await teams.send(acts.submit(question, action="helped", turn_id=turn_id)))
+    assert card_element(answer, "reply")["text"].startswith("Glad it helped")
+    assert teams.count(EscalationRow) == 0
+
+
+async def test_tech_problem_click_in_a_channel_opens_a_helpdesk_ticket(teams):
+    question = acts.channel(SCENARIOS[0].text, channel="19:staff@thread.tacv2")
+    turn_id = turn_id_of(only_card(await teams.send(question)))
+    answer = only_card(await teams.send(acts.submit(question, action="tech_problem", turn_id=turn_id)))
+    assert {f["title"]: f["value"] for f in card_element(answer, "handoff")["facts"]}["Ticket"].startswith("H-")
+    with teams.runtime.db.session() as s:
+        row = s.scalars(select(EscalationRow)).one()
+    assert (row.target, row.memory_key) == ("helpdesk", f"teams:19:staff@thread.tacv2:{question['id']}")
+
+
+async def test_invoke_action_returns_the_refreshed_card(teams):
+    question = acts.personal(SCENARIOS[0].text, conversation="a:1invoke")
+    turn_id = turn_id_of(only_card(await teams.send(question)))
+    sent = await teams.send(acts.invoke_action(question, action="talk_to_person", turn_id=turn_id))
+    assert [a.type for a in sent] == ["message", "invokeResponse"]
+    body = sent[1].value.body
+    assert sent[1].value.status == 200 and body["type"] == CARD_CONTENT_TYPE
+    assert card_element(body["value"], "chosen")["text"].startswith("✓ Talk to a person")
+    again = await teams.send(acts.invoke_action(question, action="talk_to_person", turn_id=turn_id))
+    assert [a.type for a in again] == ["invokeResponse"]  # no second reply, the same card back
+    assert teams.count(EscalationRow) == 1
+
+
+async def test_foreign_card_data_is_ignored(teams):
+    question = acts.personal("hello", conversation="a:1foreign")
+    data = acts.submit(question, action="launch_rockets", turn_id="t")
+    assert await teams.send(data) == []
+    assert teams.count(TurnRow) == 0 and teams.count(FeedbackRow) == 0
+
+
+async def test_welcome_when_the_bot_is_added_and_only_then(teams):
+    sent = await teams.send(acts.bot_added(conversation="a:1new"))
+    assert len(messages(sent)) == 1 and "Integration Coach" in sent[0].text
+    assert "the integration team" in sent[0].text
+    assert await teams.send(acts.bot_added(conversation="19:t@thread.tacv2", conversation_type="channel",
+                                           include_bot=False, others=("bea",))) == []
+    assert teams.count(TurnRow) == 0
+    assert teams.references.get("teams:a:1new") is not None  # reachable before anyone writes
+
+
+async def test_unknown_activity_type_is_ignored(teams):
+    data = acts.personal("hello")
+    data["type"] = "somethingNew"
+    assert await teams.send(data) == []
+    assert teams.count(TurnRow) == 0
+
+
+async def test_a_redelivered_activity_is_answered_once(teams):
+    data = acts.personal(SCENARIOS[1].text, conversation="a:1retry")
+    assert len(messages(await teams.send(data))) == 1
+    assert await teams.send(dict(data)) == []
+    assert teams.count(TurnRow) == 1
+
+
+async def test_references_are_stored_on_every_turn(teams):
+    data = acts.channel("hi there", channel="19:staff@thread.tacv2")
+    await teams.send(data)
+    chain = teams.references.get(f"teams:19:staff@thread.tacv2:{data['id']}")
+    assert chain["conversation"]["id"] == f"19:staff@thread.tacv2;messageid={data['id']}"
+    assert chain["serviceUrl"] == acts.service_url
+    assert teams.references.get("teams:19:staff@thread.tacv2")["conversation"]["id"] == "19:staff@thread.tacv2"
+    assert teams.references.get("teams-user:29:ana")["user"]["id"] == "29:ana"
+
+
+class SlowCoach:
+    """The real coach, slowed down as an LLM composer would be."""
+
+    def __init__(self, coach, delay: float) -> None:
+        self.coach, self.delay = coach, delay
+
+    def handle(self, message):
+        time.sleep(self.delay)
+        return self.coach.handle(message)
+
+    def handle_action(self, event):
+        return self.coach.handle_action(event)
+
+
+async def test_typing_is_shown_while_a_slow_answer_is_composed(runtime):
+    slow = make_harness(runtime, SlowCoach(runtime.coach, 0.5), typing_after=0.05)
+    sent = await slow.send(acts.personal(SCENARIOS[0].text, conversation="a:1slow"))
+    assert [a.type for a in sent] == ["typing", "message"]
+
+
+async def test_no_typing_for_a_quick_answer(runtime):
+    quick = make_harness(runtime, typing_after=5.0)
+    sent = await quick.send(acts.personal(SCENARIOS[0].text, conversation="a:1quick"))
+    assert [a.type for a in sent] == ["message"]
+
+
+async def test_notifier_sends_into_a_stored_conversation(teams):
+    await teams.send(acts.personal("hello", conversation="a:1later"))
+    notifier = TeamsNotifier(teams.adapter, teams.references)
+    teams.adapter.activity_buffer.clear()
+    await notifier.send_text("teams:a:1later", "An integrator has picked up your request (I-0001).")
+    sent = list(teams.adapter.activity_buffer)
+    assert len(sent) == 1 and sent[0].text.startswith("An integrator has picked up")
+    assert sent[0].conversation.id == "a:1later" and sent[0].recipient.id == "29:ana"
+    with pytest.raises(UnknownConversation, match="teams:a:1never"):
+        await notifier.send_text("teams:a:1never", "hello")
