@@ -121,7 +121,7 @@ def replay(ctx: Context, cases: str) -> None:
     """Send each line of CASES.jsonl through the coach; print one JSON object per line."""
     from adapters.replay import replay_lines
 
-    coach = runtime(ctx).coach
+    coach = runtime(ctx, deliver=False).coach  # replay records escalations and never delivers them
     try:
         stream = sys.stdin if cases == "-" else open(cases, encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -144,6 +144,8 @@ from adapters.teams.command import teams as _teams; serve.add_command(_teams)  #
 from adapters.teams.package_command import teams_group; main.add_command(teams_group, name="teams")  # noqa: E402,E702
 from adapters.slack.command import slack as _slack; serve.add_command(_slack)  # noqa: E402,E702
 from adapters.report_commands import register as _reports; _reports(main, kb_commands.kb)  # noqa: E402,E702  (coach report, coach kb draft-gaps, draft-from-escalation)
+from adapters.handoff_commands import register as _handoffs; _handoffs(main)  # noqa: E402,E702  (coach handoffs ..., coach doctor)
+from adapters.db_commands import db as _db; main.add_command(_db)  # noqa: E402,E702  (coach db upgrade|current)
 
 if __name__ == "__main__":
     main()

@@ -53,14 +53,24 @@ def _period(since: datetime | None, until: datetime | None) -> tuple[datetime | 
     return start, end
 
 
+CACHE_FILE = "insights-vectors.npz"  # in the data directory: question vectors, keyed by hash
+
+
 def _insights(obj: Any, since: datetime | None, until: datetime | None, include_replay: bool) -> Any:
-    from bot.insights import build_insights
+    from bot.insights import VectorCache, build_insights
 
     ctx = _ctx(obj)
     store, db = _open(ctx)
     start, end = _period(since, until)
+    cache = VectorCache(ctx.settings.data_dir / CACHE_FILE)
     with err.status("Reading turns, feedback and escalations; grouping questions\u2026"):
-        return build_insights(db, store, ctx.settings, since=start, until=end, include_replay=include_replay)
+        insights = build_insights(db, store, ctx.settings, since=start, until=end, include_replay=include_replay,
+                                  cache=cache)
+    try:
+        cache.save()
+    except OSError as exc:  # the report is made; only the next one will be slower
+        err.print(f"[yellow]could not save {CACHE_FILE}: {exc.strerror}[/yellow]", highlight=False)
+    return insights
 
 
 def period_options(fn: Any) -> Any:
@@ -121,23 +131,31 @@ def print_report(ins: Any, console: Console) -> None:
         weeks.add_row(w.week, *(str(w.by_route.get(r, 0)) for r in ins.routes), str(w.total))
     console.print(weeks)
 
-    gaps = Table("#", "gap", "questions", "teachers", "why", "closest entry", "examples (masked)",
-                 title=f"Knowledge gaps (shown when {ins.min_group_size}+ teachers asked)")
+    console.print(f"\n[bold]Knowledge gaps[/bold] (shown when {ins.min_group_size}+ teachers asked)")
+    if not ins.gaps:
+        console.print("  none", style="dim")
     for g in ins.gaps:
         why = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in g.signals.items())
-        closest = f"{g.closest_entry} ({g.closest_similarity:.2f})" if g.closest_entry else "\u2013"
-        gaps.add_row(str(g.rank), g.label, str(g.questions), str(g.teachers), why, closest, "\n".join(g.examples))
-    console.print(gaps)
+        closest = f"; closest entry {g.closest_entry} ({g.closest_similarity:.2f})" if g.closest_entry else ""
+        console.print(f"{g.rank:>3}. [bold]{g.label}[/bold]: {g.questions} questions, {g.teachers} teachers "
+                      f"({why}){closest}", highlight=False)
+        for example in g.examples:
+            console.print(f"       \u201c{example}\u201d", style="dim", highlight=False)
     if ins.hidden_gaps.questions:
-        console.print(f"[dim]{ins.hidden_gaps.questions} more gap question(s) in {ins.hidden_gaps.groups} "
+        console.print(f"[dim]  {ins.hidden_gaps.questions} more gap question(s) in {ins.hidden_gaps.groups} "
                       f"smaller group(s), not shown.[/dim]")
 
-    topics = Table("topic", "questions", "teachers", "tags", "examples (masked)", title="Top topics")
-    for tp in ins.topics:
-        topics.add_row(tp.label, str(tp.questions), str(tp.teachers), ", ".join(tp.tags), "\n".join(tp.examples))
-    console.print(topics)
+    console.print("\n[bold]Top topics[/bold]")
+    if not ins.topics:
+        console.print("  none", style="dim")
+    for i, tp in enumerate(ins.topics, 1):
+        tags = f" [{', '.join(tp.tags)}]" if tp.tags else ""
+        console.print(f"{i:>3}. [bold]{tp.label}[/bold]: {tp.questions} questions, {tp.teachers} teachers{tags}",
+                      highlight=False)
+        for example in tp.examples:
+            console.print(f"       \u201c{example}\u201d", style="dim", highlight=False)
     if ins.hidden_topics.questions:
-        console.print(f"[dim]{ins.hidden_topics.questions} more question(s) in {ins.hidden_topics.groups} "
+        console.print(f"[dim]  {ins.hidden_topics.questions} more question(s) in {ins.hidden_topics.groups} "
                       f"other or smaller topic(s), not shown.[/dim]")
 
     samr = Table("SAMR level", "questions", title="Where coached questions sit (top entry's SAMR level)")

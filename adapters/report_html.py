@@ -66,12 +66,12 @@ def render_html(ins: Insights) -> str:
     period = f"{ins.since or 'the first recorded message'} to {ins.until or 'today'}"
     t = ins.totals
     coached = t["coaching_questions"]
-    gap_share = f"{round(100 * t['gap_questions'] / coached)}% of coaching" if coached else "of coaching"
+    gap_share = f" ({round(100 * t['gap_questions'] / coached)}% of coaching)" if coached else ""
     kpis = [
         (t["messages"], "messages"),
         (t["teachers"], "teachers asked"),
         (coached, "coaching questions"),
-        (t["gap_questions"], f"knowledge gaps ({gap_share})"),
+        (t["gap_questions"], f"knowledge gaps{gap_share}"),
         (f"{t['helped']} / {t['not_quite']}", "\u201cThis helped\u201d / \u201cNot quite\u201d"),
         (t["escalations"], "escalations"),
     ]
@@ -85,7 +85,7 @@ def render_html(ins: Insights) -> str:
         f"<title>Integration Coach insights, {escape(period)}</title>",
         f"<style>{CSS}</style></head><body><main>",
         "<header><h1>What teachers asked, and what the knowledge base lacks</h1>",
-        f"<p>Integration Coach insights, {escape(period)}. Generated {escape(ins.generated_at.replace('T', ' '))} UTC. "
+        f"<p>Integration Coach insights, {escape(period)}. Generated {escape(ins.generated_at)}. "
         f"{replay}</p>",
         f'<div class="privacy">Aggregated for the whole school: no names or user ids. A topic or gap is shown only '
         f"when at least {ins.min_group_size} different teachers asked about it; example questions are masked "
@@ -268,10 +268,12 @@ def _clip(text: str, n: int) -> str:
 
 
 def hbars(items: Sequence[tuple[str, float]], colour: str | Sequence[str], *, width: int = 1060,
-          label_width: int = 380, unit: str = "") -> str:
+          label_width: int | None = None, unit: str = "") -> str:
     """Horizontal bars with their labels and values; a long label is cut, in full on hover."""
     if not items:
         return ""
+    if label_width is None:  # as wide as the longest label needs, within reason
+        label_width = min(380, max(120, 8 * max(len(label) for label, _ in items) + 16))
     row, pad = 26, 6
     height = len(items) * row + pad * 2
     top = nice_max(max(v for _, v in items))
@@ -284,7 +286,7 @@ def hbars(items: Sequence[tuple[str, float]], colour: str | Sequence[str], *, wi
         w = max(2.0, span * value / top) if value else 0
         out.append(f'<g><title>{escape(label)}: {value:g} {escape(unit)}</title>'
                    f'<text x="{label_width - 10}" y="{y + row / 2 + 4}" text-anchor="end" font-size="13" '
-                   f'fill="#3e4c59">{escape(_clip(label, label_width // 7))}</text>'
+                   f'fill="#3e4c59">{escape(_clip(label, label_width // 8))}</text>'
                    f'<rect x="{label_width}" y="{y + 4}" width="{span}" height="{row - 8}" rx="4" fill="#f0f2f5"/>'
                    f'<rect x="{label_width}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" rx="4" fill="{fill}"/>'
                    f'<text x="{label_width + w + 6:.1f}" y="{y + row / 2 + 4}" font-size="12.5" font-weight="600" '
@@ -375,7 +377,7 @@ def diverging(items: Sequence[tuple[str, int, int]], *, width: int = 1060, label
         hw, nw = half * helped / top, half * not_quite / top
         out.append(f'<g><title>{escape(label)}: {helped} helped, {not_quite} not quite</title>'
                    f'<text x="{label_width - 10}" y="{y + row / 2 + 4}" text-anchor="end" font-size="13" '
-                   f'fill="#3e4c59">{escape(_clip(label, label_width // 7))}</text>')
+                   f'fill="#3e4c59">{escape(_clip(label, label_width // 8))}</text>')
         if not_quite:
             out.append(f'<rect x="{centre - nw:.1f}" y="{y + 4}" width="{nw:.1f}" height="{row - 8}" rx="3" '
                        f'fill="{NOT_QUITE}"/><text x="{centre - nw - 6:.1f}" y="{y + row / 2 + 4}" text-anchor="end" '

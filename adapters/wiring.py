@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.delivery import Delivery, build_delivery
 from bot.coach import Coach, EscalationListener
 from bot.composer import Composer, TemplateComposer
 from bot.escalations import Escalations
 from bot.settings import Settings
 from bot.state import ConversationMemory, StateDB, StateError
+from bot.semantic_triage import ExampleIndex
 from bot.triage import Triage
 from knowledge.glossary import Glossary
 from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
@@ -96,6 +98,16 @@ def ensure_knowledge(store: KnowledgeStore, settings: Settings,
     return report
 
 
+def make_triage(settings: Settings, embedder: Embedder) -> Triage:
+    """Phrase rules, plus triage by meaning when the school keeps example messages."""
+    examples_file = settings.config_dir / "triage-examples.yaml"
+    examples = None
+    if examples_file.exists():
+        examples = ExampleIndex.from_file(examples_file, embedder.embed, model_name=embedder.name,
+                                          cache_dir=settings.data_dir / "cache")
+    return Triage.from_file(settings.config_dir / "triage.yaml", examples)
+
+
 def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
     """The retriever the settings describe, with the school's tool glossary."""
     glossary_file = settings.config_dir / "tool-glossary.yaml"
@@ -112,12 +124,23 @@ class Runtime:
     coach: Coach
     store: KnowledgeStore
     db: StateDB
+    delivery: Delivery | None = None  # the handoff outbox and its worker; None when nothing is delivered
+
+    def close(self, flush_seconds: float = 5.0) -> None:
+        """Stop the handoff worker after delivering what is due; undelivered rows wait in the outbox."""
+        if self.delivery is not None:
+            self.delivery.close(flush_seconds)
 
 
 def build_runtime(settings: Settings, *, listener: EscalationListener | None = None,
                   composer: Composer | None = None, auto_starter: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> Runtime:
-    """Open the store and the state database and compose the coach."""
+                  progress: Callable[[int, int], None] | None = None, deliver: bool = True) -> Runtime:
+    """Open the store and the state database and compose the coach.
+
+    With `deliver` (the default) and no `listener` given, escalations go to the handoff outbox and a
+    background worker delivers them to the configured targets. `coach replay` passes
+    `deliver=False`: escalations are recorded, nothing is sent.
+    """
     store = open_store(settings)
     if auto_starter:
         try:
@@ -128,13 +151,18 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
         db = StateDB(settings.state_url)
     except StateError as exc:
         raise StartupError(str(exc)) from None
-    triage = Triage.from_file(settings.config_dir / "triage.yaml")
+    triage = make_triage(settings, store.embedder)
     retriever = make_retriever(settings, store)
     if settings.llm_enabled and (composer is None or settings.openai.llm_triage):
         composer, triage = _llm_parts(settings, db, retriever, triage, composer)
-    coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=ConversationMemory(db),
-                  escalations=Escalations(db), composer=composer or TemplateComposer(), listener=listener)
-    return Runtime(settings, coach, store, db)
+    memory, escalations = ConversationMemory(db), Escalations(db)
+    delivery = None
+    if deliver and listener is None:
+        delivery = build_delivery(settings, db, escalations, memory)
+        listener = delivery.listener if delivery is not None else None
+    coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=memory,
+                  escalations=escalations, composer=composer or TemplateComposer(), listener=listener)
+    return Runtime(settings, coach, store, db, delivery)
 
 
 def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Triage,
@@ -152,7 +180,7 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
-                triage, chat, confidence=lambda text: retriever.search(text, k=3).confidence,
+                triage, chat, confidence=lambda text, vector: retriever.search(text, k=3, vector=vector).confidence,
                 min_confidence=settings.retrieval.min_confidence,
                 mask_private_data=settings.openai.mask_private_data)
     except LLMConfigError as exc:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from bot import replies
 from bot.composer import CoachingRequest, Composer, Composition, TemplateComposer
 from bot.escalations import Escalations, Opened, Transition
@@ -100,7 +102,9 @@ class Coach:
             return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
         history = self.memory.history(key)
         coach_turns = sum(1 for t in history if t.route == Route.COACH.value)
-        decision = self.triage.decide(text, coach_turns=coach_turns)
+        # One embedding of the message serves triage by meaning and, for a first turn, retrieval.
+        vector = self.retriever.embed_query(text) if self.triage.examples is not None else None
+        decision = self.triage.decide(text, coach_turns=coach_turns, vector=vector)
         decision = self._continue_ticket(decision, text, history)
 
         sources: list[Source] = []
@@ -109,7 +113,7 @@ class Coach:
         confidence = 0.0
         actions: list[Action] = []
         if decision.route is Route.COACH:
-            result = self._retrieve(text, history)
+            result = self._retrieve(text, history, vector)
             confidence = result.confidence
             composition = self._compose(text, result, history, key)
             reply_text, composer_name = composition.text, composition.composer
@@ -184,25 +188,8 @@ class Coach:
         (a second click, or it was resolved already). The teacher is told through the listener,
         which records an outbox row for their platform so the notice survives a restart.
         """
-        kind = HANDOFF_ACTIONS.get(action)
-        if kind is None:
-            raise ValueError(f"Coach.escalation_action(): unknown action {action!r}; use claim or resolve.")
-        change = (self.escalations.claim if kind == "claim" else self.escalations.resolve)(
-            escalation_id, user_id, user_name)
-        if change is None:
-            return None
-        row = change.row
-        notice = replies.handoff_claimed if kind == "claim" else replies.handoff_resolved
-        teacher_text = notice(row.ticket, row.target, row.category, user_name, self.settings)
-        history = self.memory.history(row.memory_key)
-        status_changed = getattr(self.listener, "status_changed", None)
-        if status_changed is not None:
-            try:
-                status_changed(EscalationStatusEvent(change, teacher_text, history))
-            except Exception:  # the status is recorded; `coach handoffs retry` and recovery cover the rest
-                log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
-        event = "claimed" if kind == "claim" else "resolved"
-        return build_context(row, history, self.settings, event=event).channel_text()
+        return escalation_action(self.settings, self.escalations, self.memory, self.listener,
+                                 escalation_id, action, user_id, user_name=user_name)
 
     # -- parts -------------------------------------------------------------------------------
 
@@ -213,14 +200,15 @@ class Coach:
                 return Decision(Route.HELPDESK, "fault", "more details for the open ticket")
         return decision
 
-    def _retrieve(self, text: str, history: Sequence[PastTurn]) -> SearchResult:
+    def _retrieve(self, text: str, history: Sequence[PastTurn], vector: np.ndarray | None = None) -> SearchResult:
         # A follow-up ("and for year 2?") is read with the coaching turn before it.
         context = ""
         boost: dict[str, float] = {}
         if history and history[-1].route == Route.COACH.value:
             context = history[-1].text
             boost = {sid: 0.03 for sid in history[-1].sources}
-        result = self.retriever.search(text, context=context, k=5, boost=boost)
+            vector = None  # the query vector must include the context
+        result = self.retriever.search(text, context=context, k=5, boost=boost, vector=vector)
         if result.confidence < self.settings.retrieval.min_confidence:
             log.info("low retrieval confidence %.2f for %r", result.confidence, text[:80])
         return result
@@ -257,3 +245,26 @@ class Coach:
             except Exception:  # the record is written; the outbox retries delivery later
                 log.exception("escalation %s recorded; notifying failed and will be retried", opened.ticket)
         return opened
+
+
+def escalation_action(settings: Settings, escalations: Escalations, memory: ConversationMemory,
+                      listener: object | None, escalation_id: int, action: str, user_id: str, *,
+                      user_name: str | None = None) -> str | None:
+    """`Coach.escalation_action` without a retriever, for the command line (works while the store is down)."""
+    kind = HANDOFF_ACTIONS.get(action)
+    if kind is None:
+        raise ValueError(f"Coach.escalation_action(): unknown action {action!r}; use claim or resolve.")
+    change = (escalations.claim if kind == "claim" else escalations.resolve)(escalation_id, user_id, user_name)
+    if change is None:
+        return None
+    row = change.row
+    notice = replies.handoff_claimed if kind == "claim" else replies.handoff_resolved
+    teacher_text = notice(row.ticket, row.target, row.category, user_name, settings)
+    history = memory.history(row.memory_key)
+    status_changed = getattr(listener, "status_changed", None)
+    if status_changed is not None:
+        try:
+            status_changed(EscalationStatusEvent(change, teacher_text, history))
+        except Exception:  # the status is recorded; the notification can be re-sent by an operator
+            log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
+    return build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text()

@@ -53,7 +53,7 @@ _GOAL = re.compile(
 _SCREEN_AFTER = re.compile(
     r"\b(?:says|said|shows|showing|displays|displaying|error(?: message| code)?|message|light is|lights are|is blinking|"
     r"is flashing|stuck on)\b[:\s]*([^.;!?\n]{2,80})", re.I)
-_QUOTED = re.compile(r"[\"“”']([^\"“”']{2,120})[\"“”']")
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{2,120})[\"“”]|(?<!\w)'([^'\n]{2,120})'(?!\w)")  # not the ' of "it's"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _LEADING = re.compile(r"^(?:(?:hi|hello|hey|help|please|urgent|sorry|ok|so|um)\b[\s,!:;-]*)+", re.I)
 _ARTICLE = re.compile(r"^(?:the|my|our|a|an)\s+", re.I)
@@ -271,10 +271,14 @@ def _questions(reply: str) -> list[str]:
 def _screen(text: str) -> str | None:
     quoted = _QUOTED.search(text)
     if quoted:
-        return f"\u201c{quoted.group(1).strip()}\u201d"
+        return f"\u201c{(quoted.group(1) or quoted.group(2)).strip()}\u201d"
     after = _SCREEN_AFTER.search(text)
     if after:
-        return _shorten(after.group(0).strip(), 100)
+        # "shows no signal" → "no signal"; "error code 0x44", "light is blinking orange" keep their first words.
+        verb = after.group(0)[:len(after.group(0)) - len(after.group(1))].strip(" :").lower()
+        shown = after.group(1) if verb.split()[0] in ("says", "said", "shows", "showing", "displays",
+                                                       "displaying", "stuck") else after.group(0)
+        return _shorten(shown.strip(), 100)
     if re.search(r"\bno signal\b", text, re.I):
         return "no signal"
     return None

@@ -16,12 +16,15 @@ Privacy is built in rather than left to the renderers:
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,7 +74,7 @@ LABEL_STOPWORDS = STOPWORDS | frozenset(
 )
 
 _PLACEHOLDER = re.compile(r"\[[A-Z]+-\d+\]|\[(?:TEACHER|PERSON)\]")
-_WORD = re.compile(r"[a-z][a-z0-9]*(?:[-'][a-z0-9]+)*")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 _SLACK_MENTION = re.compile(r"<[@#!][A-Za-z0-9]+(?:\|[^>]*)?>")
 _TEAMS_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _AT_HANDLE = re.compile(r"(?<![\w\[.])@[A-Za-z0-9][\w.-]*")
@@ -253,7 +256,7 @@ def load_user_ids(db: StateDB) -> set[str]:
         ids.update(s.scalars(select(TurnRow.user_id).distinct()).all())
         ids.update(s.scalars(select(FeedbackRow.user_id).distinct()).all())
     for row in load_escalation_rows(db):
-        for key in ("user_id", "claimed_by", "resolved_by"):
+        for key in ("user_id", "claimed_by", "resolved_by", "claimed_by_name", "resolved_by_name"):
             if row.get(key):
                 ids.add(str(row[key]))
     return {i for i in ids if i}
@@ -341,7 +344,8 @@ class Scrubber:
 
     def __init__(self, user_ids: Iterable[str], masker: Masker | None = None) -> None:
         self.masker = masker or Masker()
-        ids = sorted({u for u in user_ids if u and u.strip()}, key=len, reverse=True)
+        # Ids under three characters would mangle ordinary words and identify no one.
+        ids = sorted({u for u in user_ids if u and len(u.strip()) >= 3}, key=len, reverse=True)
         # One pattern for every known id; edges are not letters, digits or '-' so "t-ana" is
         # found in "t-ana's" but not inside "text-analysis".
         self._ids = (re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(u) for u in ids) + r")(?![\w-])", re.IGNORECASE)
@@ -370,10 +374,13 @@ def as_question(text: str, limit: int = 200) -> str | None:
     text = " ".join(text.split())
     if not text:
         return None
-    # The sentence that asks, when there is one; otherwise the whole message.
-    asked = [s for s in re.split(r"(?<=[?])\s+", text) if s.strip().endswith("?")]
-    if asked:
-        text = max(asked, key=len)
+    # Up to the last question asked (context kept, trailing "thanks!!" dropped); a message
+    # too long for that gives its longest asking sentence.
+    if "?" in text:
+        text = text[: text.rindex("?") + 1]
+        if len(text) > limit:
+            asked = [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip().endswith("?")]
+            text = max(asked, key=len)
     text = shorten(text, limit - 1)
     text = re.sub(r"[\s.!?,;:\u2026\-]+$", "", text)
     text = re.sub(r"[^\w\])\"'\u2019]+$", "", text)  # trailing emoji and symbols
@@ -453,13 +460,61 @@ def _unit(m: np.ndarray) -> np.ndarray:
     return m / np.maximum(norms, 1e-12)
 
 
-def question_vectors(embedder: Any, turns: Sequence[TurnRecord], context_weight: float) -> np.ndarray:
+class VectorCache:
+    """Question vectors kept between reports, so a weekly report embeds only the new questions.
+
+    Keyed by a hash of the embedding model's name and the text, so the file holds no question
+    text; with a path it is an `.npz` file in the data directory, without one it lives in memory.
+    """
+
+    MAX_ITEMS = 20_000  # about 30 MB of float32 vectors; the least recently used go first
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._vectors: dict[str, np.ndarray] = {}
+        if path is not None and path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    self._vectors = dict(zip((str(k) for k in data["keys"]), data["vectors"]))
+            except (OSError, ValueError, KeyError):  # a damaged cache is only a slower report
+                self._vectors = {}
+
+    @staticmethod
+    def key(model: str, text: str) -> str:
+        return hashlib.sha256(f"{model}\x00{text}".encode("utf-8")).hexdigest()[:32]
+
+    def embed(self, embedder: Any, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for `texts`, embedding only those not seen before."""
+        model = str(getattr(embedder, "name", type(embedder).__name__))
+        keys = [self.key(model, t) for t in texts]
+        missing = sorted({t for t, k in zip(texts, keys) if k not in self._vectors})
+        if missing:
+            for text, vec in zip(missing, np.asarray(embedder.embed(missing), dtype=np.float32)):
+                self._vectors[self.key(model, text)] = vec
+        for k in keys:  # most recently used last, so trimming keeps what reports still need
+            self._vectors[k] = self._vectors.pop(k)
+        return np.vstack([self._vectors[k] for k in keys]).astype(np.float64) if keys else np.zeros((0, 1))
+
+    def save(self) -> None:
+        """Write the cache (atomically) when it has a path."""
+        if self.path is None:
+            return
+        items = list(self._vectors.items())[-self.MAX_ITEMS:]
+        if not items:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez(tmp, keys=np.array([k for k, _ in items]), vectors=np.vstack([v for _, v in items]))
+        os.replace(tmp, self.path)
+
+
+def question_vectors(embedder: Any, turns: Sequence[TurnRecord], context_weight: float,
+                     cache: VectorCache | None = None) -> np.ndarray:
     """One unit vector per turn; a follow-up leans toward the question before it, as retrieval did."""
     if not turns:
         return np.zeros((0, int(getattr(embedder, "dimension", None) or 1)))
     texts = [t.text for t in turns]
     contexts = sorted({t.context for t in turns if t.context})
-    vecs = np.asarray(embedder.embed(texts + contexts), dtype=np.float64)
+    vecs = (cache or VectorCache()).embed(embedder, texts + contexts)
     q = vecs[: len(texts)]
     ctx = dict(zip(contexts, vecs[len(texts):]))
     for i, t in enumerate(turns):
@@ -471,63 +526,81 @@ def question_vectors(embedder: Any, turns: Sequence[TurnRecord], context_weight:
 # -- clustering ------------------------------------------------------------------------------
 
 
+MAX_EXACT = 3000  # questions clustered exactly at once (a 3000 x 3000 float32 matrix is 36 MB)
+
+
 def cluster(vectors: np.ndarray, threshold: float) -> list[list[int]]:
     """Average-linkage agglomerative clustering by cosine, stopping below `threshold`.
 
     Average linkage (not single) so a topic cannot chain through loosely related questions.
-    With unit vectors the mean pairwise cosine of two clusters is sum_a . sum_b / (|a| |b|),
-    so only cluster sums are kept, and each row caches its best partner: no n x n matrix.
+    A merge updates one row of the cluster-similarity matrix by the Lance-Williams rule,
+    sim(a+b, c) = (|a| sim(a, c) + |b| sim(b, c)) / (|a| + |b|), and each row caches its best
+    partner, so a merge costs O(n), not O(n^2) or O(n d).
+    Above `MAX_EXACT` questions, an evenly spread sample is clustered exactly and the rest
+    join the cluster they are closest to on average (or are clustered among themselves).
     Clusters come back largest first, members in input order.
     """
+    vectors = np.asarray(vectors, dtype=np.float64)
     n = len(vectors)
     if n == 0:
         return []
-    sums = np.asarray(vectors, dtype=np.float64).copy()
+    if n > MAX_EXACT:
+        return _cluster_large(vectors, threshold)
     sizes = np.ones(n)
     alive = np.ones(n, dtype=bool)
     members: list[list[int]] = [[i] for i in range(n)]
-    best_sim = np.full(n, -np.inf)
-    best_to = np.full(n, -1)
-
-    def refresh(i: int) -> None:
-        sims = (sums @ sums[i]) / (sizes * sizes[i])
-        sims[~alive] = -np.inf
-        sims[i] = -np.inf
-        j = int(sims.argmax())
-        best_sim[i], best_to[i] = (sims[j], j) if np.isfinite(sims[j]) else (-np.inf, -1)
-
-    for start in range(0, n, 512):  # the first pass in blocks keeps memory at 512 x n
-        block = sums[start:start + 512] @ sums.T
-        for r in range(block.shape[0]):
-            block[r, start + r] = -np.inf
-        cols = block.argmax(axis=1)
-        best_to[start:start + 512] = cols
-        best_sim[start:start + 512] = block[np.arange(block.shape[0]), cols]
+    sim = (vectors @ vectors.T).astype(np.float32)
+    np.fill_diagonal(sim, -np.inf)
+    best_to = sim.argmax(axis=1)
+    best_sim = sim[np.arange(n), best_to].astype(np.float64)
     while True:
-        candidates = np.where(alive, best_sim, -np.inf)
-        a = int(candidates.argmax())
-        if candidates[a] < threshold or best_to[a] < 0:
+        a = int(best_sim.argmax())
+        if best_sim[a] < threshold:
             break
         b = int(best_to[a])
-        sums[a] += sums[b]
+        row = (sizes[a] * sim[a] + sizes[b] * sim[b]) / (sizes[a] + sizes[b])  # -inf stays -inf
         sizes[a] += sizes[b]
         members[a].extend(members[b])
-        alive[b] = False
         members[b] = []
+        alive[b] = False
+        sim[b, :] = -np.inf
+        sim[:, b] = -np.inf
         best_sim[b] = -np.inf
-        refresh(a)
-        # Rows whose best partner was merged look again; others only gain if `a` now beats theirs.
-        new = (sums @ sums[a]) / (sizes * sizes[a])
-        rows = np.flatnonzero(alive)
-        rows = rows[rows != a]
-        stale = (best_to[rows] == a) | (best_to[rows] == b)
-        for i in rows[stale]:
-            refresh(int(i))
-        rest = rows[~stale]
-        gain = rest[new[rest] > best_sim[rest]]
-        best_sim[gain] = new[gain]
+        row[b] = -np.inf
+        sim[a, :] = row
+        sim[:, a] = row
+        # Rows that pointed at a or b look again; the rest can only gain `a` as a better partner.
+        stale = np.flatnonzero(alive & ((best_to == a) | (best_to == b)))
+        stale = np.union1d(stale, [a])
+        best_to[stale] = sim[stale].argmax(axis=1)
+        best_sim[stale] = sim[stale, best_to[stale]]
+        gain = alive & (row > best_sim)
+        gain[a] = False
+        best_sim[gain] = row[gain]
         best_to[gain] = a
     groups = [sorted(m) for m, live in zip(members, alive) if live]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def _cluster_large(vectors: np.ndarray, threshold: float) -> list[list[int]]:
+    n = len(vectors)
+    seeds = np.unique((np.arange(MAX_EXACT) * (n / MAX_EXACT)).astype(int))
+    groups = [[int(seeds[i]) for i in g] for g in cluster(vectors[seeds], threshold)]
+    sums = np.vstack([vectors[g].sum(axis=0) for g in groups])
+    sizes = np.array([len(g) for g in groups], dtype=np.float64)
+    is_seed = np.zeros(n, dtype=bool)
+    is_seed[seeds] = True
+    rest = np.flatnonzero(~is_seed)
+    leftovers: list[int] = []
+    for start in range(0, len(rest), 1024):
+        block = rest[start:start + 1024]
+        mean_sim = (vectors[block] @ sums.T) / sizes  # each question's average cosine to each cluster
+        best = mean_sim.argmax(axis=1)
+        for i, j, s in zip(block, best, mean_sim[np.arange(len(block)), best]):
+            (groups[j].append(int(i)) if s >= threshold else leftovers.append(int(i)))
+    if leftovers:
+        groups += [[leftovers[i] for i in g] for g in cluster(vectors[leftovers], threshold)]
+    groups = [sorted(g) for g in groups]
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
@@ -536,15 +609,18 @@ def cluster(vectors: np.ndarray, threshold: float) -> list[list[int]]:
 
 def _content_words(text: str) -> list[tuple[str, str]]:
     """(stem, surface) for each topical word, in order; a stop word breaks a phrase with ("", "")."""
-    text = _PLACEHOLDER.sub(" ", text.lower().replace("\u2019", "'"))
+    text = _PLACEHOLDER.sub(" ", text.replace("\u2019", "'"))
     out: list[tuple[str, str]] = []
-    for word in _WORD.findall(text):
-        word = word.strip("-'")
-        base = word.split("'")[0]
-        if not base or base in LABEL_STOPWORDS or word in LABEL_STOPWORDS or len(base) < 3 or base.isdigit():
+    for raw in _WORD.findall(text):
+        raw = raw.strip("-'").split("'")[0]
+        word = raw.lower()
+        # Two letters only as an acronym or with a digit ("VR", "AI", "3D"); "an", "go" say nothing.
+        short_ok = len(raw) == 2 and (raw.isupper() or any(c.isdigit() for c in raw))
+        if (not word or word in LABEL_STOPWORDS or word.isdigit()
+                or (len(word) < 3 and not short_ok)):
             out.append(("", ""))
             continue
-        out.append((stem(base), base))
+        out.append((stem(word), raw if short_ok else word))
     return out
 
 
@@ -696,8 +772,11 @@ def gap_signals(turn: TurnRecord, clicks: Mapping[str, int], min_confidence: flo
 
 def build_insights(db: StateDB, store: KnowledgeStore, settings: Settings, *, since: datetime | None = None,
                    until: datetime | None = None, include_replay: bool = True,
-                   now: datetime | None = None) -> Insights:
-    """Aggregate the period's turns, feedback and escalations into what integrators need."""
+                   now: datetime | None = None, cache: VectorCache | None = None) -> Insights:
+    """Aggregate the period's turns, feedback and escalations into what integrators need.
+
+    `cache` keeps question vectors between calls (see `VectorCache`); the caller saves it.
+    """
     cfg = settings.insights
     now = now or datetime.now(timezone.utc)
     since = as_utc(since) if since else None
@@ -714,7 +793,7 @@ def build_insights(db: StateDB, store: KnowledgeStore, settings: Settings, *, si
 
     coach = [t for t in turns if t.route == "coach"]
     vocab = Vocabulary(t.text for t in coach)
-    vectors = question_vectors(store.embedder, coach, settings.retrieval.context_weight)
+    vectors = question_vectors(store.embedder, coach, settings.retrieval.context_weight, cache)
     kb = entry_vectors(store) if entries and coach else None
     nearest, nearest_sim = (kb.best(vectors) if kb is not None
                             else (np.full(len(coach), -1), np.zeros(len(coach))))
@@ -776,7 +855,7 @@ def build_insights(db: StateDB, store: KnowledgeStore, settings: Settings, *, si
         "replayed": sum(1 for t in turns if t.platform == "replay"),
     }
     return Insights(
-        generated_at=now.isoformat(timespec="minutes"),
+        generated_at=now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         since=since.date().isoformat() if since else None,
         until=until.date().isoformat() if until else None,
         include_replay=include_replay, min_group_size=cfg.min_group_size, totals=totals,
@@ -915,10 +994,11 @@ DRAFT_NOTE = (
 )
 
 
-def slug(text: str, prefix: str = "draft") -> str:
-    """An entry id (`draft-virtual-reality-headsets`) from a label."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    base = "-".join([prefix, *words])[:72].rstrip("-")
+def slug(text: str, prefix: str = "draft", max_words: int = 6) -> str:
+    """An entry id (`draft-virtual-reality-headsets`) from a label: its first few topical words."""
+    words = re.findall(r"[a-z0-9]+", _PLACEHOLDER.sub(" ", text).lower())
+    topical = [w for w in words if w not in LABEL_STOPWORDS and len(w) > 2] or words
+    base = "-".join([prefix, *topical[:max_words]])[:72].rstrip("-")
     return base if len(base) >= 3 else f"{prefix}-entry"
 
 
@@ -939,9 +1019,11 @@ def gap_draft(gap: Gap, taken: set[str], today: date | None = None) -> Knowledge
         return None
     title = gap.label.replace(" \u00b7 ", ", ") if gap.keywords else questions[0]
     title = shorten(title[:1].upper() + title[1:], 200)
+    weeks = (f"week of {gap.first_week}" if gap.first_week == gap.last_week
+             else f"weeks of {gap.first_week} to {gap.last_week}")
     lines = [
         f"DRAFT: {gap.questions} coaching question(s) from {gap.teachers} teachers that the knowledge "
-        f"base did not answer well (weeks of {gap.first_week} to {gap.last_week}; "
+        f"base did not answer well ({weeks}; "
         + ", ".join(f"{GAP_SIGNALS[k]}: {n}" for k, n in gap.signals.items()) + ").",
         "",
         DRAFT_NOTE,
@@ -957,8 +1039,19 @@ def gap_draft(gap: Gap, taken: set[str], today: date | None = None) -> Knowledge
     )
 
 
-# The integrator's answer on an escalation; the handoff side may name it any of these.
+# The integrator's answer on an escalation: a column, or a detail item, named any of these
+# (the handoff side is still growing; the report reads what is there).
 RESOLUTION_FIELDS = ("resolution", "resolution_note", "resolution_text", "answer", "note", "notes")
+ANSWER_KINDS = frozenset({"resolution", "resolved", "note", "answer", "reply"})
+STAFF_ROLES = frozenset({"integrator", "helpdesk", "staff", "coach"})
+
+
+def _is_answer(item: Mapping[str, Any]) -> bool:
+    if any(isinstance(item.get(k), str) and item[k].strip() for k in RESOLUTION_FIELDS):
+        return True
+    kind = str(item.get("kind") or item.get("type") or "").lower()
+    role = str(item.get("from") or item.get("role") or item.get("by_role") or "").lower()
+    return kind in ANSWER_KINDS or role in STAFF_ROLES
 
 
 def resolution_note(row: Mapping[str, Any]) -> str:
@@ -969,9 +1062,9 @@ def resolution_note(row: Mapping[str, Any]) -> str:
             return value.strip()
     details = row.get("details")
     if isinstance(details, list):
-        for item in reversed(details):
-            if isinstance(item, dict):
-                for key in RESOLUTION_FIELDS:
+        for item in reversed(details):  # the latest answer wins
+            if isinstance(item, dict) and _is_answer(item):
+                for key in (*RESOLUTION_FIELDS, "text"):
                     value = item.get(key)
                     if isinstance(value, str) and value.strip():
                         return value.strip()
@@ -985,7 +1078,7 @@ def teacher_texts(row: Mapping[str, Any]) -> list[str]:
     if isinstance(details, list):
         for item in details:
             if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
-                if not any(k in item for k in RESOLUTION_FIELDS):
+                if not _is_answer(item):
                     texts.append(item["text"].strip())
     summary = row.get("summary")
     if not texts and isinstance(summary, str) and summary.strip():
@@ -1009,7 +1102,7 @@ def escalation_draft(row: Mapping[str, Any], scrub: Scrubber, taken: set[str],
         asked = ["What did the teacher need help with here?"]
     answer = resolution_note(row)
     category = str(row.get("category") or "")
-    title = shorten(asked[0].rstrip("?"), 120)
+    title = shorten(asked[0].rstrip("?"), 90)
     lines = [f"DRAFT: from escalation {ticket}"
              + (f" ({CATEGORY_LABELS.get(category, category)})" if category else "")
              + (f", {row.get('status')}" if row.get("status") else "") + ".", "", DRAFT_NOTE, ""]

@@ -330,7 +330,8 @@ class LLMComposer:
                     return self._fall_back(request, "checks-failed")
         except ModelUnavailable as exc:
             return self._fall_back(request, exc.reason)
-        assert draft is not None  # a passing result always has a draft
+        if draft is None:  # unreachable: a passing result always has a draft
+            return self._fall_back(request, "bad-response")
         return Composition(masked.unmask(draft.reply), result.sources[: request.max_sources], self.name)
 
     def _masked(self, request: CoachingRequest) -> tuple[str, list[tuple[str, str]], Masked]:

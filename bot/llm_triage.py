@@ -4,8 +4,9 @@ The rules decide first, and their decision stands for everything they are sure o
 safeguarding, data incidents, requests for a person, frustration, faults, accounts, planning
 that needs a person, small talk. Only when the rules fall through to "coaching" or
 "out of scope" *and* the knowledge base has little on the message is the model asked which
-route fits. A message that touches any safeguarding phrase is never sent to the model, even
-when the rules read it as lesson content: safeguarding is the rules' alone. The model can
+route fits. A message that touches any safeguarding or data-incident phrase, or whose meaning
+is nearest the school's safeguarding examples, is never sent to the model, even when the
+rules read it as lesson content: safeguarding is the rules' alone. The model can
 neither open a safeguarding case nor mark anything urgent; when it is unsure, slow or wrong,
 the rule decision stands.
 """
@@ -18,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from bot.llm import ChatModel, ModelUnavailable
 from bot.models import Route
 from bot.privacy import Masker
@@ -26,6 +29,7 @@ from bot.triage import Decision, Triage
 log = logging.getLogger(__name__)
 
 ASK_CATEGORIES = ("coaching", "out_of_scope")  # the only rule outcomes the model may revisit
+SENSITIVE = ("safeguarding", "data_incident")
 TRIAGE_DEADLINE = 8.0  # seconds; triage sits in front of the reply, so it gets less time than composing
 
 PROMPT = """\
@@ -48,10 +52,11 @@ _MODEL_DECISIONS: dict[str, tuple[Route, str]] = {
 class ModelAssistedTriage:
     """The rule-based `Triage`, with a model consulted only for ambiguous, low-confidence messages.
 
-    Has `decide(text, coach_turns=...)` like `Triage`, so the coach takes either.
+    Has `decide(text, coach_turns=..., vector=...)` like `Triage`, so the coach takes either.
     """
 
-    def __init__(self, rules: Triage, chat: ChatModel, *, confidence: Callable[[str], float],
+    def __init__(self, rules: Triage, chat: ChatModel, *,
+                 confidence: Callable[[str, np.ndarray | None], float],
                  min_confidence: float, mask_private_data: bool = True, masker: Masker | None = None,
                  deadline_seconds: float = TRIAGE_DEADLINE) -> None:
         self.rules = rules
@@ -66,10 +71,14 @@ class ModelAssistedTriage:
         # Anything else a caller reads from the rules (their phrase lists) is the rules'.
         return getattr(self.rules, name)
 
-    def decide(self, text: str, *, coach_turns: int = 0) -> Decision:
-        """The rules' decision, or the model's for a message the rules could only guess at."""
-        decision = self.rules.decide(text, coach_turns=coach_turns)
-        if not self.is_ambiguous(decision, text):
+    def decide(self, text: str, *, coach_turns: int = 0, vector: np.ndarray | None = None) -> Decision:
+        """The rules' decision, or the model's for a message the rules could only guess at.
+
+        `vector` is the message's embedding when the coach has one (the rules' examples use it,
+        and retrieval confidence is measured with it rather than embedding the text again).
+        """
+        decision = self.rules.decide(text, coach_turns=coach_turns, vector=vector)
+        if not self.is_ambiguous(decision, text, vector):
             return decision
         try:
             return self._ask(text) or decision
@@ -77,14 +86,29 @@ class ModelAssistedTriage:
             log.info("model-assisted triage unavailable (%s); the rules decide", exc.reason)
             return decision
 
-    def is_ambiguous(self, decision: Decision, text: str) -> bool:
+    def is_ambiguous(self, decision: Decision, text: str, vector: np.ndarray | None = None) -> bool:
         """True only for rule fall-throughs, never near safeguarding, with little in the knowledge base."""
         if decision.category not in ASK_CATEGORIES:
             return False
         flat = " ".join(text.replace("’", "'").split())
         if self.rules._any(self.rules.safeguarding, flat) or self.rules._any(self.rules.data_incident, flat):
             return False  # even lesson-framed: safeguarding never goes to a model
-        return self.confidence(text) < self.min_confidence
+        if self._near_sensitive(vector):
+            return False
+        return self.confidence(text, vector) < self.min_confidence
+
+    def _near_sensitive(self, vector: np.ndarray | None) -> bool:
+        """Close in meaning to the school's safeguarding or data-incident examples, even below the
+        rules' own threshold: such a message stays with the rules."""
+        examples = getattr(self.rules, "examples", None)
+        if examples is None or vector is None:
+            return False
+        scores: dict[str, float] = examples.scores(vector) or {}
+        if not scores:
+            return False
+        best = max(scores, key=lambda k: scores[k])
+        floor = float(getattr(self.rules, "safeguarding_min", 0.5))
+        return best in SENSITIVE or any(scores.get(c, 0.0) >= floor for c in SENSITIVE)
 
     def _ask(self, text: str) -> Decision | None:
         sent = self.masker.mask(text).text if self.mask_private_data else text

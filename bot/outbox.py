@@ -249,72 +249,93 @@ class Outbox:
     # -- draining --------------------------------------------------------------------------------
 
     def deliver_due(self, limit: int | None = None) -> DrainReport:
-        """Claim the rows that are due for this process's channels, deliver them, record the outcome."""
+        """Claim due rows for this process's channels one at a time, deliver each, record the outcome.
+
+        One at a time so a lease only ever covers a delivery in progress: a crash delays no row that
+        was not being sent, and a slow batch never outlives its leases.
+        """
         report = DrainReport()
-        for item in self._claim(limit or self.settings.batch_size):
+        for _ in range(limit or self.settings.batch_size):
+            item = self._claim_one()
+            if item is None:
+                break
             report.claimed += 1
             outcome = self._deliver_one(item)
             setattr(report, outcome, getattr(report, outcome) + 1)
         return report
 
-    def drain(self, timeout: float = 10.0) -> DrainReport:
-        """Deliver until nothing is due now (or `timeout` passes); for one-shot commands and tests."""
+    def drain(self, timeout: float = 10.0, *, until_empty: bool = False) -> DrainReport:
+        """Deliver until nothing is due now (or `timeout` passes); for one-shot commands and tests.
+
+        With `until_empty`, rows waiting out a backoff are waited for too, as long as they fall due
+        before the timeout (an operator running `coach handoffs retry` wants the outcome).
+        """
         total = DrainReport()
         deadline = self.clock() + timedelta(seconds=timeout)
+        pause = threading.Event()
         while self.clock() < deadline:
             report = self.deliver_due()
             total.add(report)
-            if report.claimed == 0:
+            if report.claimed:
+                continue
+            due = self.next_due() if until_empty else None
+            if due is None or due >= deadline:
                 break
+            pause.wait(max((due - self.clock()).total_seconds(), 0.0) + 0.01)
         return total
+
+    def pending(self, escalation_id: int | None = None) -> dict[str, int]:
+        """Rows not yet delivered, per status, for this process's channels."""
+        rows = self.rows(escalation_id=escalation_id, status=(PENDING, SENDING, FAILED), limit=100000)
+        out: dict[str, int] = {}
+        for r in rows:
+            if r.channel in self.channels:
+                out[r.status] = out.get(r.status, 0) + 1
+        return out
 
     def _due(self, now: datetime) -> Any:
         return or_(and_(OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now),
                    and_(OutboxRow.status == SENDING, OutboxRow.lease_until < now))
 
-    def _claim(self, limit: int) -> list[OutboxItem]:
+    def _claim_one(self) -> OutboxItem | None:
         if not self.channels:
-            return []
+            return None
         now = self.clock()
-        lease = now + timedelta(seconds=self.settings.lease_seconds)
-        values = dict(status=SENDING, lease_until=lease, lease_owner=self.owner,
-                      attempts=OutboxRow.attempts + 1, updated_at=now)
+        values = dict(status=SENDING, lease_until=now + timedelta(seconds=self.settings.lease_seconds),
+                      lease_owner=self.owner, attempts=OutboxRow.attempts + 1, updated_at=now)
         candidates = (select(OutboxRow.id).where(self._due(now), OutboxRow.channel.in_(list(self.channels)))
-                      .order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit))
-        claimed: list[int] = []
+                      .order_by(OutboxRow.next_attempt_at, OutboxRow.id))
+        claimed: int | None = None
         if self.postgres:
-            # Row locks, and rows another process holds are skipped rather than waited for.
+            # A row lock, and rows another process holds are skipped rather than waited for.
             with self.db.session() as s:
-                ids = list(s.scalars(candidates.with_for_update(skip_locked=True)).all())
-                if ids:
-                    s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(**values)
+                claimed = s.scalars(candidates.limit(1).with_for_update(skip_locked=True)).first()
+                if claimed is not None:
+                    s.execute(update(OutboxRow).where(OutboxRow.id == claimed).values(**values)
                               .execution_options(synchronize_session=False))
-                claimed = ids
         else:
-            # SQLite has one writer at a time: each claim is its own conditional UPDATE, and only the
-            # process whose UPDATE still sees the row as due gets rowcount 1.
+            # SQLite has one writer at a time: the claim is a conditional UPDATE, and only the process
+            # whose UPDATE still sees the row as due gets rowcount 1; a loser tries the next candidate.
             with self.db.session() as s:
-                ids = list(s.scalars(candidates).all())
+                ids = list(s.scalars(candidates.limit(10)).all())
             for row_id in ids:
                 with self.db.session() as s:
                     result = s.execute(update(OutboxRow).where(OutboxRow.id == row_id, self._due(now))
                                        .values(**values).execution_options(synchronize_session=False))
-                    if result.rowcount == 1:
-                        claimed.append(row_id)
-        if not claimed:
-            return []
+                if result.rowcount == 1:
+                    claimed = row_id
+                    break
+        if claimed is None:
+            return None
         with self.db.session() as s:
-            rows = list(s.scalars(select(OutboxRow).where(OutboxRow.id.in_(claimed)).order_by(OutboxRow.id)).all())
-            firsts = {(r.escalation_id, r.channel): r for r in s.scalars(select(OutboxRow).where(
-                OutboxRow.escalation_id.in_({r.escalation_id for r in rows}), OutboxRow.event == "opened")).all()}
-        items = []
-        for r in rows:
-            first = firsts.get((r.escalation_id, r.channel))
-            items.append(OutboxItem(
+            r = s.get(OutboxRow, claimed)
+            first = s.scalars(select(OutboxRow).where(OutboxRow.escalation_id == r.escalation_id,
+                                                      OutboxRow.channel == r.channel,
+                                                      OutboxRow.event == "opened")).first()
+            return OutboxItem(
                 id=r.id, key=r.key, escalation_id=r.escalation_id, ticket=r.ticket, event=r.event, seq=r.seq,
                 channel=r.channel, payload=r.payload or {}, attempt=r.attempts, created_at=aware(r.created_at),
-                first=None if first is None else {"key": first.key, "status": first.status, "receipt": first.receipt}))
-        return items
+                first=None if first is None else {"key": first.key, "status": first.status, "receipt": first.receipt})
 
     def _deliver_one(self, item: OutboxItem) -> str:
         channel = self.channels.get(item.channel)
@@ -499,6 +520,7 @@ class OutboxWorker:
         self.on_start = on_start
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._flush = False
         self._thread: threading.Thread | None = None
         self.report = DrainReport()
 
@@ -513,8 +535,13 @@ class OutboxWorker:
         """A row was written: deliver now rather than at the next poll."""
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish the row in hand and stop; undelivered rows stay in the outbox for the next start."""
+    def stop(self, timeout: float = 5.0, *, flush: bool = False) -> None:
+        """Stop after the row in hand (with `flush`, after everything due now); waits at most `timeout`.
+
+        Undelivered rows stay in the outbox for the next start; a row left mid-delivery is retried
+        when its lease runs out.
+        """
+        self._flush = flush
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -530,18 +557,22 @@ class OutboxWorker:
                 self.on_start()
             except Exception:
                 log.exception("outbox start-up recovery failed; continuing with delivery")
-        while not self._stop.is_set():
+        while not (self._stop.is_set() and not self._flush):
             self._wake.clear()
             try:
                 report = self.outbox.deliver_due()
                 self.report.add(report)
                 if report.claimed:
                     continue  # there may be more due right now
+                if self._stop.is_set():
+                    break  # flushed: nothing more is due
                 wait = self.poll_seconds
                 due = self.outbox.next_due()
                 if due is not None:
                     wait = min(wait, max((due - utcnow()).total_seconds(), 0.05))
             except Exception:  # the database may be down for a moment; try again at the next poll
                 log.exception("outbox drain failed")
+                if self._stop.is_set():
+                    break
                 wait = self.poll_seconds
             self._wake.wait(wait)

@@ -1,11 +1,14 @@
 """The state database: conversation memory, feedback, event dedupe (and, beside them, escalations).
 
 SQLAlchemy 2 so the same code runs on SQLite (one school) and PostgreSQL (a district).
+The schema is managed by Alembic (migrations/): opening a StateDB upgrades it to the newest
+revision, under a lock, so several bot processes starting at once upgrade it exactly once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, select,
+    JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, select, text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+# Every process takes this PostgreSQL advisory lock around an upgrade ("coach" in ASCII).
+MIGRATION_LOCK_KEY = 0x636F616368
 
 
 def utcnow() -> datetime:
@@ -78,7 +88,8 @@ class ProcessedEventRow(Base):
 class StateDB:
     """An engine and a session factory for the state database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        """Open the database; with `upgrade` (the default) bring its schema to the newest revision first."""
         self.url = url
         try:
             if url.startswith("sqlite:///"):
@@ -87,7 +98,8 @@ class StateDB:
             self.engine: Engine = create_engine(url, pool_pre_ping=True, future=True)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
+            if upgrade:
+                upgrade_schema(self.engine)
         except (SQLAlchemyError, OSError) as exc:
             raise StateError(f"cannot open the state database at {_safe_url(url)}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -108,6 +120,22 @@ class StateDB:
         finally:
             session.close()
 
+    def lock(self, session: Session, name: str) -> None:
+        """Serialise the session's transaction with every other one that locks `name`, in any process.
+
+        Call it first in a transaction that reads and then writes by what it read ("open an
+        escalation unless one is open"); the lock lasts until commit or rollback. PostgreSQL: an
+        advisory lock on the name; SQLite: BEGIN IMMEDIATE, the database's one write lock, taken
+        before the read (SQLite would otherwise read outside any transaction).
+        """
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
+        elif dialect == "sqlite":
+            raw = session.connection().connection.driver_connection
+            if not raw.in_transaction:
+                raw.execute("BEGIN IMMEDIATE")
+
     def claim_event(self, key: str) -> bool:
         """Record an event id; False when it was seen before (by any process sharing the database)."""
         try:
@@ -116,6 +144,117 @@ class StateDB:
             return True
         except IntegrityError:
             return False
+
+
+# -- schema migrations (Alembic) ---------------------------------------------------------------
+
+def alembic_config() -> Any | None:
+    """Alembic's configuration for migrations/, or None when they (or alembic) are not installed."""
+    ini = MIGRATIONS_DIR / "alembic.ini"
+    if not ini.is_file():
+        return None
+    try:
+        from alembic.config import Config
+    except ImportError:
+        return None
+    config = Config(str(ini))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's revision, the newest revision in migrations/); None where there is none."""
+    config = alembic_config()
+    if config is None:
+        return None, None
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
+
+
+def revision_known(revision: str) -> bool:
+    """Whether migrations/ has this revision (False for one a newer version wrote)."""
+    config = alembic_config()
+    if config is None:
+        return False
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except Exception:  # alembic raises its CommandError/ResolutionError for an unknown id
+        return False
+
+
+def upgrade_schema(engine: Engine) -> str | None:
+    """Upgrade to the newest revision (`alembic upgrade head`); returns it, or None without migrations.
+
+    Safe when several processes start at once: on PostgreSQL the upgrade runs in one
+    transaction holding an advisory lock, so the second process waits, then finds the schema
+    current; on SQLite a lock file beside the database does the same. Without migrations/
+    (an install that left them out) tables are created directly, as before migrations existed.
+    """
+    config = alembic_config()
+    if config is None:
+        Base.metadata.create_all(engine)
+        return None
+    current, head = schema_revision(engine)
+    if current == head:  # the usual start-up: nothing to do, and no lock taken
+        return head
+    if current is not None and not revision_known(current):
+        # A newer version upgraded the database (a rolling upgrade, or this install rolled back).
+        # Migrations only add in one release, so this version still works against it: start.
+        log.warning("state database is at revision %s, newer than this install's migrations (%s); "
+                    "running against it: update this install", current, head)
+        return current
+    from alembic import command
+
+    try:
+        with _migration_lock(engine) as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:  # alembic's own errors (a missing revision file, a refused step)
+        raise StateError(f"cannot upgrade the state database at {_safe_url(str(engine.url))}: {exc}") from exc
+    log.info("state database upgraded from %s to %s", current or "an empty schema", head)
+    return head
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that only one process at a time holds, committed on success."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            # Released at commit or rollback; PostgreSQL's DDL is transactional, so the schema
+            # and alembic_version change together or not at all.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            yield conn
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    try:
+        import fcntl
+    except ImportError:  # not on a POSIX system: one process at a time is the operator's job there
+        with engine.begin() as conn:
+            yield conn
+        return
+    with open(f"{database}.migrate-lock", "a+") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            with engine.begin() as conn:
+                # pysqlite runs DDL outside any transaction unless told; one explicit transaction
+                # makes the upgrade all-or-nothing (and one disk sync instead of one per statement).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

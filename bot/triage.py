@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from bot.models import Route
+from bot.semantic_triage import ExampleIndex
 
 
 class TriageConfigError(ValueError):
@@ -41,12 +43,23 @@ def _compile(patterns: Any, where: str) -> list[re.Pattern[str]]:
 
 
 _WORD = re.compile(r"[a-z0-9']+")
+THANKS = frozenset({"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou"})
+SEMANTIC_ROUTES = {
+    "human_request": (Route.INTEGRATOR, "the teacher asked for a person"),
+    "complex": (Route.INTEGRATOR, "a larger piece of planning that needs a person"),
+    "fault": (Route.HELPDESK, "technical fault"),
+    "account": (Route.HELPDESK, "account or access problem"),
+    "smalltalk": (Route.OTHER, "greeting or thanks"),
+    "out_of_scope": (Route.OTHER, "outside what the coach does"),
+}
 
 
 class Triage:
     """Decides a route from the message and the conversation so far, without a model."""
 
-    def __init__(self, config: dict[str, Any], source: str = "triage config") -> None:
+    def __init__(self, config: dict[str, Any], source: str = "triage config",
+                 examples: ExampleIndex | None = None) -> None:
+        self.examples = examples
         try:
             self.safeguarding = _compile(config["safeguarding"], f"{source}: safeguarding")
             self.data_incident = _compile(config["data_incident"], f"{source}: data_incident")
@@ -65,14 +78,20 @@ class Triage:
             self.out_of_scope = _compile(other["out_of_scope"], f"{source}: other.out_of_scope")
             self.lesson_framing = _compile(config.get("lesson_framing", []), f"{source}: lesson_framing")
             self.incident_markers = _compile(config.get("incident_markers", []), f"{source}: incident_markers")
+            semantic = config.get("semantic", {}) or {}
+            self.safeguarding_min = float(semantic.get("safeguarding_min", 0.5))
+            self.safeguarding_margin = float(semantic.get("safeguarding_margin", 0.05))
+            self.data_incident_min = float(semantic.get("data_incident_min", 0.45))
+            self.semantic_min = float(semantic.get("min_score", 0.5))
+            self.semantic_margin = float(semantic.get("margin", 0.05))
         except KeyError as exc:
             raise TriageConfigError(f"{source}: missing section {exc.args[0]!r}") from None
         except (TypeError, AttributeError) as exc:
             raise TriageConfigError(f"{source}: malformed ({exc})") from None
 
     @classmethod
-    def from_file(cls, path: Path) -> "Triage":
-        """Load the phrases a school may edit."""
+    def from_file(cls, path: Path, examples: ExampleIndex | None = None) -> "Triage":
+        """Load the phrases a school may edit (and, optionally, the example index)."""
         try:
             config = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -81,7 +100,7 @@ class Triage:
             raise TriageConfigError(f"{path}: YAML syntax error: {exc}") from None
         if not isinstance(config, dict):
             raise TriageConfigError(f"{path}: must be a mapping of sections")
-        return cls(config, str(path))
+        return cls(config, str(path), examples)
 
     @staticmethod
     def _any(patterns: list[re.Pattern[str]], text: str) -> re.Match[str] | None:
@@ -91,14 +110,20 @@ class Triage:
                 return match
         return None
 
-    def decide(self, text: str, *, coach_turns: int = 0) -> Decision:
-        """Route one message; `coach_turns` is how many coaching replies this conversation has had."""
+    def decide(self, text: str, *, coach_turns: int = 0, vector: np.ndarray | None = None) -> Decision:
+        """Route one message; `coach_turns` is how many coaching replies this conversation has had.
+
+        With `vector` (the message's embedding) and an example index, messages no phrase rule
+        caught are also compared with the example messages by meaning.
+        """
         t = " ".join(text.replace("’", "'").split())
+        lesson_only = bool(self._any(self.lesson_framing, t)) and not self._any(self.incident_markers, t)
         hit = self._any(self.safeguarding, t)
-        if hit and not (self._any(self.lesson_framing, t) and not self._any(self.incident_markers, t)):
+        if hit and not lesson_only:
             return Decision(Route.INTEGRATOR, "safeguarding", f"possible safeguarding concern ({hit.group(0).lower()})", True)
         if self._any(self.data_incident, t):
             return Decision(Route.INTEGRATOR, "data_incident", "possible student-data incident", True)
+        scores = self.examples.scores(vector) if (self.examples is not None and vector is not None) else None
         if self._any(self.human_request, t):
             return Decision(Route.INTEGRATOR, "human_request", "the teacher asked for a person")
         if self._any(self.frustration, t) and coach_turns >= self.frustration_min_coach_turns:
@@ -106,13 +131,43 @@ class Triage:
         fault = self._fault(t)
         if fault:
             return fault
+        if scores and not lesson_only:
+            concern = self._semantic_concern(scores)
+            if concern is not None:
+                return concern
         if self._any(self.complex, t):
             return Decision(Route.INTEGRATOR, "complex", "a larger piece of planning that needs a person")
         if self._is_smalltalk(t):
             return Decision(Route.OTHER, "smalltalk", "greeting or thanks")
         if self._any(self.out_of_scope, t):
             return Decision(Route.OTHER, "out_of_scope", "outside what the coach does")
+        if scores:
+            semantic = self._semantic(scores, coach_turns)
+            if semantic is not None:
+                return semantic
         return Decision(Route.COACH, "coaching", "a coaching question")
+
+    def _semantic_concern(self, scores: dict[str, float]) -> Decision | None:
+        # When in doubt, a human: a message this close to a safeguarding example goes to a person
+        # even when it is nearly as close to something else. A data incident must be the nearest.
+        others = max((v for k, v in scores.items() if k not in ("safeguarding", "data_incident")), default=0.0)
+        safeguarding = scores.get("safeguarding", 0.0)
+        if safeguarding >= self.safeguarding_min and safeguarding >= others - self.safeguarding_margin:
+            return Decision(Route.INTEGRATOR, "safeguarding", "possible safeguarding concern (similar to known concerns)", True)
+        data = scores.get("data_incident", 0.0)
+        if data >= self.data_incident_min and data >= max(others, safeguarding):
+            return Decision(Route.INTEGRATOR, "data_incident", "possible student-data incident (similar to known incidents)", True)
+        return None
+
+    def _semantic(self, scores: dict[str, float], coach_turns: int) -> Decision | None:
+        best = max(scores, key=scores.get)
+        if best in ("coaching", "safeguarding", "data_incident"):
+            return None
+        margin = scores[best] - scores.get("coaching", 0.0)
+        if scores[best] < self.semantic_min or margin < self.semantic_margin:
+            return None
+        route, reason = SEMANTIC_ROUTES[best]
+        return Decision(route, best, f"{reason} (similar to known requests)")
 
     def _fault(self, t: str) -> Decision | None:
         account = self._any(self.accounts, t)
@@ -128,4 +183,7 @@ class Triage:
 
     def _is_smalltalk(self, t: str) -> bool:
         words = _WORD.findall(t.lower())
-        return len(words) <= self.max_smalltalk_words and all(w in self.smalltalk_words for w in words)
+        if len(words) <= self.max_smalltalk_words and all(w in self.smalltalk_words for w in words):
+            return True
+        # "Thanks, the kids loved it!" is thanks, not a question, however it goes on.
+        return (bool(words) and words[0] in THANKS and "?" not in t and len(words) <= self.max_smalltalk_words + 4)

@@ -85,7 +85,8 @@ class UsageLog:
     def __init__(self, db: StateDB, prices: Mapping[str, tuple[float, float]] | None = None) -> None:
         self.db = db
         self.prices = {**DEFAULT_PRICES, **(prices or {})}
-        # The table may be newer than the database (StateDB created it before this module was imported).
+        # migrations/ (StateDB start-up) normally made the table; an install without migrations,
+        # where create_all ran before this module was imported, gets it here. A no-op otherwise.
         UsageRow.__table__.create(db.engine, checkfirst=True)
 
     def record(self, *, memory_key: str | None, model: str, prompt_tokens: int, completion_tokens: int,

@@ -119,7 +119,9 @@ def _gelu2_inplace(h: np.ndarray) -> None:
     The factor 0.5 of GELU is folded (exactly, a power of two) into the next
     layer's weights.  Work is blocked so temporaries stay cache-resident.
     """
-    flat = h.reshape(-1)  # h is a contiguous row block of the buffer
+    if not h.flags.c_contiguous:  # reshape would silently copy
+        raise ValueError("_gelu2_inplace needs a C-contiguous array")
+    flat = h.reshape(-1)
     n = flat.shape[0]
     block = min(n, _GELU_BLOCK)
     s_buf = np.empty(block, _F32)
@@ -135,17 +137,43 @@ def _gelu2_inplace(h: np.ndarray) -> None:
             x *= s
 
 
+# Below this many tokens LayerNorm runs on a token-major copy: with few
+# columns every feature-major op is a loop over very short rows, and the two
+# small transposing copies are cheaper than that overhead.
+_LN_TOKEN_MAJOR_BELOW = 64
+
+
 def _layer_norm_inplace(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> None:
     """LayerNorm over axis 0 of a ``(features, tokens)`` array, in place.
 
     ``gamma``/``beta`` are ``(features, 1)`` columns.
     """
+    if x.shape[1] < _LN_TOKEN_MAJOR_BELOW:
+        xt = np.ascontiguousarray(x.T)
+        _layer_norm_rows_inplace(xt, gamma.reshape(-1), beta.reshape(-1), eps)
+        x[...] = xt.T
+        return
     inv_n = _F32(1.0 / x.shape[0])
     mean = x.sum(axis=0)
     mean *= inv_n
     x -= mean
     # einsum computes the column sums of squares without a full-size temporary.
     var = np.einsum("ij,ij->j", x, x)
+    var *= inv_n
+    var += _F32(eps)
+    np.sqrt(var, out=var)
+    x /= var
+    x *= gamma
+    x += beta
+
+
+def _layer_norm_rows_inplace(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> None:
+    """LayerNorm over the last axis of a token-major ``(tokens, features)`` array."""
+    inv_n = _F32(1.0 / x.shape[1])
+    mean = x.sum(axis=1, keepdims=True)
+    mean *= inv_n
+    x -= mean
+    var = np.einsum("ij,ij->i", x, x)[:, None]
     var *= inv_n
     var += _F32(eps)
     np.sqrt(var, out=var)
@@ -448,7 +476,10 @@ class MiniLMEmbedder:
 
     The weights (~90 MB) are loaded on first use, once, thread-safely; call
     :meth:`load` to pay that cost up front.  Instances are safe to share
-    between threads (forward passes are serialised).
+    between threads and :meth:`embed` may be called concurrently.  A call
+    that needs several batches runs them on all CPUs in worker threads and,
+    for its duration, switches numpy's OpenBLAS to one thread per call
+    (process-wide; restored afterwards).
     """
 
     name: str = "all-MiniLM-L6-v2"

@@ -84,8 +84,14 @@ class Retriever:
             self._index_of = id(entries)
         return self._index
 
+    def expand(self, text: str) -> str:
+        """The question with plain words added for the tools it names."""
+        expansion = self.glossary.expand(text) if self.glossary else ""
+        return f"{text} ({expansion})" if expansion and not text.endswith(f"({expansion})") else text
+
     def embed_query(self, text: str, context: str = "") -> np.ndarray:
         """One vector for the question, leaning toward the conversation when there is context."""
+        text = self.expand(text)
         if not context:
             return self.store.embedder.embed([text])[0]
         cur, ctx = self.store.embedder.embed([text, context])
@@ -99,9 +105,7 @@ class Retriever:
         entries = self.store.entries()
         if not entries or not text.strip():
             return SearchResult()
-        expansion = self.glossary.expand(text) if self.glossary else ""
-        if expansion:
-            text = f"{text} ({expansion})"
+        text = self.expand(text)
         dense: dict[str, float] = {}
         if self.mode in ("dense", "hybrid"):
             if vector is None:

@@ -56,3 +56,54 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- real servers for the district tests (tests/services.py) -------------------------------------
+
+def _service_missing(reason: str) -> None:
+    """Skip (naming what is missing), or fail when CI said the servers must be there."""
+    from services import required
+
+    if required():
+        pytest.fail(f"COACH_REQUIRE_SERVICES is set but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL cluster of its own on loopback for the whole session (tests/services.py)."""
+    from services import PostgresServer, ServiceUnavailable
+
+    try:
+        server = PostgresServer()
+    except ServiceUnavailable as exc:
+        _service_missing(str(exc))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """A SQLAlchemy URL of an empty database on that server; tests wanting their own call create_database()."""
+    return postgres_server.create_database("coach_session")
+
+
+@pytest.fixture(scope="session")
+def chroma_server():
+    """A `chroma run` server on loopback for the whole session."""
+    from services import ChromaServer, ServiceUnavailable
+
+    try:
+        server = ChromaServer()
+    except ServiceUnavailable as exc:
+        _service_missing(str(exc))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def chroma_url(chroma_server) -> str:
+    """What COACH_CHROMA_URL would be for that server."""
+    return chroma_server.url

@@ -117,7 +117,7 @@ class SlackAPIServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:
         for ws in list(self._sockets):
@@ -591,3 +591,33 @@ def post_to_app(url: str, body: str, *, content_type: str = "application/json", 
             return HttpResult(resp.status, resp.read().decode(), time.monotonic() - started)
     except urllib.error.HTTPError as exc:
         return HttpResult(exc.code, exc.read().decode(), time.monotonic() - started)
+
+
+# ==============================================================================================
+# One embedded knowledge base per test process, shared read-only by the Slack test modules.
+# ==============================================================================================
+
+_EMBEDDED: dict[str, Any] = {}
+
+
+def embedded_kb(kb_folder: Any, embedder: Any) -> Any:
+    """A data directory holding `kb_folder` embedded in a knowledge store, built once per process.
+
+    Embedding is the slow part of a test's set-up; runtimes only read the store, and each test
+    gives its own state database (`database_url`), so sharing the directory keeps tests apart.
+    """
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from knowledge.parser import load_folder
+    from knowledge.store import KnowledgeStore, open_client
+
+    key = str(Path(kb_folder).resolve())
+    if key not in _EMBEDDED:
+        data = Path(tempfile.mkdtemp(prefix="slack-kb-"))
+        atexit.register(shutil.rmtree, data, True)
+        KnowledgeStore(open_client(data_dir=data, chroma_url=None), embedder).sync(load_folder(Path(kb_folder)).entries)
+        _EMBEDDED[key] = data
+    return _EMBEDDED[key]

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from botbuilder.core import serializer_helper
 from botbuilder.core.adapters import TestAdapter
 from botbuilder.schema import Activity
 from sqlalchemy import func, select
@@ -57,9 +58,24 @@ def make_harness(runtime, coach=None, **kwargs) -> Harness:
     return Harness(TestAdapter(bot.on_turn), bot, references, runtime)
 
 
+@pytest.fixture(scope="module")
+def shared_runtime(tmp_path_factory, embedder):
+    """One runtime per module (loading the embedding model once); tests keep apart by conversation id."""
+    from adapters.wiring import build_runtime
+    from bot.settings import Settings
+    from knowledge.parser import load_folder
+    from knowledge.store import KnowledgeStore, open_client
+    from tests.conftest import CONFIG_DIR, FIXTURE_KB
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("teams-bot") / "data", config_dir=CONFIG_DIR)
+    KnowledgeStore(open_client(data_dir=settings.data_dir, chroma_url=None), embedder).sync(
+        load_folder(FIXTURE_KB).entries)
+    return build_runtime(settings, auto_starter=False)
+
+
 @pytest.fixture
-def teams(runtime) -> Harness:
-    return make_harness(runtime)
+def teams(shared_runtime) -> Harness:
+    return make_harness(shared_runtime)
 
 
 def messages(sent: list[Activity]) -> list[Activity]:
@@ -97,8 +113,8 @@ async def test_channel_mention_is_answered_in_its_reply_chain(teams, scenario):
     card = only_card(await teams.send(data))
     assert_scenario_card(card, scenario, teams.runtime.store.entries())
     with teams.runtime.db.session() as s:
-        turn = s.scalars(select(TurnRow)).one()
-    assert turn.memory_key == f"teams:19:staff@thread.tacv2:{data['id']}"
+        turn = s.scalars(select(TurnRow).where(
+            TurnRow.memory_key == f"teams:19:staff@thread.tacv2:{data['id']}")).one()
     assert turn.text == scenario.text  # "<at>Integration Coach</at>" never reached the core
 
 
@@ -156,7 +172,7 @@ async def test_this_helped_thanks_without_a_handoff(teams):
     turn_id = turn_id_of(only_card(await teams.send(question)))
     answer = only_card(await teams.send(acts.submit(question, action="helped", turn_id=turn_id)))
     assert card_element(answer, "reply")["text"].startswith("Glad it helped")
-    assert teams.count(EscalationRow) == 0
+    assert teams.count(EscalationRow, EscalationRow.memory_key == "teams:a:1helped") == 0
 
 
 async def test_tech_problem_click_in_a_channel_opens_a_helpdesk_ticket(teams):
@@ -164,9 +180,10 @@ async def test_tech_problem_click_in_a_channel_opens_a_helpdesk_ticket(teams):
     turn_id = turn_id_of(only_card(await teams.send(question)))
     answer = only_card(await teams.send(acts.submit(question, action="tech_problem", turn_id=turn_id)))
     assert {f["title"]: f["value"] for f in card_element(answer, "handoff")["facts"]}["Ticket"].startswith("H-")
+    key = f"teams:19:staff@thread.tacv2:{question['id']}"
     with teams.runtime.db.session() as s:
-        row = s.scalars(select(EscalationRow)).one()
-    assert (row.target, row.memory_key) == ("helpdesk", f"teams:19:staff@thread.tacv2:{question['id']}")
+        row = s.scalars(select(EscalationRow).where(EscalationRow.memory_key == key)).one()
+    assert row.target == "helpdesk"
 
 
 async def test_invoke_action_returns_the_refreshed_card(teams):
@@ -174,43 +191,46 @@ async def test_invoke_action_returns_the_refreshed_card(teams):
     turn_id = turn_id_of(only_card(await teams.send(question)))
     sent = await teams.send(acts.invoke_action(question, action="talk_to_person", turn_id=turn_id))
     assert [a.type for a in sent] == ["message", "invokeResponse"]
-    body = sent[1].value.body
-    assert sent[1].value.status == 200 and body["type"] == CARD_CONTENT_TYPE
+    body = serializer_helper(sent[1].value.body)  # what CloudAdapter writes to the HTTP response
+    assert sent[1].value.status == 200 and body["statusCode"] == 200 and body["type"] == CARD_CONTENT_TYPE
     assert card_element(body["value"], "chosen")["text"].startswith("✓ Talk to a person")
     again = await teams.send(acts.invoke_action(question, action="talk_to_person", turn_id=turn_id))
     assert [a.type for a in again] == ["invokeResponse"]  # no second reply, the same card back
-    assert teams.count(EscalationRow) == 1
+    assert teams.count(EscalationRow, EscalationRow.memory_key == "teams:a:1invoke") == 1
 
 
 async def test_foreign_card_data_is_ignored(teams):
     question = acts.personal("hello", conversation="a:1foreign")
     data = acts.submit(question, action="launch_rockets", turn_id="t")
+    before = teams.count(TurnRow), teams.count(FeedbackRow)
     assert await teams.send(data) == []
-    assert teams.count(TurnRow) == 0 and teams.count(FeedbackRow) == 0
+    assert (teams.count(TurnRow), teams.count(FeedbackRow)) == before
 
 
 async def test_welcome_when_the_bot_is_added_and_only_then(teams):
+    before = teams.count(TurnRow)
     sent = await teams.send(acts.bot_added(conversation="a:1new"))
     assert len(messages(sent)) == 1 and "Integration Coach" in sent[0].text
     assert "the integration team" in sent[0].text
     assert await teams.send(acts.bot_added(conversation="19:t@thread.tacv2", conversation_type="channel",
                                            include_bot=False, others=("bea",))) == []
-    assert teams.count(TurnRow) == 0
+    assert teams.count(TurnRow) == before
     assert teams.references.get("teams:a:1new") is not None  # reachable before anyone writes
 
 
 async def test_unknown_activity_type_is_ignored(teams):
     data = acts.personal("hello")
     data["type"] = "somethingNew"
+    before = teams.count(TurnRow)
     assert await teams.send(data) == []
-    assert teams.count(TurnRow) == 0
+    assert teams.count(TurnRow) == before
 
 
 async def test_a_redelivered_activity_is_answered_once(teams):
     data = acts.personal(SCENARIOS[1].text, conversation="a:1retry")
     assert len(messages(await teams.send(data))) == 1
     assert await teams.send(dict(data)) == []
-    assert teams.count(TurnRow) == 1
+    assert teams.count(TurnRow, TurnRow.memory_key == "teams:a:1retry") == 1
 
 
 async def test_references_are_stored_on_every_turn(teams):
@@ -221,6 +241,14 @@ async def test_references_are_stored_on_every_turn(teams):
     assert chain["serviceUrl"] == acts.service_url
     assert teams.references.get("teams:19:staff@thread.tacv2")["conversation"]["id"] == "19:staff@thread.tacv2"
     assert teams.references.get("teams-user:29:ana")["user"]["id"] == "29:ana"
+
+
+async def test_a_persons_direct_chat_is_kept_over_later_channel_posts(teams):
+    await teams.send(acts.personal("hello", conversation="a:1dan", user="dan"))
+    await teams.send(acts.channel("hello", channel="19:staff@thread.tacv2", user="dan"))
+    assert teams.references.get("teams-user:29:dan")["conversation"]["id"] == "a:1dan"
+    await teams.send(acts.channel("hello", channel="19:staff@thread.tacv2", user="eve"))
+    assert teams.references.get("teams-user:29:eve")["conversation"]["conversationType"] == "channel"
 
 
 class SlowCoach:
@@ -237,14 +265,14 @@ class SlowCoach:
         return self.coach.handle_action(event)
 
 
-async def test_typing_is_shown_while_a_slow_answer_is_composed(runtime):
-    slow = make_harness(runtime, SlowCoach(runtime.coach, 0.5), typing_after=0.05)
+async def test_typing_is_shown_while_a_slow_answer_is_composed(shared_runtime):
+    slow = make_harness(shared_runtime, SlowCoach(shared_runtime.coach, 0.5), typing_after=0.05)
     sent = await slow.send(acts.personal(SCENARIOS[0].text, conversation="a:1slow"))
     assert [a.type for a in sent] == ["typing", "message"]
 
 
-async def test_no_typing_for_a_quick_answer(runtime):
-    quick = make_harness(runtime, typing_after=5.0)
+async def test_no_typing_for_a_quick_answer(shared_runtime):
+    quick = make_harness(shared_runtime, typing_after=5.0)
     sent = await quick.send(acts.personal(SCENARIOS[0].text, conversation="a:1quick"))
     assert [a.type for a in sent] == ["message"]
 

@@ -1,6 +1,11 @@
 """The Bolt app: listeners that ack at once, then translate, call the core, and translate back.
 
-Every listener acks first (Slack's three seconds) and does its work in a Bolt lazy listener.
+Every listener acks first (Slack's three seconds) and then does its work in the same asyncio task,
+which Bolt runs after the response has gone (`process_before_response=False`, Bolt's mode for a
+long-running server). Lazy listeners were measured and left out: to start one, Bolt deep-copies the
+whole request and context, about two thirds of the CPU an ack costs, which showed in the burst
+benchmark (benchmarks/slack_ack.py). They exist for FaaS hosts, where nothing may run after the
+response; `coach serve slack` is a long-running process.
 `Coach.handle` is synchronous (20-50 ms, more under load), so it runs on a small thread pool,
 never on the event loop that answers Slack's requests.
 """
@@ -8,15 +13,17 @@ never on the event loop that answers Slack's requests.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -107,7 +114,7 @@ class ResponseUrlSink:
 class Bridge:
     """What the listeners share: the runtime, the pools the synchronous core runs on, tasks in flight."""
 
-    def __init__(self, runtime: Runtime, *, drafts_dir: Path | None = None, workers: int = 8) -> None:
+    def __init__(self, runtime: Runtime, *, drafts_dir: Path | None = None, workers: int = 2) -> None:
         self.runtime = runtime
         self.coach = runtime.coach
         self.settings = runtime.settings
@@ -173,22 +180,41 @@ class SlackApp:
     bridge: Bridge
 
 
-async def _ack(ack: Callable[..., Awaitable[Any]]) -> None:
-    await ack()
+async def _ignore() -> None:
+    """Any other event: Bolt has acknowledged it already, so Slack does not retry it."""
+
+
+Ack = Callable[..., Awaitable[Any]]
 
 
 def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str = "",
-              drafts_dir: Path | None = None, workers: int = 8) -> SlackApp:
-    """The Bolt app with every listener registered; `client` carries the bot token and API base URL."""
+              auth_test: Mapping[str, Any] | None = None, bot_token: str | None = None,
+              drafts_dir: Path | None = None, workers: int = 2) -> SlackApp:
+    """The Bolt app with every listener registered.
+
+    `client` carries the API base URL (and the bot token, unless `auth_test` is given). With
+    `auth_test` (the start-up auth.test answer) and `bot_token`, requests are authorized from that
+    answer: Bolt's default calls auth.test on the first request, and a burst arriving at a fresh
+    process would make one call per request before the cache fills.
+    """
     settings = runtime.settings
     bridge = Bridge(runtime, drafts_dir=drafts_dir, workers=workers)
-    # process_before_response: the HTTP response is the ack itself; the work is all in lazy
-    # listeners, so nothing slow ever sits between a request and its 200.
-    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
-                   logger=logging.getLogger("adapters.slack.bolt"))
+    options: dict[str, Any] = {}
+    if auth_test is not None:
+        known = AuthorizeResult.from_auth_test_response(auth_test_response=auth_test, bot_token=bot_token)
+
+        async def authorize() -> AuthorizeResult:
+            return known
+
+        options["authorize"] = authorize
+    # process_before_response=False: Bolt answers Slack as soon as ack() is called (events are
+    # acked before the listener even starts) and the listener's task carries on with the work.
+    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False,
+                   logger=logging.getLogger("adapters.slack.bolt"), **options)
 
     # -- conversations -------------------------------------------------------------------------
     async def answer_event(body: dict, event: dict, context: dict, client: AsyncWebClient) -> None:
+        # Events are acknowledged by Bolt before this runs (auto-acknowledgement).
         message = message_from_event(event, bot_user_id=context.get("bot_user_id"))
         if message is None:
             return
@@ -200,19 +226,15 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         thread_ts = message.thread_id if is_slack_ts(message.thread_id) else None
         await bridge.answer(message, ChannelSink(client, message.conversation_id, thread_ts))
 
-    app.event("app_mention")(ack=_ack, lazy=[answer_event])
-    app.event("message")(ack=_ack, lazy=[answer_event])
+    app.event("app_mention")(answer_event)
+    app.event("message")(answer_event)
 
-    async def ack_command(ack: Callable[..., Awaitable[Any]], command: dict) -> None:
-        if not (command.get("text") or "").strip():
-            await ack(**notice(USAGE).as_kwargs())
-        else:
-            await ack()
-
-    async def answer_command(command: dict, client: AsyncWebClient, respond: Callable[..., Awaitable[Any]]) -> None:
+    async def answer_command(ack: Ack, command: dict, client: AsyncWebClient, respond: Ack) -> None:
         question = (command.get("text") or "").strip()
         if not question:
+            await ack(**notice(USAGE).as_kwargs())
             return
+        await ack()
         user, channel = command["user_id"], command["channel_id"]
         if settings.slack.ephemeral_slash_replies:
             # Each private /coach question is its own conversation: there is no thread to continue in.
@@ -234,10 +256,11 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         await bridge.answer(message, ChannelSink(client, channel, None, message_ts=ts,
                                                  header=question_header(user, question)))
 
-    app.command(COMMAND)(ack=ack_command, lazy=[answer_command])
+    app.command(COMMAND)(answer_command)
 
     # -- feedback buttons ----------------------------------------------------------------------
-    async def on_feedback(body: dict, client: AsyncWebClient, respond: Callable[..., Awaitable[Any]]) -> None:
+    async def on_feedback(ack: Ack, body: dict, client: AsyncWebClient, respond: Ack) -> None:
+        await ack()
         event = action_from_payload(body)
         if event is None:
             return
@@ -264,11 +287,11 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
             thread_ts = event.thread_id if is_slack_ts(event.thread_id) else None
             await client.chat_postMessage(channel=event.conversation_id, thread_ts=thread_ts, **follow.as_kwargs())
 
-    app.action(FEEDBACK_ACTION)(ack=_ack, lazy=[on_feedback])
+    app.action(FEEDBACK_ACTION)(on_feedback)
 
     # -- handoffs in the integrators' channel (delivered by the escalation outbox) -------------
-    async def on_handoff(body: dict, action: dict, client: AsyncWebClient,
-                         respond: Callable[..., Awaitable[Any]]) -> None:
+    async def on_handoff(ack: Ack, body: dict, action: dict, client: AsyncWebClient, respond: Ack) -> None:
+        await ack()
         escalation_action = getattr(bridge.coach, "escalation_action", None)
         if escalation_action is None:
             log.error("a handoff button was clicked but Coach.escalation_action is not available")
@@ -281,9 +304,12 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
             log.warning("handoff button with a malformed value %r", action.get("value"))
             return
         kind = HANDOFF_ACTIONS[action["action_id"]]
-        user = (body.get("user") or {}).get("id", "")
+        who = body.get("user") or {}
+        extra = {}
+        if "user_name" in inspect.signature(escalation_action).parameters:
+            extra["user_name"] = who.get("name") or who.get("username")  # "claimed by jordan", not an id
         bridge.track()
-        text = await bridge.run(escalation_action, escalation_id, kind, user)
+        text = await bridge.run(escalation_action, escalation_id, kind, who.get("id", ""), **extra)
         if text is None:  # nothing changed (already claimed, already resolved)
             return
         container = body.get("container") or {}
@@ -292,10 +318,11 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         await client.chat_update(channel=channel, ts=container.get("message_ts"), **updated.as_kwargs())
 
     for action_id in HANDOFF_ACTIONS:
-        app.action(action_id)(ack=_ack, lazy=[on_handoff])
+        app.action(action_id)(on_handoff)
 
     # -- integrators: save a message as a knowledge-base draft; search the knowledge base ------
-    async def open_draft(body: dict, client: AsyncWebClient, respond: Callable[..., Awaitable[Any]]) -> None:
+    async def open_draft(ack: Ack, body: dict, client: AsyncWebClient, respond: Ack) -> None:
+        await ack()
         user = (body.get("user") or {}).get("id")
         if not bridge.is_integrator(user):
             await respond(response_type="ephemeral", text=refusal(bool(settings.slack.integrator_user_ids)))
@@ -303,9 +330,9 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         view = kb_draft.draft_modal(body.get("message") or {}, channel_id=(body.get("channel") or {}).get("id"))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.message_shortcut(kb_draft.SHORTCUT_CALLBACK)(ack=_ack, lazy=[open_draft])
+    app.message_shortcut(kb_draft.SHORTCUT_CALLBACK)(open_draft)
 
-    async def save_draft(ack: Callable[..., Awaitable[Any]], body: dict, view: dict) -> None:
+    async def save_draft(ack: Ack, body: dict, view: dict) -> None:
         # Validation answers in the ack itself (Slack shows the errors in the modal); the file
         # write is local and quick, so it fits inside the three seconds too.
         user = (body.get("user") or {}).get("id", "")
@@ -322,7 +349,8 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
 
     app.view_submission(kb_draft.VIEW_CALLBACK)(save_draft)
 
-    async def kb_command(command: dict, respond: Callable[..., Awaitable[Any]]) -> None:
+    async def kb_command(ack: Ack, command: dict, respond: Ack) -> None:
+        await ack()
         if not bridge.is_integrator(command.get("user_id")):
             await respond(response_type="ephemeral", text=refusal(bool(settings.slack.integrator_user_ids)))
             return
@@ -334,10 +362,10 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         hits = [(h.entry.id, h.entry.title, h.score) for h in result.hits]
         await respond(response_type="ephemeral", **search_results(rest.strip(), hits, result.confidence).as_kwargs())
 
-    app.command(KB_COMMAND)(ack=_ack, lazy=[kb_command])
+    app.command(KB_COMMAND)(kb_command)
 
     # Any other event an admin subscribed to is acknowledged, so Slack does not retry it.
-    app.event(re.compile(".*"))(_ack)
+    app.event(re.compile(".*"))(_ignore)
 
     @app.error
     async def on_error(error: Exception, body: dict) -> None:

@@ -115,7 +115,7 @@ class SlackService:
     """One running Slack adapter: built, checked, started and stopped in the same event loop."""
 
     def __init__(self, runtime: Runtime, *, host: str = "0.0.0.0", port: int = 3000, mode: Mode | None = None,
-                 drafts_dir: Path | None = None, workers: int = 8) -> None:
+                 drafts_dir: Path | None = None, workers: int = 2) -> None:
         self.runtime = runtime
         self.host, self.port = host, port
         self.credentials = check_credentials(runtime.settings)
@@ -129,23 +129,27 @@ class SlackService:
         self.workers = workers
         self.slack: SlackApp | None = None
         self.identity: dict = {}
-        self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
 
     async def start(self) -> None:
         """Check the token with Slack, then listen (HTTP) or connect (Socket Mode)."""
-        # One HTTP session for every Web API call: no new connection per chat.postMessage.
+        base_url = api_url(self.runtime.settings)
+        # One HTTP session for every Web API call: kept-alive connections instead of a new
+        # connection (and TLS handshake) per chat.postMessage.
         self._session = aiohttp.ClientSession()
-        client = AsyncWebClient(token=self.credentials.bot_token, base_url=api_url(self.runtime.settings),
-                                session=self._session)
         try:
-            self.identity = await verify_bot_token(client)
+            self.identity = await verify_bot_token(
+                AsyncWebClient(token=self.credentials.bot_token, base_url=base_url, session=self._session))
         except StartupError:
             await self._session.close()
             raise
-        self.slack = build_app(self.runtime, client=client, signing_secret=self.credentials.signing_secret or "",
-                               drafts_dir=self.drafts_dir, workers=self.workers)
+        # The app's client has no token of its own: each request gets the bot token from the
+        # auth.test answer above (see build_app), so no request waits on another auth.test.
+        self.slack = build_app(self.runtime, client=AsyncWebClient(base_url=base_url, session=self._session),
+                               signing_secret=self.credentials.signing_secret or "", auth_test=self.identity,
+                               bot_token=self.credentials.bot_token, drafts_dir=self.drafts_dir, workers=self.workers)
         if self.mode == "socket":
             self._socket = AsyncSocketModeHandler(self.slack.bolt, app_token=self.credentials.app_token)
             await self._socket.connect_async()
@@ -160,9 +164,8 @@ class SlackService:
             await self.stop()
             raise StartupError(f"cannot listen on {self.host}:{self.port} ({exc.strerror}); "
                                "choose another with --port") from None
-        sockets = getattr(site._server, "sockets", None) or []  # the real port when asked for port 0
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        if self._runner.addresses:  # the real port when asked for port 0
+            self.port = self._runner.addresses[0][1]
         log.info("Slack HTTP events on http://%s:%s%s as %s", self.host, self.port, EVENTS_PATH,
                  self.identity.get("user"))
 

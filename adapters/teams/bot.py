@@ -13,12 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import (
     Activity,
     ActivityTypes,
     AdaptiveCardInvokeResponse,
-    AdaptiveCardInvokeValue,
     ChannelAccount,
 )
 
@@ -107,10 +106,16 @@ class TeamsCoachBot(ActivityHandler):
         await self._send_reply(turn_context, reply)
         await self._mark_chosen(turn_context, event)
 
-    async def on_adaptive_card_invoke(
-        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
-    ) -> AdaptiveCardInvokeResponse:
-        """An Action.Execute (universal action) click: same core call; the card comes back refreshed."""
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        """`adaptiveCard/action` (an Action.Execute click) is ours; other invokes get the SDK's answer."""
+        if turn_context.activity.name == "adaptiveCard/action":
+            # Not via on_adaptive_card_invoke: ActivityHandler serializes that body and CloudAdapter.process
+            # serializes it again, which raises in botbuilder 4.17. The model is handed over once, here.
+            return InvokeResponse(status=200, body=await self._on_card_invoke(turn_context))
+        return await super().on_invoke_activity(turn_context)
+
+    async def _on_card_invoke(self, turn_context: TurnContext) -> AdaptiveCardInvokeResponse:
+        """Same core call as a Submit click; the card comes back refreshed in the invoke response."""
         event = translate.to_action_event(turn_context.activity)
         if event is None:
             return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
@@ -123,6 +128,8 @@ class TeamsCoachBot(ActivityHandler):
             return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
                                               value="Thanks, noted.")
         card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
+        if reply is not None:
+            await _in_thread(self.references.save_card, event.turn_id, sent.activity_id, sent.conversation_id, card)
         return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=card)
 
     # -- membership ----------------------------------------------------------------------------
@@ -167,9 +174,7 @@ class TeamsCoachBot(ActivityHandler):
 
     async def _send_reply(self, turn_context: TurnContext, reply: Reply) -> None:
         card = translate.reply_card(reply)
-        response = await turn_context.send_activity(
-            Activity(type=ActivityTypes.message, attachments=[translate.card_attachment(card)],
-                     summary=translate.summary_of(reply.text)))
+        response = await turn_context.send_activity(translate.card_activity(card, reply.text))
         if self.references is not None and reply.turn_id and reply.actions and response is not None and response.id:
             try:
                 await _in_thread(self.references.save_card, reply.turn_id, response.id,
@@ -185,15 +190,14 @@ class TeamsCoachBot(ActivityHandler):
     async def _mark_chosen(self, turn_context: TurnContext, event: ActionEvent) -> None:
         """Redraw the clicked card: the buttons replaced by what was chosen."""
         sent = await self._sent_card(event.turn_id)
-        activity_id = sent.activity_id if sent is not None else turn_context.activity.reply_to_id
-        if sent is None or not activity_id:
+        if sent is None:  # sent before this process kept cards (or by another bot): leave it as it is
             return
         card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
-        update = translate.card_update_activity(card, activity_id)
+        update = translate.card_update_activity(card, sent.activity_id)
         update.conversation = turn_context.activity.conversation
         try:
             await turn_context.update_activity(update)
-            await _in_thread(self.references.save_card, event.turn_id, activity_id, sent.conversation_id, card)
+            await _in_thread(self.references.save_card, event.turn_id, sent.activity_id, sent.conversation_id, card)
         except Exception:  # the click is counted and answered; a stale card is cosmetic
             log.warning("could not update the card for turn %s", event.turn_id, exc_info=True)
 

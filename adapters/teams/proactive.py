@@ -177,9 +177,15 @@ class TeamsNotifier:
         personal = result["reference"].serialize()
         if tenant:
             personal["conversation"]["tenantId"] = tenant
-        # Next time, the one-to-one chat is used directly.
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.references.save(key, personal, kind="user", label=reference.user.name or ""))
+        # Next time, the one-to-one chat is used directly (and can be reached by its own key too).
+        label = reference.user.name or ""
+        chat_key = conversation_key(personal["conversation"]["id"])
+
+        def remember() -> None:
+            self.references.save(key, personal, kind="user", label=label)
+            self.references.save(chat_key, personal, kind="conversation", label=label)
+
+        await asyncio.get_running_loop().run_in_executor(None, remember)
         return sent
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.state import Base, StateDB, utcnow
 
@@ -74,6 +74,18 @@ def _is_personal(reference: dict[str, Any]) -> bool:
     return conversation.get("conversationType") == "personal"
 
 
+def _upsert(s: Session, key: str, reference: dict[str, Any], kind: str, label: str) -> None:
+    row = s.get(ConversationRefRow, key)
+    if row is None:
+        s.add(ConversationRefRow(key=key, kind=kind, label=label, reference=reference, updated_at=utcnow()))
+        s.flush()
+        return
+    if kind == "user" and _is_personal(row.reference) and not _is_personal(reference):
+        return  # a direct line to the person is worth more than the latest channel they used
+    if row.reference != reference or row.label != label or row.kind != kind:
+        row.reference, row.label, row.kind, row.updated_at = reference, label, kind, utcnow()
+
+
 class ReferenceStore:
     """Conversation references and sent cards, by key, in the state database."""
 
@@ -90,27 +102,24 @@ class ReferenceStore:
 
     def save(self, key: str, reference: dict[str, Any], *, kind: str, label: str = "") -> None:
         """Store (or refresh) the reference under `key`. A person's one-to-one chat is not replaced by a channel."""
+        self._write([(key, reference, kind, label)])
+
+    def save_all(self, entries: Iterable[Any]) -> None:
+        """Store several `translate.StoredReference` entries in one transaction."""
+        self._write([(e.key, e.reference, e.kind, e.label) for e in entries])
+
+    def _write(self, rows: list[tuple[str, dict[str, Any], str, str]]) -> None:
+        if not rows:
+            return
         for attempt in (1, 2):
             try:
                 with self.db.session() as s:
-                    row = s.get(ConversationRefRow, key)
-                    if row is None:
-                        s.add(ConversationRefRow(key=key, kind=kind, label=label[:300], reference=reference,
-                                                 updated_at=utcnow()))
-                        return
-                    if kind == "user" and _is_personal(row.reference) and not _is_personal(reference):
-                        return  # a direct line to the person is worth more than the latest channel they used
-                    if row.reference != reference or row.label != label[:300]:
-                        row.reference, row.label, row.kind, row.updated_at = reference, label[:300], kind, utcnow()
+                    for key, reference, kind, label in rows:
+                        _upsert(s, key, reference, kind, label[:300])
                 return
-            except IntegrityError:  # two processes stored the same new key at once; the second updates
+            except IntegrityError:  # two processes stored the same new key at once; the retry updates
                 if attempt == 2:
                     raise
-
-    def save_all(self, entries: Iterable[Any]) -> None:
-        """Store several `translate.StoredReference` entries."""
-        for entry in entries:
-            self.save(entry.key, entry.reference, kind=entry.kind, label=entry.label)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored reference JSON, or None."""

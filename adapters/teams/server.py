@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
@@ -113,6 +114,9 @@ def _problem(status: int, reason: str) -> web.Response:
 async def _messages(request: web.Request) -> web.StreamResponse:
     """POST /api/messages: check the body, then hand it to the SDK (which authenticates it)."""
     app = request.app
+    if app[MODE_KEY] == AUTHENTICATED and not request.headers.get("Authorization"):
+        # Nothing about the body is told to a caller without a token.
+        return _problem(401, "unauthorized: this bot requires a Bot Framework token (Authorization: Bearer ...)")
     if "application/json" not in request.headers.get("Content-Type", ""):
         return _problem(415, "Content-Type must be application/json (a Bot Framework activity)")
     raw = await request.read()
@@ -128,7 +132,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     except web.HTTPUnauthorized:
         return _problem(401, "unauthorized: this bot requires a valid Bot Framework token "
                              "(Authorization: Bearer ...)")
-    except PermissionError:
+    except (PermissionError, jwt.PyJWTError):  # a token that is not even a JWT fails in PyJWT, before the SDK's check
         return _problem(401, "unauthorized: the Bot Framework token was not accepted")
     return response if response is not None else web.Response(status=201)
 

@@ -359,10 +359,14 @@ def summary_of(text: str, limit: int = 120) -> str:
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
+def card_activity(card: dict[str, Any], text: str) -> Activity:
+    """A message activity carrying one card; `text` gives the notification summary."""
+    return Activity(type=ActivityTypes.message, attachments=[card_attachment(card)], summary=summary_of(text))
+
+
 def reply_activity(reply: Reply) -> Activity:
     """The message activity that carries a Reply."""
-    return Activity(type=ActivityTypes.message, attachments=[card_attachment(reply_card(reply))],
-                    summary=summary_of(reply.text))
+    return card_activity(reply_card(reply), reply.text)
 
 
 def chosen_card(card: dict[str, Any], action: Action, user_name: str | None = None) -> dict[str, Any]:

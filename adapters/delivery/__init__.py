@@ -1,0 +1,125 @@
+"""Where handoffs go: the delivery channels, and the wiring from settings to an outbox and its worker.
+
+| channel | module | configured by | takes |
+|---|---|---|---|
+| `email` | email.py | COACH_EMAIL__HOST + COACH_EMAIL__HELPDESK_TO / __INTEGRATOR_TO | opened, updated |
+| `webhook` | webhook.py | COACH_WEBHOOK__URL + COACH_WEBHOOK__SECRET (+ __TARGETS) | every event |
+| `slack_channel` | slack_channel.py | SLACK_BOT_TOKEN + COACH_SLACK__INTEGRATOR_CHANNEL | integrator handoffs |
+| `teams_channel` | teams_channel.py | COACH_TEAMS_CHANNEL__CONVERSATION_ID (+ __SERVICE_URL) | integrator handoffs |
+| `teacher:slack`, `teacher:teams` | slack_channel.py, teams_channel.py | the platform's credentials | claimed, resolved |
+
+The core (bot/outbox.py) owns the table, the retries and the protocols; nothing here decides
+routes or keeps state of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from dataclasses import dataclass, field
+
+from bot.escalations import Escalations
+from bot.outbox import DeliveryChannel, Outbox, OutboxListener, OutboxWorker, TeacherChannel, TeacherNotifier
+from bot.settings import Settings
+from bot.state import ConversationMemory, StateDB
+
+log = logging.getLogger(__name__)
+
+SLACK_API_URL_ALIAS = "COACH_SLACK_API_URL"  # the Slack adapter's override, honoured here too
+
+
+@dataclass
+class Channels:
+    """The channels built from settings, and why any half-configured target was left out."""
+
+    channels: list[DeliveryChannel] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def slack_api_url(settings: Settings) -> str:
+    return os.environ.get(SLACK_API_URL_ALIAS) or settings.slack.api_url
+
+
+def build_channels(settings: Settings, db: StateDB) -> Channels:
+    """Every delivery channel the settings configure; a half-configured one is reported, not fatal."""
+    out = Channels()
+    if settings.email.host:
+        from adapters.delivery.email import EmailChannel
+
+        channel = EmailChannel(settings.email)
+        if channel.targets:
+            out.channels.append(channel)
+        else:
+            out.problems.append("e-mail: COACH_EMAIL__HOST is set but neither COACH_EMAIL__HELPDESK_TO nor "
+                                "COACH_EMAIL__INTEGRATOR_TO is")
+    if settings.webhook.url:
+        from adapters.delivery.webhook import WebhookChannel
+
+        try:
+            out.channels.append(WebhookChannel(settings.webhook))
+        except ValueError as exc:
+            out.problems.append(f"webhook: {exc}")
+    token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else ""
+    if token:
+        from adapters.delivery.slack_channel import SlackChannel, SlackTeacherNotifier
+
+        if settings.slack.integrator_channel:
+            out.channels.append(SlackChannel(token, settings.slack.integrator_channel, api_url=slack_api_url(settings)))
+        out.channels.append(TeacherChannel(SlackTeacherNotifier(token, api_url=slack_api_url(settings))))
+    elif settings.slack.integrator_channel:
+        out.problems.append("Slack channel: COACH_SLACK__INTEGRATOR_CHANNEL is set but SLACK_BOT_TOKEN is not")
+    if settings.teams_channel.conversation_id or settings.teams.app_id:
+        try:
+            from adapters.delivery.teams_channel import TeamsChannel, TeamsTeacherNotifier
+            from adapters.teams.proactive import TeamsNotifier
+            from adapters.teams.references import ReferenceStore
+
+            notifier = TeamsNotifier.from_settings(settings, db)
+            references = ReferenceStore(db)
+            if settings.teams_channel.conversation_id:
+                bot_id = f"28:{settings.teams.app_id}" if settings.teams.app_id else None
+                out.channels.append(TeamsChannel(notifier, references, settings.teams_channel.conversation_id,
+                                                 service_url=settings.teams_channel.service_url, bot_id=bot_id))
+            out.channels.append(TeacherChannel(TeamsTeacherNotifier(notifier, references)))
+        except Exception as exc:  # a half-configured Teams registration (StartupError names the variable)
+            out.problems.append(f"Teams: {exc}")
+    for problem in out.problems:
+        log.error("handoff delivery: %s", problem)
+    return out
+
+
+@dataclass
+class Delivery:
+    """The outbox, the listener the coach calls, and the worker that drains the outbox."""
+
+    outbox: Outbox
+    listener: OutboxListener
+    worker: OutboxWorker
+    problems: list[str] = field(default_factory=list)
+
+    def add_teacher_notifier(self, notifier: TeacherNotifier) -> None:
+        """An adapter's own notifier replaces the default for its platform (e.g. one bound to the server's loop)."""
+        self.outbox.add_channel(TeacherChannel(notifier))
+
+    def close(self, flush_seconds: float = 5.0) -> None:
+        """Deliver what is due (up to `flush_seconds`), then stop the worker; the rest waits in the outbox."""
+        self.worker.stop(timeout=flush_seconds, flush=True)
+
+
+def build_delivery(settings: Settings, db: StateDB, escalations: Escalations, memory: ConversationMemory, *,
+                   start: bool = True, channels: Channels | None = None) -> Delivery | None:
+    """Wire the configured targets to an outbox; None when no target is configured (records only)."""
+    built = channels or build_channels(settings, db)
+    if not built.channels:
+        return None
+    outbox = Outbox(db, built.channels, settings.outbox)
+    worker = OutboxWorker(outbox)
+    listener = OutboxListener(outbox, escalations, memory, settings, wake=worker.wake)
+    worker.on_start = listener.recover
+    delivery = Delivery(outbox, listener, worker, built.problems)
+    if start:
+        worker.start()
+        # A one-shot command (`coach ask`) exits right after answering: deliver what it recorded first.
+        atexit.register(delivery.close, 10.0)
+    return delivery
