@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.text import Text
 
 from bot.coach import Coach
 from bot.models import InboundMessage, Reply, Route
@@ -18,15 +18,16 @@ ROUTE_LABEL = {Route.COACH: "coaching", Route.HELPDESK: "helpdesk ticket", Route
 
 def render(console: Console, reply: Reply) -> None:
     """Draw one reply: text, route, sources as titles with links."""
-    body = reply.text
-    if reply.sources:
-        body += "\n\n" + "\n".join(
-            f"- [{s.title}]({s.url})" if s.url else f"- {s.title}" for s in reply.sources
-        )
+    body = Text(reply.text)
+    for source in reply.sources:
+        body.append("\n• ")
+        body.append(source.title, style=f"link {source.url}" if source.url else "bold")
+        if source.url:
+            body.append(f"  {source.url}", style="dim")
     subtitle = f"route: {ROUTE_LABEL[reply.route]}"
     if reply.handoff:
         subtitle += f" · {reply.handoff.ticket}" + (" · urgent" if reply.handoff.urgent else "")
-    console.print(Panel(Markdown(body), title="coach", subtitle=subtitle, border_style=ROUTE_STYLE[reply.route],
+    console.print(Panel(body, title="coach", subtitle=subtitle, border_style=ROUTE_STYLE[reply.route],
                         subtitle_align="right"))
 
 

@@ -192,6 +192,7 @@ class Job:
     escalates: bool
     duplicate_after: float | None = None  # Slack: deliver again to another process after this many seconds
     acked: bool = False
+    acked_by: set[int] = field(default_factory=set)  # which processes acknowledged it (a duplicate: two)
     attempts: int = 0
     answered_at: float | None = None
 
@@ -200,9 +201,9 @@ class Job:
 class Stats:
     ack_ms: list[float] = field(default_factory=list)  # Slack: every 2xx ack, duplicates and retries included
     teams_ms: list[float] = field(default_factory=list)  # Teams: request to response (the answer is sent within it)
-    retries: int = 0
+    retries: Counter[str] = field(default_factory=Counter)  # by platform: a failed or slow (timed-out) request sent again
     duplicates_sent: int = 0
-    undeliverable: int = 0  # gave up after MAX_ATTEMPTS: the platform would drop it too
+    gave_up: Counter[str] = field(default_factory=Counter)  # every attempt failed or timed out (it may still be answered)
 
 
 def build_jobs(args: argparse.Namespace, service_url: str) -> list[Job]:
@@ -274,12 +275,13 @@ async def deliver(session: aiohttp.ClientSession, job: Job, balancer: Balancer, 
         if status is not None and 200 <= status < 300:
             (stats.ack_ms if job.kind == "slack" else stats.teams_ms).append(elapsed_ms)
             job.acked = True
+            job.acked_by.add(bot.index)
             if job.kind == "teams" and job.answered_at is None:
                 job.answered_at = time.monotonic()
             return
-        stats.retries += 1
+        stats.retries[job.kind] += 1
         await asyncio.sleep(min(0.25 * 2 ** (attempt - retry_num), 2.0))
-    stats.undeliverable += 1
+    stats.gave_up[job.kind] += 1
 
 
 async def send_all(jobs: list[Job], slack: Balancer, teams: Balancer, stats: Stats, args: argparse.Namespace,
@@ -480,8 +482,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stats = Stats()
         faults: list[tuple[float, Any]] = []
         fault_log: list[str] = []
+        killed: int | None = None
         if args.faults:
             victim = slack.bots[-1]
+            killed = victim.index
 
             async def kill_bot() -> None:
                 victim.kill()
@@ -501,7 +505,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"all {len(jobs)} sent in {sent_seconds:.1f}s; waiting for answers and handoffs")
         await wait_for_answers(jobs, api, connector, db_url, stall=args.stall_seconds)
         await asyncio.sleep(args.settle_seconds)  # late duplicates would arrive now
-        return summarize(jobs, stats, api, connector, db_url, args, t0, bots, fault_log)
+        return summarize(jobs, stats, api, connector, db_url, args, t0, bots, fault_log,
+                         killed=killed)
     finally:
         for bot in bots:
             bot.stop()
@@ -520,7 +525,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summarize(jobs: list[Job], stats: Stats, api: SlackAPIServer, connector: BotConnectorServer, db_url: str,
-              args: argparse.Namespace, t0: float, bots: list[Bot], fault_log: list[str]) -> dict[str, Any]:
+              args: argparse.Namespace, t0: float, bots: list[Bot], fault_log: list[str],
+              killed: int | None = None) -> dict[str, Any]:
     slack_counts, slack_first, slack_sorry = slack_answers(api)
     teams_counts, teams_sorry = teams_answers(connector)
     per_job = []
@@ -550,8 +556,9 @@ def summarize(jobs: list[Job], stats: Stats, api: SlackAPIServer, connector: Bot
         "slack_events": sum(1 for j in jobs if j.kind == "slack"),
         "teams_activities": sum(1 for j in jobs if j.kind == "teams"),
         "duplicates_sent": stats.duplicates_sent,
-        "retries": stats.retries,
-        "undeliverable": stats.undeliverable,
+        "slack_retries": stats.retries["slack"],
+        "teams_retries": stats.retries["teams"],
+        "gave_up": dict(stats.gave_up),
         "apologies": slack_sorry + teams_sorry,
         "teams_p50_ms": _round(pct(stats.teams_ms, 50)),
         "teams_p99_ms": _round(pct(stats.teams_ms, 99)),
@@ -559,6 +566,16 @@ def summarize(jobs: list[Job], stats: Stats, api: SlackAPIServer, connector: Bot
         "processes": {"slack": args.processes, "teams": args.teams_processes,
                       "alive": sum(1 for b in bots if b.alive)},
         "faults": fault_log if args.faults else None,
+        # Lost events by where they were: acknowledged only by the process that was killed (its
+        # queue died with it), acknowledged elsewhere (dropped by a process that stayed up), never acknowledged.
+        "lost_where": {
+            "acked_by_killed_process": sum(1 for j, n in zip(jobs, per_job) if n == 0 and j.kind == "slack"
+                                           and killed is not None and j.acked_by == {killed}),
+            "acked_by_a_live_process": sum(1 for j, n in zip(jobs, per_job) if n == 0 and j.acked_by
+                                           and not (j.kind == "slack" and killed is not None
+                                                    and j.acked_by == {killed})),
+            "never_acked": sum(1 for j, n in zip(jobs, per_job) if n == 0 and not j.acked_by),
+        },
         "seconds": round(time.monotonic() - t0, 1),
     }
 
@@ -577,7 +594,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=3, help="`coach serve slack` processes")
     parser.add_argument("--teams-processes", type=int, default=None, help="`coach serve teams` processes "
                         "(default: as many as --processes)")
-    parser.add_argument("--rate", type=float, default=20.0, help="messages sent per second (both platforms)")
+    parser.add_argument("--rate", type=float, default=10.0, help="messages sent per second (both platforms)")
     parser.add_argument("--faults", action="store_true", help="kill a bot process and restart PostgreSQL mid-load")
     parser.add_argument("--pg-down-seconds", type=float, default=2.0)
     parser.add_argument("--startup-seconds", type=float, default=300.0)

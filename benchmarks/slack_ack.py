@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,7 +109,7 @@ def main() -> int:
     parser.add_argument("--retries", type=int, default=40, help="events sent a second time with X-Slack-Retry-Num")
     parser.add_argument("--kb", type=Path, default=ROOT / "tests" / "fixtures" / "kb")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up waiting for answers after this")
-    parser.add_argument("--workers", type=int, default=2, help="coach serve slack --workers")
+    parser.add_argument("--workers", type=int, default=2, help="coach serve slack --workers (its template default)")
     args = parser.parse_args()
 
     questions = [
@@ -131,8 +130,10 @@ def main() -> int:
             events = [app_mention(random.choice(questions), channel=f"C0BENCH{i % 7:03d}") for i in range(args.events)]
             bodies = [(event_body(e, event_id=f"Ev0BENCH{i:05d}"), {}) for i, e in enumerate(events)]
             print(f"firing {len(bodies)} events at {url} ...", file=sys.stderr)
+            load_before = os.getloadavg()[0]
             started = time.monotonic()
             first = asyncio.run(fire(url, bodies))
+            load_burst = os.getloadavg()[0]
             retried = random.sample(range(args.events), min(args.retries, args.events))
             retry_bodies = [(bodies[i][0], {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
                             for i in retried]
@@ -165,6 +166,7 @@ def main() -> int:
 
     rows = [
         ("events fired at once", f"{len(events)} (server --workers {args.workers}, {os.cpu_count()} CPUs)"),
+        ("machine load average (1 min) before / after burst", f"{load_before:.1f} / {load_burst:.1f}"),
         ("retries (X-Slack-Retry-Num: 1)", f"{len(second)}"),
         ("HTTP statuses", ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))),
         ("ack latency p50", f"{pct(acks, 50) * 1000:.0f} ms"),

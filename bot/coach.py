@@ -24,6 +24,8 @@ from knowledge.search import Retriever, SearchResult
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A follow-up this short ("and for year 2?") says little alone: the earlier turn counts fully.
+SHORT_FOLLOW_UP = 8
 COACH_ACTIONS = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
 
 
@@ -208,7 +210,8 @@ class Coach:
             context = history[-1].text
             boost = {sid: 0.03 for sid in history[-1].sources}
             vector = None  # the query vector must include the context
-        result = self.retriever.search(text, context=context, k=5, boost=boost, vector=vector)
+        result = self.retriever.search(text, context=context, k=5, boost=boost, vector=vector,
+                                       context_weight=1.0 if context and len(text.split()) <= SHORT_FOLLOW_UP else None)
         if result.confidence < self.settings.retrieval.min_confidence:
             log.info("low retrieval confidence %.2f for %r", result.confidence, text[:80])
         return result
@@ -236,6 +239,7 @@ class Coach:
             summary=text[:200], detail={"text": text, "at": message.received_at.isoformat()},
             # Where to tell the teacher later, when a person claims or resolves it (issue #6).
             reply_to={"conversation_id": message.conversation_id, "thread_id": message.thread_id,
+                      "user_name": message.user_name,
                       "platform_ref": message.platform_ref.model_dump(mode="json", exclude_none=True)},
         )
         if self.listener is not None:

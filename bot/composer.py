@@ -23,6 +23,9 @@ _GOAL = re.compile(
 _HOW = re.compile(
     r"\bhow (?:do|can|could|should|would|might) (?:i|we) (?P<goal>[^.?!\n]{6,120})", re.IGNORECASE
 )
+_HOW_THEY = re.compile(
+    r"\bhow (?P<verb>do|can|could|should|would|might|will) (?P<subj>my|our) (?P<rest>[^.?!\n]{4,120})", re.IGNORECASE
+)
 _PRONOUNS = {
     "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "we": "you",
     "us": "you", "our": "your", "ours": "yours", "i'm": "you're", "i've": "you've", "we're": "you're",
@@ -58,6 +61,11 @@ def reflect_goal(text: str) -> str | None:
             if len(words) > MAX_GOAL_WORDS:
                 goal = " ".join(words[:MAX_GOAL_WORDS]) + "…"
             return f"{lead} {_second_person(goal)}."
+    m = _HOW_THEY.search(text)
+    if m:
+        words = m.group("rest").strip(" ,;:-").split()
+        rest = " ".join(words[:MAX_GOAL_WORDS]) + ("…" if len(words) > MAX_GOAL_WORDS else "")
+        return f"You're asking: how {m.group('verb').lower()} your {_second_person(rest)}?"
     return None
 
 

@@ -101,6 +101,9 @@ class Escalations:
         """Record first, deliver later: the row exists before anyone is notified."""
         now = utcnow()
         with self.db.session() as s:
+            # Two messages of one conversation at once must not open two escalations: serialise the
+            # read-then-write (an advisory lock on PostgreSQL, the write lock on SQLite).
+            self.db.lock(s, f"escalation:{memory_key}:{target}")
             row = s.scalars(
                 select(EscalationRow).where(
                     EscalationRow.memory_key == memory_key, EscalationRow.target == target,
@@ -157,6 +160,7 @@ class Escalations:
     def add_detail(self, escalation_id: int, detail: dict[str, Any]) -> EscalationRow | None:
         """Append something learned later (a room number, a screenshot's words) to an active escalation."""
         with self.db.session() as s:
+            self.db.lock(s, f"escalation-id:{escalation_id}")  # SQLite: take the write lock before reading
             row = s.scalars(select(EscalationRow).where(EscalationRow.id == escalation_id).with_for_update()).first()
             if row is None or row.status not in ACTIVE:
                 return None

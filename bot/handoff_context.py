@@ -204,7 +204,7 @@ def build_context(row: EscalationRow, history: Sequence[PastTurn], settings: Set
     return HandoffContext(
         escalation_id=row.id, ticket=row.ticket, target=row.target, event=event, category=row.category,
         title=title, summary=summary, why=row.reason, urgency=row.urgency, status=row.status,
-        teacher=f"{row.platform} user {row.user_id}", conversation=row.memory_key,
+        teacher=_teacher(row), conversation=row.memory_key,
         created_at=_when(row.created_at), fields=fields, transcript=transcript, new_detail=new_detail,
         status_line=status_line, masked=masked,
     )
@@ -323,6 +323,12 @@ def _mask_all(texts: list[str], masker: Masker) -> list[str]:
         names = masker.names_in("\n".join(texts))
         return [masker.mask(t, known_names=names).text for t in texts]
     return parts
+
+
+def _teacher(row: EscalationRow) -> str:
+    # A member of staff, so not masked: the helpdesk has to know whom to call back.
+    name = (row.reply_to or {}).get("user_name")
+    return f"{name} ({row.platform} user {row.user_id})" if name else f"{row.platform} user {row.user_id}"
 
 
 def _when(value: datetime | None) -> str:

@@ -89,17 +89,18 @@ class Retriever:
         expansion = self.glossary.expand(text) if self.glossary else ""
         return f"{text} ({expansion})" if expansion and not text.endswith(f"({expansion})") else text
 
-    def embed_query(self, text: str, context: str = "") -> np.ndarray:
+    def embed_query(self, text: str, context: str = "", context_weight: float | None = None) -> np.ndarray:
         """One vector for the question, leaning toward the conversation when there is context."""
         text = self.expand(text)
         if not context:
             return self.store.embedder.embed([text])[0]
-        cur, ctx = self.store.embedder.embed([text, context])
-        vec = cur + self.context_weight * ctx
+        cur, ctx = self.store.embedder.embed([text, self.expand(context)])
+        vec = cur + (self.context_weight if context_weight is None else context_weight) * ctx
         return vec / (np.linalg.norm(vec) or 1.0)
 
     def search(self, text: str, *, context: str = "", k: int = 5, filters: Filters | None = None,
-               vector: np.ndarray | None = None, boost: dict[str, float] | None = None) -> SearchResult:
+               vector: np.ndarray | None = None, boost: dict[str, float] | None = None,
+               context_weight: float | None = None) -> SearchResult:
         """The k best entries for a teacher's question (and the conversation before it)."""
         filters = filters or Filters()
         entries = self.store.entries()
@@ -109,12 +110,12 @@ class Retriever:
         dense: dict[str, float] = {}
         if self.mode in ("dense", "hybrid"):
             if vector is None:
-                vector = self.embed_query(text, context)
+                vector = self.embed_query(text, context, context_weight)
             for hit in self.store.query(vector, k=CANDIDATES, where=filters.where()):
                 dense[hit.entry_id] = hit.similarity
         lexical: dict[str, float] = {}
         if self.mode in ("lexical", "hybrid"):
-            terms = query_terms(text, context, self.context_weight)
+            terms = query_terms(text, context, self.context_weight if context_weight is None else context_weight)
             hits = self.index().search(terms, k=CANDIDATES * 3)
             # Saturating normalisation against this query's median: a weak best match stays weak,
             # unlike dividing by the top score, which always hands the winner a full 1.0.

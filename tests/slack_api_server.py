@@ -182,7 +182,10 @@ class SlackAPIServer:
             time.sleep(0.02)
 
     def fail_next(self, method: str, error: str, times: int = 1) -> None:
-        """Make the next `times` calls to `method` answer {"ok": false, "error": error}."""
+        """Make the next `times` calls to `method` answer {"ok": false, "error": error}.
+
+        "ratelimited" answers as Slack does when rate-limiting: HTTP 429 with Retry-After: 1.
+        """
         with self._lock:
             self._failures.setdefault(method, []).extend([error] * times)
 
@@ -241,6 +244,8 @@ class SlackAPIServer:
         expected = "xapp" if method == "apps.connections.open" else "xoxb"
         if kind != expected:
             return web.json_response({"ok": False, "error": "invalid_auth" if kind else "not_authed"})
+        if failure == "ratelimited":  # as Slack does: HTTP 429 with Retry-After
+            return web.json_response({"ok": False, "error": failure}, status=429, headers={"Retry-After": "1"})
         if failure:
             return web.json_response({"ok": False, "error": failure})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)

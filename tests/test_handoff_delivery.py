@@ -263,12 +263,14 @@ def test_teams_channel_and_teacher_notices(make_runtime, connector):
                  "conversation": {"id": "a:1personal", "conversationType": "personal", "tenantId": "t1"}}
     teams_msg = message("can I talk to a real person please", platform="teams", conversation="a:1personal",
                         thread=None, user="29:ana",
-                        ref=PlatformRef(service_url=connector.url, reference=reference))
+                        ref=PlatformRef(service_url=connector.url, reference=reference)).model_copy(
+                            update={"user_name": "Ana Teacher"})
     reply = runtime.coach.handle(teams_msg)
     ticket = reply.handoff.ticket
     [row] = delivered(runtime, "teams_channel")
     [post] = [r for r in connector.messages(channel)]
     assert ticket in post.body["text"] and "asked for a person" in post.body["text"]
+    assert row.payload["context"]["teacher"] == "Ana Teacher (teams user 29:ana)"
 
     # A second request in the same conversation adds to it: a reply in the handoff's own thread.
     more = runtime.coach.handle(teams_msg.model_copy(update={"text": "please, I'd rather speak to a human"}))

@@ -175,3 +175,36 @@ def test_slug_is_a_valid_short_id() -> None:
     s = slug("How do I run an esports club after school, for my year 9s, at lunchtime?")
     assert s.startswith("draft-") and len(s) <= 80 and s.count("-") <= 6
     assert "esports" in s
+
+
+class CountingEmbedder:
+    """A stand-in model that says how many texts it was asked to embed."""
+
+    name = "counting-test-model"
+    dimension = 4
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def embed(self, texts):
+        self.seen.extend(texts)
+        return np.array([[len(t), t.count("a"), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+
+def test_vector_cache_embeds_each_question_once_and_survives_a_restart(tmp_path) -> None:
+    from bot.insights import VectorCache
+
+    path = tmp_path / "vectors.npz"
+    model = CountingEmbedder()
+    first = VectorCache(path).embed(model, ["alpha", "beta", "alpha"])
+    assert model.seen == ["alpha", "beta"]  # a repeated question is embedded once
+    cache = VectorCache(path)
+    cache.embed(model, ["alpha", "beta"])
+    cache.save()
+    assert path.is_file() and b"alpha" not in path.read_bytes()  # hashes, not question text
+    model.seen.clear()
+    again = VectorCache(path).embed(model, ["beta", "alpha", "gamma"])
+    assert model.seen == ["gamma"]
+    assert np.allclose(again[1], first[0]) and np.allclose(again[0], first[1])
+    path.write_bytes(b"not a cache")
+    assert VectorCache(path).embed(model, ["delta"]).shape == (1, 4)  # a damaged file is only slower

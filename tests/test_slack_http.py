@@ -251,6 +251,23 @@ def test_slow_answer_posts_thinking_then_updates_it(app: RunningApp) -> None:
     assert len(app.api.calls("chat.postMessage")) == 1  # one message: the indicator became the answer
 
 
+@pytest.mark.parametrize("slack_overrides", [{"thinking_after_seconds": 0.0}])
+def test_answer_still_arrives_when_the_indicator_was_deleted(app: RunningApp) -> None:
+    app.api.fail_next("chat.update", "message_not_found")
+    event = app_mention("how do I make a quick exit ticket in google forms?")
+    app.event(event)
+    posts = app.api.wait_for("chat.postMessage", 2)
+    assert route_of(posts[1].body["blocks"]) == "coach" and posts[1].body["thread_ts"] == event["ts"]
+
+
+def test_rate_limited_post_is_retried_after_retry_after(app: RunningApp) -> None:
+    app.api.fail_next("chat.postMessage", "ratelimited")
+    app.event(im_message("how do I make a quick exit ticket in google forms?"))
+    first, second = app.api.wait_for("chat.postMessage", 2, timeout=15)
+    assert second.at - first.at >= 0.9  # waited out Retry-After: 1
+    assert second.body["blocks"] == first.body["blocks"] and route_of(second.body["blocks"]) == "coach"
+
+
 def test_fast_answer_posts_no_thinking_indicator(app: RunningApp) -> None:
     app.answer_to(im_message("how do I make a quick exit ticket in google forms?"))
     app.api.settle()
@@ -298,6 +315,13 @@ def test_slash_command_in_a_channel_the_bot_is_not_in_answers_privately(app: Run
     assert reply.body["response_type"] == "ephemeral"
     assert reply.body["blocks"][0]["block_id"] == "coach.not_in_channel"
     assert route_of(reply.body["blocks"]) == "coach"
+
+
+def test_slash_question_is_shown_as_typed(app: RunningApp) -> None:
+    # Slack sends &, < and > escaped, and links as <url|label>; the channel sees them once escaped.
+    app.send(slash_command("is &lt;b&gt; ok &amp; <https://padlet.com|padlet> fine?"), content_type=FORM)
+    [question] = app.api.wait_for("chat.postMessage")
+    assert question.body["text"].endswith("asked: is &lt;b&gt; ok &amp; padlet (https://padlet.com) fine?")
 
 
 def test_empty_slash_command_gets_usage_in_the_ack(app: RunningApp) -> None:

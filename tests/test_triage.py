@@ -57,3 +57,50 @@ def test_missing_section_is_named():
     with pytest.raises(TriageConfigError, match="missing section 'helpdesk'"):
         Triage({"safeguarding": [], "data_incident": [], "human_request": [], "frustration": [], "complex": [],
                 "other": {"smalltalk_words": [], "out_of_scope": []}})
+
+
+@pytest.fixture(scope="module")
+def semantic(embedder, tmp_path_factory) -> Triage:
+    from bot.semantic_triage import ExampleIndex
+
+    examples = ExampleIndex.from_file(CONFIG_DIR / "triage-examples.yaml", embedder.embed, model_name=embedder.name,
+                                      cache_dir=tmp_path_factory.mktemp("cache"))
+    return Triage.from_file(CONFIG_DIR / "triage.yaml", examples)
+
+
+@pytest.mark.parametrize("text,route,category", [
+    ("a pupil mentioned her stepfather makes her feel frightened at home and she sleeps at friends' houses", "integrator", "safeguarding"),
+    ("could someone from your team pop by and look at my lesson plan with me", "integrator", "human_request"),
+    ("thank you, I'll give that a go tomorrow", "other", "smalltalk"),
+])
+def test_triage_with_meaning(semantic, embedder, text, route, category):
+    decision = semantic.decide(text, vector=embedder.embed([text])[0])
+    assert (decision.route.value, decision.category) == (route, category)
+
+
+def test_meaning_catches_a_concern_no_phrase_rule_names(semantic, embedder):
+    text = "a pupil mentioned her stepfather makes her feel frightened at home and she sleeps at friends' houses"
+    assert Triage.from_file(CONFIG_DIR / "triage.yaml").decide(text).route is Route.COACH
+    decision = semantic.decide(text, vector=embedder.embed([text])[0])
+    assert decision.route is Route.INTEGRATOR and decision.urgent
+
+
+def test_meaning_keeps_lessons_about_hard_topics_as_coaching(semantic, embedder):
+    text = "what's a good way to teach year 8 about sextortion and online grooming?"
+    assert semantic.decide(text, vector=embedder.embed([text])[0]).route is Route.COACH
+
+
+def test_example_vectors_are_cached(embedder, tmp_path):
+    from bot.semantic_triage import ExampleIndex
+
+    calls = []
+
+    def counting(texts):
+        calls.append(len(texts))
+        return embedder.embed(texts)
+
+    ExampleIndex({"coaching": ["a"], "fault": ["b"]}, counting, model_name="m", cache_dir=tmp_path)
+    ExampleIndex({"coaching": ["a"], "fault": ["b"]}, counting, model_name="m", cache_dir=tmp_path)
+    assert calls == [2]
+    with pytest.raises(ValueError, match="unknown categories"):
+        ExampleIndex({"gossip": ["x"]}, counting, model_name="m")

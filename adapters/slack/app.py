@@ -6,8 +6,9 @@ long-running server). Lazy listeners were measured and left out: to start one, B
 whole request and context, about two thirds of the CPU an ack costs, which showed in the burst
 benchmark (benchmarks/slack_ack.py). They exist for FaaS hosts, where nothing may run after the
 response; `coach serve slack` is a long-running process.
-`Coach.handle` is synchronous (20-50 ms, more under load), so it runs on a small thread pool,
-never on the event loop that answers Slack's requests.
+
+`Coach.handle` is synchronous and CPU-bound (tens of milliseconds on a quiet machine, far more on a
+busy one), so it runs on a small thread pool, never on the event loop that answers Slack.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import kb_draft
 from adapters.slack.translate import (
     HANDOFF_ACTIONS, SlackMessage, action_from_payload, after_feedback, handoff_update, is_slack_ts,
-    message_from_command, message_from_event, notice, question_header, question_message, render_reply,
-    search_results, thinking_message,
+    message_from_command, message_from_event, notice, plain_text, question_header, question_message,
+    render_reply, search_results, thinking_message,
 )
 from adapters.wiring import Runtime
 from bot.models import InboundMessage
@@ -82,8 +83,15 @@ class ChannelSink:
 
     async def _send(self, message: SlackMessage) -> None:
         if self.message_ts:
-            await self.client.chat_update(channel=self.channel, ts=self.message_ts, **message.as_kwargs())
-        else:
+            try:
+                await self.client.chat_update(channel=self.channel, ts=self.message_ts, **message.as_kwargs())
+                return
+            except SlackApiError as exc:
+                # Someone deleted the indicator (or question) meanwhile: the answer still goes out.
+                if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
+                    raise
+                self.message_ts = None
+        if not self.message_ts:
             resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
                                                       **message.as_kwargs())
             self.message_ts = resp.get("ts")
@@ -180,6 +188,13 @@ class SlackApp:
     bridge: Bridge
 
 
+class _TokenFromEnvironmentIgnored(logging.Filter):
+    """AsyncApp reads SLACK_BOT_TOKEN itself and warns that the client's token wins; here it is the same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
 async def _ignore() -> None:
     """Any other event: Bolt has acknowledged it already, so Slack does not retry it."""
 
@@ -209,8 +224,14 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         options["authorize"] = authorize
     # process_before_response=False: Bolt answers Slack as soon as ack() is called (events are
     # acked before the listener even starts) and the listener's task carries on with the work.
-    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False,
-                   logger=logging.getLogger("adapters.slack.bolt"), **options)
+    bolt_log = logging.getLogger("adapters.slack.bolt")
+    quiet = _TokenFromEnvironmentIgnored()
+    bolt_log.addFilter(quiet)
+    try:
+        app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False,
+                       logger=bolt_log, **options)
+    finally:
+        bolt_log.removeFilter(quiet)
 
     # -- conversations -------------------------------------------------------------------------
     async def answer_event(body: dict, event: dict, context: dict, client: AsyncWebClient) -> None:
@@ -218,6 +239,7 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         message = message_from_event(event, bot_user_id=context.get("bot_user_id"))
         if message is None:
             return
+        bridge.track()
         event_id = body.get("event_id")
         # A retry (X-Slack-Retry-Num) carries the same event_id; any process may have it already.
         if event_id and not await bridge.claim(f"slack:{event_id}"):
@@ -236,6 +258,7 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
             return
         await ack()
         user, channel = command["user_id"], command["channel_id"]
+        shown = plain_text(question)  # Slack-encoded (&lt;, <url|label>) to what the teacher typed
         if settings.slack.ephemeral_slash_replies:
             # Each private /coach question is its own conversation: there is no thread to continue in.
             message = message_from_command(command, thread_id=f"slash-{command.get('trigger_id', user)}")
@@ -243,7 +266,7 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
             return
         try:
             # The question goes up first so its message (and thread) is the conversation.
-            posted = await client.chat_postMessage(channel=channel, **question_message(user, question).as_kwargs())
+            posted = await client.chat_postMessage(channel=channel, **question_message(user, shown).as_kwargs())
         except SlackApiError as exc:
             if exc.response.get("error") not in CANNOT_POST:
                 raise
@@ -254,7 +277,7 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         ts = posted["ts"]
         message = message_from_command(command, thread_id=ts)
         await bridge.answer(message, ChannelSink(client, channel, None, message_ts=ts,
-                                                 header=question_header(user, question)))
+                                                 header=question_header(user, shown)))
 
     app.command(COMMAND)(answer_command)
 

@@ -18,10 +18,11 @@ import click
               help="auto: Socket Mode when SLACK_APP_TOKEN is set, HTTP otherwise")
 @click.option("--drafts-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where 'Save to knowledge base' writes drafts [default: DATA_DIR/drafts]")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="threads answering at once; the coach is CPU-bound, so about one per core keeps acks fast")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="threads answering at once [default: 2 with template replies, 8 with an LLM]")
 @click.pass_context
-def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir: Path | None, workers: int) -> None:
+def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir: Path | None,
+          workers: int | None) -> None:
     """Serve the coach in Slack (DMs, @coach mentions, threads, /coach, /coach-kb)."""
     from adapters.cli import Context, runtime
     from adapters.slack.server import SlackService, check_credentials

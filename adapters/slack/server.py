@@ -21,6 +21,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import SlackApp, build_app
@@ -115,7 +118,7 @@ class SlackService:
     """One running Slack adapter: built, checked, started and stopped in the same event loop."""
 
     def __init__(self, runtime: Runtime, *, host: str = "0.0.0.0", port: int = 3000, mode: Mode | None = None,
-                 drafts_dir: Path | None = None, workers: int = 2) -> None:
+                 drafts_dir: Path | None = None, workers: int | None = None) -> None:
         self.runtime = runtime
         self.host, self.port = host, port
         self.credentials = check_credentials(runtime.settings)
@@ -126,7 +129,9 @@ class SlackService:
         if self.mode == "http" and not self.credentials.signing_secret:
             raise StartupError("SLACK_SIGNING_SECRET is not set, and HTTP mode needs it to verify requests")
         self.drafts_dir = drafts_dir
-        self.workers = workers
+        # Template replies are CPU-bound (the embedder takes one thread at a time): a couple of
+        # threads, so acks are not starved of the GIL. LLM replies mostly wait on the network.
+        self.workers = workers or (8 if runtime.settings.llm_enabled else 2)
         self.slack: SlackApp | None = None
         self.identity: dict = {}
         self._runner: web.AppRunner | None = None
@@ -147,7 +152,11 @@ class SlackService:
             raise
         # The app's client has no token of its own: each request gets the bot token from the
         # auth.test answer above (see build_app), so no request waits on another auth.test.
-        self.slack = build_app(self.runtime, client=AsyncWebClient(base_url=base_url, session=self._session),
+        # Slack rate-limits posting (about one message a second per channel): a 429 is waited out
+        # (Retry-After) and retried, rather than an answer being lost in a busy channel.
+        retries = [AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+        self.slack = build_app(self.runtime, client=AsyncWebClient(base_url=base_url, session=self._session,
+                                                                   retry_handlers=retries),
                                signing_secret=self.credentials.signing_secret or "", auth_test=self.identity,
                                bot_token=self.credentials.bot_token, drafts_dir=self.drafts_dir, workers=self.workers)
         if self.mode == "socket":

@@ -6,7 +6,7 @@ How a `Reply` is drawn (the tests and other tools read it back with `route_of` /
 |---|---|---|
 | section | `coach.reply.<route>` (then `.2`, `.3` when long) | the reply text, mrkdwn |
 | context | `coach.source.<entry id>` | one per source: a link with the entry's title |
-| context | `coach.handoff.<ticket>` | the ticket, when the reply opened or added to one |
+| context | `coach.ticket.<ticket>` | the ticket, when the reply opened or added to one |
 | actions | `coach.actions` | the four buttons; action_id `coach.<action>`, value `<turn_id>|<thread_id>` |
 | context | `coach.feedback` | replaces the buttons once clicked: "✓ You said: This helped" |
 | context | `coach.thinking` | the indicator posted only when an answer is slow |
@@ -29,7 +29,7 @@ from bot.models import ACTION_LABELS, Action, ActionEvent, InboundMessage, Platf
 PLATFORM = "slack"
 REPLY_BLOCK = "coach.reply"
 SOURCE_BLOCK = "coach.source"
-HANDOFF_BLOCK = "coach.handoff"
+HANDOFF_BLOCK = "coach.ticket"
 ACTIONS_BLOCK = "coach.actions"
 FEEDBACK_BLOCK = "coach.feedback"
 THINKING_BLOCK = "coach.thinking"
@@ -248,7 +248,7 @@ def question_header(user_id: str, question: str) -> list[dict[str, Any]]:
 
 def question_message(user_id: str, question: str) -> SlackMessage:
     """The channel message a `/coach` question starts as; its answer is added by chat.update."""
-    return SlackMessage(text=f"<@{user_id}> asked: {question}"[:TEXT_LIMIT],
+    return SlackMessage(text=f"<@{user_id}> asked: {mrkdwn(question)}"[:TEXT_LIMIT],
                         blocks=question_header(user_id, question))
 
 
