@@ -24,6 +24,8 @@ from knowledge.search import Retriever, SearchResult
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Platforms that can tell a teacher later that a person picked up their ticket.
+LIVE_PLATFORMS = frozenset({"slack", "teams"})
 # A follow-up this short ("and for year 2?") says little alone: the earlier turn counts fully.
 SHORT_FOLLOW_UP = 8
 COACH_ACTIONS = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
@@ -131,7 +133,8 @@ class Coach:
             handoff = Handoff(target=opened.target, reason=opened.reason, ticket=opened.ticket,
                               urgent=opened.urgent, created=opened.created)
             if decision.route is Route.HELPDESK:
-                reply_text = replies.helpdesk_reply(text, decision, opened.ticket, opened.created, self.settings)
+                reply_text = replies.helpdesk_reply(text, decision, opened.ticket, opened.created, self.settings,
+                                                    live=message.platform in LIVE_PLATFORMS)
             else:
                 reply_text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
         else:
@@ -175,7 +178,8 @@ class Coach:
         handoff = Handoff(target=opened.target, reason=opened.reason, ticket=opened.ticket,
                           urgent=opened.urgent, created=opened.created)
         if route is Route.HELPDESK:
-            text = replies.helpdesk_reply(turn.text, decision, opened.ticket, opened.created, self.settings)
+            text = replies.helpdesk_reply(turn.text, decision, opened.ticket, opened.created, self.settings,
+                                          live=event.platform in LIVE_PLATFORMS)
         else:
             text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
         return Reply(text=text, route=route, handoff=handoff, turn_id=turn.id)

@@ -41,7 +41,9 @@ def is_urgent(text: str) -> bool:
     return bool(_URGENT.search(text))
 
 
-def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, settings: Settings) -> str:
+def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, settings: Settings,
+                   live: bool = True) -> str:
+    """The helpdesk reply; `live` when the platform can tell the teacher later that someone picked it up."""
     kind = "an account or access problem" if decision.category == "account" else "a technical fault"
     if created:
         head = f"That sounds like {kind}, so it's one for the IT helpdesk: I've raised ticket {ticket} for you."
@@ -51,11 +53,11 @@ def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, se
     ask = ""
     if missing:
         ask = " To save the technician a trip, could you tell me " + _join(missing) + "?"
-    when = f" The helpdesk usually responds {settings.handoff.helpdesk_response}, and I'll tell you here when someone picks it up."
+    later = "I'll tell you here when someone picks it up." if live else f"Quote {ticket} if you chase it."
+    when = f" The helpdesk usually responds {settings.handoff.helpdesk_response}. {later}"
     if is_urgent(text):
         # Who and roughly when, even in a hurry (issue #6).
-        when = (" I've marked it urgent because your class is waiting, so the helpdesk sees it first; "
-                "I'll tell you here when someone picks it up.")
+        when = f" I've marked it urgent because your class is waiting, so the helpdesk sees it first. {later}"
     return head + ask + when
 
 

@@ -33,7 +33,7 @@ class RetrievalSettings(BaseModel):
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
     lexical_weight: float = Field(0.05, ge=0.0, le=1.0, description="weight of saturated BM25 added to dense similarity (benchmarks/retrieval.py)")
     context_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of earlier turns in a follow-up")
-    min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="below this the coach says it has nothing")
+    min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="below this the coach says it has nothing (0.2 = cosine 0.28)")
     max_sources: int = Field(2, ge=0, le=5)
 
 
@@ -216,6 +216,7 @@ PLATFORM_ENV = {
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
     "SLACK_APP_TOKEN": ("slack", "app_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "COACH_SLACK_API_URL": ("slack", "api_url"),
     "OPENAI_API_KEY": ("openai", "api_key"),
     "OPENAI_BASE_URL": ("openai", "base_url"),
     "MicrosoftAppId": ("teams", "app_id"),

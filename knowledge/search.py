@@ -37,6 +37,9 @@ class Filters:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def accepts(self, entry: KnowledgeEntry) -> bool:
+        # A draft (status: draft) is for an integrator to finish, not for teachers yet.
+        if str(entry.extra.get("status", "")).lower() == "draft":
+            return False
         if self.grade and not entry.applies_to_grade(self.grade):
             return False
         if self.subject and not entry.applies_to_subject(self.subject):
@@ -149,8 +152,12 @@ class Retriever:
 
     @staticmethod
     def _confidence(hits: list[Hit]) -> float:
+        """How likely the best hit is relevant at all, from dense similarity alone.
+
+        The saturated BM25 share is relative to the query's own candidates (the best is always
+        above one half), so it ranks well but says nothing absolute; cosine does. MiniLM puts
+        on-topic teacher questions at 0.3-0.7 against their entry and unrelated ones below 0.3.
+        """
         if not hits:
             return 0.0
-        best = hits[0]
-        # Cosine of MiniLM for on-topic pairs sits around 0.4-0.7; an exact-term match lifts it.
-        return float(min(1.0, max(0.0, (best.dense - 0.15) / 0.4) + 0.25 * best.lexical))
+        return float(min(1.0, max(0.0, (hits[0].dense - 0.2) / 0.4)))

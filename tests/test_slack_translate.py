@@ -229,3 +229,20 @@ def test_submission_errors_point_at_the_field() -> None:
     assert entry is None
     assert set(errors) >= {"kb_title", "kb_questions", "kb_body"}
     assert "?" in errors["kb_questions"]
+
+
+def test_manifest_matches_what_the_app_listens_for() -> None:
+    import yaml
+
+    from adapters.slack.app import COMMAND, KB_COMMAND
+    from tests.conftest import CONFIG_DIR
+
+    manifest = yaml.safe_load((CONFIG_DIR / "slack-manifest.yaml").read_text())
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im"}
+    assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"] is True
+    assert {c["command"] for c in manifest["features"]["slash_commands"]} == {COMMAND, KB_COMMAND}
+    [shortcut] = manifest["features"]["shortcuts"]
+    assert shortcut["callback_id"] == kb_draft.SHORTCUT_CALLBACK and shortcut["type"] == "message"
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"app_mentions:read", "chat:write", "commands",
+                                                              "im:history"}

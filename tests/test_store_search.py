@@ -112,3 +112,9 @@ def test_unreachable_chroma_server_is_a_clear_error(settings):
 
     with pytest.raises(StoreError, match=r"Chroma server at http://127.0.0.1:\d+ is not reachable"):
         open_client(data_dir=settings.data_dir, chroma_url=f"http://127.0.0.1:{free_port()}")
+
+
+def test_drafts_are_never_offered(store):
+    entry = store.get("podcast-voices")
+    store.upsert([entry.model_copy(update={"extra": {"status": "draft"}})])
+    assert "podcast-voices" not in Retriever(store).search("student podcasts for speaking and listening").ids

@@ -6,8 +6,12 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # the server (Bolt, aiohttp) loads only when the command runs, so `--help` stays quick
+    from adapters.slack.server import SlackService
 
 
 @click.command("slack")
@@ -39,7 +43,7 @@ def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir:
         rt.close()  # deliver handoff notices already due before the process exits
 
 
-async def _serve(service) -> None:  # noqa: ANN001  (SlackService; imported lazily above)
+async def _serve(service: SlackService) -> None:
     # The coach's threads are CPU-bound; with Python's default 5 ms GIL switch interval the event
     # loop waits up to 5 ms at every wake-up before it can ack a request. 1 ms keeps a burst of
     # acks well inside Slack's three seconds for a small cost in answer throughput.
