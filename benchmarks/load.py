@@ -453,6 +453,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     pg = chroma = api = connector_thread = None
     bots: list[Bot] = []
+    keep = args.keep
     try:
         log(f"starting PostgreSQL and Chroma in {work}")
         pg = PostgresServer().start()
@@ -505,8 +506,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"all {len(jobs)} sent in {sent_seconds:.1f}s; waiting for answers and handoffs")
         await wait_for_answers(jobs, api, connector, db_url, stall=args.stall_seconds)
         await asyncio.sleep(args.settle_seconds)  # late duplicates would arrive now
-        return summarize(jobs, stats, api, connector, db_url, args, t0, bots, fault_log,
-                         killed=killed)
+        result = summarize(jobs, stats, api, connector, db_url, args, t0, bots, fault_log, killed=killed)
+        # Something went wrong: keep the bots' logs to find out what.
+        keep = keep or bool(result["lost"] or result["answered_twice"] or result["exited"])
+        return result
+    except BaseException:
+        keep = True
+        raise
     finally:
         for bot in bots:
             bot.stop()
@@ -518,7 +524,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             chroma.cleanup()
         if pg is not None:
             pg.cleanup()
-        if args.keep:
+        if keep:
             log(f"logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
@@ -565,6 +571,9 @@ def summarize(jobs: list[Job], stats: Stats, api: SlackAPIServer, connector: Bot
         "outbox": outbox,
         "processes": {"slack": args.processes, "teams": args.teams_processes,
                       "alive": sum(1 for b in bots if b.alive)},
+        # Processes that ended by themselves (not the one --faults killed), with their exit status.
+        "exited": [f"{b.kind}-{b.index}: exit {b.proc.returncode}" for b in bots
+                   if not b.alive and b.proc is not None and not (b.kind == "slack" and b.index == killed)],
         "faults": fault_log if args.faults else None,
         # Lost events by where they were: acknowledged only by the process that was killed (its
         # queue died with it), acknowledged elsewhere (dropped by a process that stayed up), never acknowledged.

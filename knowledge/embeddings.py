@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -187,6 +188,7 @@ def _layer_norm_rows_inplace(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class _Layer:
     """Pre-arranged weights of one BERT encoder layer.
 
@@ -198,11 +200,14 @@ class _Layer:
     LayerNorm parameters are ``(features, 1)`` columns ready to broadcast.
     """
 
-    __slots__ = ("w_qkv", "w_o", "ln1_g", "ln1_b", "w_i", "w_out", "ln2_g", "ln2_b")
-
-    def __init__(self, **arrays: np.ndarray) -> None:
-        for key, value in arrays.items():
-            setattr(self, key, value)
+    w_qkv: np.ndarray  # (3h, h+1): fused, pre-scaled query | key | value
+    w_o: np.ndarray  # (h, h+1)
+    ln1_g: np.ndarray
+    ln1_b: np.ndarray
+    w_i: np.ndarray  # (inter, h+1)
+    w_out: np.ndarray  # (h, inter+1), pre-multiplied by 0.5 (see _gelu2_inplace)
+    ln2_g: np.ndarray
+    ln2_b: np.ndarray
 
 
 class _MiniLMModel:
@@ -320,12 +325,14 @@ class _MiniLMModel:
                     # Fused QKV: one (3h, h+1) GEMM instead of three.
                     w_qkv=_with_bias(np.concatenate([wq * scale, wk, wv]), np.concatenate([bq * scale, bk, bv])),
                     w_o=_with_bias(
-                        get(p + "attention.output.dense.weight", (h, h), 2), get(p + "attention.output.dense.bias", (h,))
+                        get(p + "attention.output.dense.weight", (h, h), 2),
+                        get(p + "attention.output.dense.bias", (h,)),
                     ),
                     ln1_g=col(p + "attention.output.LayerNorm.weight", h),
                     ln1_b=col(p + "attention.output.LayerNorm.bias", h),
                     w_i=_with_bias(
-                        get(p + "intermediate.dense.weight", (inter, h), 2), get(p + "intermediate.dense.bias", (inter,))
+                        get(p + "intermediate.dense.weight", (inter, h), 2),
+                        get(p + "intermediate.dense.bias", (inter,)),
                     ),
                     # _gelu2_inplace returns 2*gelu; the 0.5 goes here (exact).
                     w_out=_with_bias(w_out * _F32(0.5), get(p + "output.dense.bias", (h,))),
@@ -479,7 +486,9 @@ class MiniLMEmbedder:
     between threads and :meth:`embed` may be called concurrently.  A call
     that needs several batches runs them on all CPUs in worker threads and,
     for its duration, switches numpy's OpenBLAS to one thread per call
-    (process-wide; restored afterwards).
+    (process-wide; restored afterwards).  When the machine is already
+    oversubscribed (load average >= 2x CPUs) everything runs on one thread.
+    Setting OPENBLAS_NUM_THREADS=1 turns all of this parallelism off.
     """
 
     name: str = "all-MiniLM-L6-v2"
@@ -509,9 +518,7 @@ class MiniLMEmbedder:
             raise EmbeddingModelError(f"MiniLM model directory not found: {self.model_dir}")
         missing = [f for f in self._REQUIRED_FILES if not (self.model_dir / f).is_file()]
         if missing:
-            raise EmbeddingModelError(
-                f"MiniLM model directory {self.model_dir} is missing {', '.join(missing)}"
-            )
+            raise EmbeddingModelError(f"MiniLM model directory {self.model_dir} is missing {', '.join(missing)}")
         self._model: _MiniLMModel | None = None
         self._lock = threading.Lock()
 
@@ -570,8 +577,18 @@ class MiniLMEmbedder:
             return idx, model.forward(ids, mask)
 
         out = np.empty((len(items), self.dimension), dtype=_F32)
-        workers = min(_cpu_count(), len(batches))
-        if workers > 1 and _BLAS.available:
+        cpus = _cpu_count()
+        if _BLAS.available and _machine_oversubscribed(cpus):
+            # Other processes already want more than the machine has: extra
+            # threads would only wait for CPU time.  OpenBLAS's spinning
+            # threads in particular make a short query ~10x slower there.
+            with _BLAS.single_threaded():
+                for batch in batches:
+                    idx, vectors = run(batch)
+                    out[idx] = vectors
+            return out
+        workers = min(cpus, len(batches), _BLAS.configured_threads())
+        if workers > 1:
             # About half of a forward pass is single-threaded numpy
             # elementwise work, so for many batches it is faster (~1.4x on 2
             # cores) to run one batch per core with single-threaded BLAS than
@@ -586,6 +603,18 @@ class MiniLMEmbedder:
         return out
 
 
+def _machine_oversubscribed(cpus: int) -> bool:
+    """Whether the 1-minute load average is at least twice the CPU count.
+
+    The margin keeps this embedder's own worker threads (at most one per CPU)
+    from tripping it.
+    """
+    try:
+        return os.getloadavg()[0] >= 2 * cpus
+    except (AttributeError, OSError):
+        return False
+
+
 def _cpu_count() -> int:
     """CPUs this process may run on."""
     try:
@@ -597,8 +626,8 @@ def _cpu_count() -> int:
 class _BlasThreads:
     """Temporarily run numpy's OpenBLAS single-threaded (process-wide).
 
-    Used while several embedding batches run in parallel threads, to avoid
-    oversubscribing the cores.  Reference-counted, so overlapping batch jobs
+    Used while several embedding batches run in parallel threads, and on an
+    oversubscribed machine, to avoid more threads than cores.  Reference-counted, so overlapping batch jobs
     restore the original thread count only when the last one finishes.  Only
     numpy's bundled OpenBLAS is recognised (found through /proc/self/maps);
     with any other BLAS ``available`` is False and batches run one at a time.
@@ -622,6 +651,18 @@ class _BlasThreads:
         """Whether the BLAS thread count can be changed."""
         with self._lock:
             return self._probe() is not None
+
+    def configured_threads(self) -> int:
+        """BLAS threads outside our single-threaded sections (1 if unknown).
+
+        Honours OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, which OpenBLAS reads
+        at start-up: with 1 there, batches also run one at a time.
+        """
+        with self._lock:
+            funcs = self._probe()
+            if funcs is None:
+                return 1
+            return self._saved if self._users else int(funcs[1]())
 
     @contextmanager
     def single_threaded(self) -> Iterator[None]:
@@ -734,8 +775,7 @@ class OpenAIEmbedder:
                 resp = self._client.embeddings.create(model=self.model, input=batch)
             except self._openai.OpenAIError as exc:
                 raise EmbeddingModelError(
-                    f"OpenAI embeddings request failed for {self.name} "
-                    f"({type(exc).__name__}): {exc}"
+                    f"OpenAI embeddings request failed for {self.name} ({type(exc).__name__}): {exc}"
                 ) from exc
             data = sorted(resp.data, key=lambda d: d.index)  # API may reorder
             if len(data) != len(batch):

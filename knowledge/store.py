@@ -17,7 +17,7 @@ from knowledge.entry import KnowledgeEntry
 log = logging.getLogger(__name__)
 
 COLLECTION = "knowledge"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Two vectors per entry: the curated card (title, tags, questions) says what the entry is
 # for; the note says how. A teacher's question may match either.
 VIEWS = ("card", "note")
@@ -129,10 +129,11 @@ class KnowledgeStore:
     def entries(self) -> dict[str, KnowledgeEntry]:
         """Every entry by id; read once and cached until the store changes."""
         if self._entries is None:
-            got = self._call(lambda: self.collection.get(where={"view": "card"}, include=["metadatas"]))
+            got = self._call(lambda: self.collection.get(where={"view": "card"}, include=["documents", "metadatas"]))
             entries = {}
-            for meta in got["metadatas"] or []:
-                entry = KnowledgeEntry.from_json(meta["entry"])
+            for doc, meta in zip(got["documents"] or [], got["metadatas"] or []):
+                # Format 1 kept the entry in the card's metadata; read it until the store is rewritten.
+                entry = KnowledgeEntry.from_json(meta["entry"] if "entry" in meta else doc)
                 entries[entry.id] = entry
             self._entries = entries
         return self._entries
@@ -148,10 +149,10 @@ class KnowledgeStore:
 
     def query(self, vector: np.ndarray, k: int = 20, where: dict[str, Any] | None = None) -> list[DenseHit]:
         """Nearest entries to a query vector, best view per entry, best first."""
-        total = self.collection.count()
+        total = self._call(self.collection.count)
         if total == 0:
             return []
-        n = min(total, 2 * k * len(VIEWS))
+        n = min(total, k * len(VIEWS))
         got = self._call(lambda: self.collection.query(
             query_embeddings=[vector.astype(np.float32).tolist()], n_results=n,
             where=where, include=["metadatas", "distances"],
@@ -180,7 +181,8 @@ class KnowledgeStore:
     ) -> SyncReport:
         """Make the store hold `entries`: embed only what is new or changed; with prune, drop the rest."""
         report = SyncReport()
-        if self.model_name != self.embedder.name:
+        stored_format = (self.collection.metadata or {}).get("format")
+        if self.model_name != self.embedder.name or stored_format != FORMAT_VERSION:
             report.reembedded = self._reembed_all()
         stored = self.hashes()
         todo: list[KnowledgeEntry] = []
@@ -204,16 +206,16 @@ class KnowledgeStore:
         done = 0
         for start in range(0, len(entries), WRITE_BATCH):
             batch = entries[start:start + WRITE_BATCH]
-            ids, docs, metas = [], [], []
+            ids, texts, docs, metas = [], [], [], []
             for entry in batch:
                 for view, text in view_texts(entry).items():
                     ids.append(f"{entry.id}#{view}")
-                    docs.append(text)
-                    meta = {"entry_id": entry.id, "view": view, "hash": entry.content_hash(), **_flags(entry)}
-                    if view == "card":
-                        meta["entry"] = entry.canonical_json()
-                    metas.append(meta)
-            vectors = self.embedder.embed(docs)
+                    texts.append(text)
+                    # The card row's document is the whole entry, so the store gives it back exactly;
+                    # queries never ask for documents, so a search does not carry entries around.
+                    docs.append(entry.canonical_json() if view == "card" else text)
+                    metas.append({"entry_id": entry.id, "view": view, "hash": entry.content_hash(), **_flags(entry)})
+            vectors = self.embedder.embed(texts)
             # Stale grade flags must not survive an update, so the old rows go first.
             self._call(lambda: self.collection.delete(where={"entry_id": {"$in": [e.id for e in batch]}}))
             self._call(lambda: self.collection.add(ids=ids, embeddings=vectors.tolist(), documents=docs, metadatas=metas))

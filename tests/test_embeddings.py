@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from knowledge import embeddings as emb_mod  # noqa: E402
-from knowledge.embeddings import (  # noqa: E402
+from knowledge import embeddings as emb_mod
+from knowledge.embeddings import (
     Embedder,
     EmbeddingModelError,
     MiniLMEmbedder,
@@ -31,15 +31,17 @@ TEXTS = [
     "hi",
     "",
     "Die Datenbankmigration ist über Nacht fehlgeschlagen. 🚀",
-    "The webhook returned HTTP 502 three times, then the retry queue filled up and "
-    "the integration stopped delivering messages to the Teams channel.",
+    (
+        "The webhook returned HTTP 502 three times, then the retry queue filled up and "
+        "the integration stopped delivering messages to the Teams channel."
+    ),
     "東京は日本の首都です。",
     "!!!???",
 ]
 
 
 @pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
+def minilm() -> MiniLMEmbedder:
     e = MiniLMEmbedder()
     e.load()
     return e
@@ -49,14 +51,14 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_identity(embedder: MiniLMEmbedder) -> None:
-    assert embedder.name == "all-MiniLM-L6-v2"
-    assert embedder.dimension == 384
-    assert isinstance(embedder, Embedder)
+def test_identity(minilm: MiniLMEmbedder) -> None:
+    assert minilm.name == "all-MiniLM-L6-v2"
+    assert minilm.dimension == 384
+    assert isinstance(minilm, Embedder)
 
 
-def test_shape_dtype_and_unit_norm(embedder: MiniLMEmbedder) -> None:
-    vecs = embedder.embed(TEXTS)
+def test_shape_dtype_and_unit_norm(minilm: MiniLMEmbedder) -> None:
+    vecs = minilm.embed(TEXTS)
     assert vecs.shape == (len(TEXTS), 384)
     assert vecs.dtype == np.float32
     assert np.all(np.isfinite(vecs))
@@ -65,35 +67,35 @@ def test_shape_dtype_and_unit_norm(embedder: MiniLMEmbedder) -> None:
     assert len({v.tobytes() for v in vecs}) == len(TEXTS)
 
 
-def test_empty_input(embedder: MiniLMEmbedder) -> None:
+def test_empty_input(minilm: MiniLMEmbedder) -> None:
     for empty in ([], ()):
-        out = embedder.embed(empty)
+        out = minilm.embed(empty)
         assert out.shape == (0, 384)
         assert out.dtype == np.float32
 
 
-def test_single_string_rejected(embedder: MiniLMEmbedder) -> None:
+def test_single_string_rejected(minilm: MiniLMEmbedder) -> None:
     with pytest.raises(TypeError):
-        embedder.embed("not a list")  # type: ignore[arg-type]
+        minilm.embed("not a list")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        embedder.embed(["ok", 3])  # type: ignore[list-item]
+        minilm.embed(["ok", 3])  # type: ignore[list-item]
 
 
-def test_batch_equals_one_at_a_time(embedder: MiniLMEmbedder) -> None:
+def test_batch_equals_one_at_a_time(minilm: MiniLMEmbedder) -> None:
     """Padding inside a batch must not change any vector."""
-    batched = embedder.embed(TEXTS)
-    single = np.stack([embedder.embed([t])[0] for t in TEXTS])
+    batched = minilm.embed(TEXTS)
+    single = np.stack([minilm.embed([t])[0] for t in TEXTS])
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
-def test_many_small_batches_keep_input_order(embedder: MiniLMEmbedder) -> None:
+def test_many_small_batches_keep_input_order(minilm: MiniLMEmbedder) -> None:
     """Several batches (run in parallel worker threads) still come back in input order."""
     texts = [f"message number {i} about {'retries ' * (i % 7)}and timeouts" for i in range(40)] + TEXTS
     small = MiniLMEmbedder(batch_size=3)
     got = small.embed(texts)
-    ref = embedder.embed(texts)
+    ref = minilm.embed(texts)
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    np.testing.assert_allclose(got[-len(TEXTS) :], embedder.embed(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(got[-len(TEXTS) :], minilm.embed(TEXTS), atol=1e-5)
 
 
 def test_blas_threads_restored_after_parallel_batches() -> None:
@@ -106,19 +108,30 @@ def test_blas_threads_restored_after_parallel_batches() -> None:
     assert get() == before
 
 
-def test_long_input_is_truncated_to_256_tokens(embedder: MiniLMEmbedder) -> None:
+def test_busy_machine_runs_single_threaded_with_same_result(
+    minilm: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [f"short note {i} on {'webhooks ' * (i % 5)}" for i in range(10)]
+    ref = minilm.embed(texts)
+    monkeypatch.setattr(emb_mod, "_machine_oversubscribed", lambda cpus: True)
+    before = emb_mod._BLAS.configured_threads()
+    np.testing.assert_allclose(MiniLMEmbedder(batch_size=3).embed(texts), ref, atol=1e-5)
+    assert emb_mod._BLAS.configured_threads() == before
+
+
+def test_long_input_is_truncated_to_256_tokens(minilm: MiniLMEmbedder) -> None:
     head = "The integration coach walks engineers through connecting chat platforms. " * 60
-    a, b = embedder.embed([head + "Completely different ending about penguins.", head + "Tax law."])
+    a, b = minilm.embed([head + "Completely different ending about penguins.", head + "Tax law."])
     assert np.all(np.isfinite(a))
     np.testing.assert_allclose(np.linalg.norm(a), 1.0, atol=1e-5)
     # Both endings lie beyond token 256, so they are cut off identically.
     np.testing.assert_allclose(a, b, atol=1e-6)
-    huge = embedder.embed(["word " * 20000])
+    huge = minilm.embed(["word " * 20000])
     assert huge.shape == (1, 384) and np.all(np.isfinite(huge))
 
 
-def test_semantic_sanity(embedder: MiniLMEmbedder) -> None:
-    v = embedder.embed(
+def test_semantic_sanity(minilm: MiniLMEmbedder) -> None:
+    v = minilm.embed(
         [
             "How can I reset my password?",
             "I forgot my login password, how do I change it?",
@@ -141,9 +154,9 @@ def test_missing_model_dir_names_the_path(tmp_path: Path) -> None:
     assert str(missing) in str(info.value)
 
 
-def test_corrupt_weights_name_the_path(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+def test_corrupt_weights_name_the_path(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
     model_dir = tmp_path / "model"
-    shutil.copytree(embedder.model_dir, model_dir, ignore=shutil.ignore_patterns("model.safetensors"))
+    shutil.copytree(minilm.model_dir, model_dir, ignore=shutil.ignore_patterns("model.safetensors"))
     weights = model_dir / "model.safetensors"
     weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}garbage")
     with pytest.raises(EmbeddingModelError) as info:
@@ -151,9 +164,9 @@ def test_corrupt_weights_name_the_path(tmp_path: Path, embedder: MiniLMEmbedder)
     assert str(weights) in str(info.value)
 
 
-def test_missing_weights_file_names_the_path(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+def test_missing_weights_file_names_the_path(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
     model_dir = tmp_path / "model"
-    shutil.copytree(embedder.model_dir, model_dir, ignore=shutil.ignore_patterns("model.safetensors"))
+    shutil.copytree(minilm.model_dir, model_dir, ignore=shutil.ignore_patterns("model.safetensors"))
     with pytest.raises(EmbeddingModelError) as info:
         MiniLMEmbedder(model_dir=model_dir).embed(["hello"])
     assert str(model_dir) in str(info.value)
@@ -176,12 +189,12 @@ def test_gelu_matches_exact_erf_form() -> None:
 
 def test_module_does_not_import_torch() -> None:
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from knowledge.embeddings import MiniLMEmbedder\n"
         "MiniLMEmbedder().embed(['hello world'])\n"
         "bad = {'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)\n"
         "assert not bad, bad\n"
-    ) % str(ROOT)
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -194,7 +207,7 @@ class _FakeEmbeddings:
         self.dim = dim
         self.fail = fail
 
-    def create(self, model: str, input: list[str]) -> Any:  # noqa: A002 - SDK's name
+    def create(self, model: str, input: list[str]) -> Any:  # the SDK's parameter name
         if self.fail is not None:
             raise self.fail
         self.calls.append(list(input))
