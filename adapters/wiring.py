@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ def check_data_dir(data_dir: Path) -> None:
     """Fail early, and clearly, on a data directory that cannot be used."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".write-test"
+        # A name of its own per process: several bots may share one data directory.
+        probe = data_dir / f".write-test-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:

@@ -199,6 +199,8 @@ class Job:
 
 @dataclass
 class Stats:
+    """What the sender saw: ack and request latencies, retries, give-ups."""
+
     ack_ms: list[float] = field(default_factory=list)  # Slack: every 2xx ack, duplicates and retries included
     teams_ms: list[float] = field(default_factory=list)  # Teams: request to response (the answer is sent within it)
     retries: Counter[str] = field(default_factory=Counter)  # by platform: a failed or slow (timed-out) request sent again
@@ -207,6 +209,7 @@ class Stats:
 
 
 def build_jobs(args: argparse.Namespace, service_url: str) -> list[Job]:
+    """The run's messages, reproducible from --seed: one conversation each, Slack and Teams interleaved."""
     rng = random.Random(args.seed)
     teams = TeamsActivities(service_url=service_url)
     jobs: list[Job] = []

@@ -138,43 +138,17 @@ def _gelu2_inplace(h: np.ndarray) -> None:
             x *= s
 
 
-# Below this many tokens LayerNorm runs on a token-major copy: with few
-# columns every feature-major op is a loop over very short rows, and the two
-# small transposing copies are cheaper than that overhead.
-_LN_TOKEN_MAJOR_BELOW = 64
-
-
 def _layer_norm_inplace(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> None:
     """LayerNorm over axis 0 of a ``(features, tokens)`` array, in place.
 
     ``gamma``/``beta`` are ``(features, 1)`` columns.
     """
-    if x.shape[1] < _LN_TOKEN_MAJOR_BELOW:
-        xt = np.ascontiguousarray(x.T)
-        _layer_norm_rows_inplace(xt, gamma.reshape(-1), beta.reshape(-1), eps)
-        x[...] = xt.T
-        return
     inv_n = _F32(1.0 / x.shape[0])
     mean = x.sum(axis=0)
     mean *= inv_n
     x -= mean
     # einsum computes the column sums of squares without a full-size temporary.
     var = np.einsum("ij,ij->j", x, x)
-    var *= inv_n
-    var += _F32(eps)
-    np.sqrt(var, out=var)
-    x /= var
-    x *= gamma
-    x += beta
-
-
-def _layer_norm_rows_inplace(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> None:
-    """LayerNorm over the last axis of a token-major ``(tokens, features)`` array."""
-    inv_n = _F32(1.0 / x.shape[1])
-    mean = x.sum(axis=1, keepdims=True)
-    mean *= inv_n
-    x -= mean
-    var = np.einsum("ij,ij->i", x, x)[:, None]
     var *= inv_n
     var += _F32(eps)
     np.sqrt(var, out=var)
@@ -782,9 +756,12 @@ class OpenAIEmbedder:
                 raise EmbeddingModelError(
                     f"OpenAI returned {len(data)} embeddings for {len(batch)} inputs ({self.name})"
                 )
-            arr = np.asarray([d.embedding for d in data], dtype=_F32)
-            if arr.ndim != 2:
-                raise EmbeddingModelError(f"OpenAI returned ragged embeddings ({self.name})")
+            try:
+                arr = np.asarray([d.embedding for d in data], dtype=_F32)
+            except (TypeError, ValueError) as exc:  # ragged or non-numeric
+                raise EmbeddingModelError(f"OpenAI returned malformed embeddings ({self.name}): {exc}") from exc
+            if arr.ndim != 2 or (chunks and arr.shape[1] != chunks[0].shape[1]):
+                raise EmbeddingModelError(f"OpenAI returned embeddings of inconsistent size ({self.name})")
             chunks.append(arr)
 
         vectors = np.concatenate(chunks, axis=0)

@@ -107,6 +107,11 @@ class PostgresServer:
     """A throwaway PostgreSQL cluster on 127.0.0.1: initdb into a temp dir, start, stop, remove."""
 
     def __init__(self, bindir: Path | None = None, *, port: int | None = None) -> None:
+        try:
+            import psycopg  # noqa: F401  (the driver the tests and the bot use)
+        except ImportError:
+            raise ServiceUnavailable("the psycopg package (PostgreSQL driver) is not installed; "
+                                     "install the test extras: scripts/install --test") from None
         found = bindir or find_pg_bindir()
         if found is None:
             raise ServiceUnavailable("PostgreSQL server binaries (initdb, postgres) not found under "
