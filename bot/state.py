@@ -85,6 +85,26 @@ class ProcessedEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class InboundEventRow(Base):
+    """A platform event acked to the platform: kept until answered, so no process crash loses it.
+
+    Written before the ack (bot.inbound), claimed with a lease by the process answering it, and
+    picked up by any process's sweeper when that process died before marking it done.
+    """
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (Index("ix_inbound_events_due", "status", "lease_until"),)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | processing | done
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    answer_ts: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the posted answer, once sent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class StateDB:
     """An engine and a session factory for the state database."""
 

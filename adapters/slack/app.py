@@ -7,6 +7,11 @@ whole request and context, about two thirds of the CPU an ack costs, which showe
 benchmark (benchmarks/slack_ack.py). They exist for FaaS hosts, where nothing may run after the
 response; `coach serve slack` is a long-running process.
 
+Messages to answer (app_mention, message) are written to the inbound queue (bot.inbound) by a
+middleware *before* Bolt acks them: Slack gets 200 only once the event is durable (503 when the
+state database cannot take it, so Slack retries), a retry already recorded is acked and dropped,
+and a sweeper in every process answers what a killed process acked but never answered.
+
 `Coach.handle` is synchronous and CPU-bound (tens of milliseconds on a quiet machine, far more on a
 busy one), so it runs on a small thread pool, never on the event loop that answers Slack.
 """
@@ -17,12 +22,14 @@ import asyncio
 import inspect
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
@@ -35,7 +42,9 @@ from adapters.slack.translate import (
     render_reply, search_results, thinking_message,
 )
 from adapters.wiring import Runtime
+from bot.inbound import InboundQueue
 from bot.models import InboundMessage
+from bot.state import StateError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +59,14 @@ USAGE = "Ask me a question after the command, for example: `/coach how could my 
 KB_USAGE = "Usage: `/coach-kb search <words>` shows how the knowledge base ranks entries for those words."
 SORRY = ("Sorry, something went wrong on my side and I couldn't answer that. Please try again in a minute; "
          "if it keeps happening, let an integrator know.")
+# Answering an event from the inbound queue: how long state-database failures are retried before
+# the event is left for a sweeper, how often the sweeper looks, and when an event is given up.
+STATE_RETRY_SECONDS = 10.0
+# Recording an event before its ack: a database restarting for a second or two is waited out
+# (every 0.25 s, well inside Slack's three seconds) before answering 503.
+RECORD_RETRY_SECONDS = 2.0
+SWEEP_SECONDS = 3.0
+MAX_ATTEMPTS = 5
 NOT_IN_CHANNEL = ("I can't post in this channel, so here is my answer just for you. "
                   "To answer in the channel, invite me with `/invite @coach`.")
 
@@ -131,6 +148,11 @@ class Bridge:
         # Dedupe claims get their own threads so a retry is recognised even while answers queue up.
         self.claims = ThreadPoolExecutor(max_workers=2, thread_name_prefix="coach-claim")
         self.inflight: set[asyncio.Task[Any]] = set()
+        # Events written down before the ack, answered once (bot.inbound); the sweeper answers what
+        # a killed process left, with `sweep_client` (a client carrying the bot token itself).
+        self.inbound = InboundQueue(runtime.db)
+        self.sweep_client: AsyncWebClient | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous core call off the event loop."""
@@ -141,6 +163,97 @@ class Bridge:
         """True the first time an event is seen by any process sharing the state database."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.claims, self.runtime.db.claim_event, key)
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """A state-database call on the claims threads (never queued behind answers)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.claims, lambda: fn(*args))
+
+    async def db_retrying(self, fn: Callable[..., T], *args: Any, budget: float = STATE_RETRY_SECONDS,
+                          delay: float = 0.2, max_delay: float = 2.0) -> T:
+        """`db`, retrying a StateError (a database restarting) with a short backoff for up to `budget` seconds."""
+        deadline = asyncio.get_running_loop().time() + budget
+        while True:
+            try:
+                return await self.db(fn, *args)
+            except StateError:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    def _handle_retrying(self, message: InboundMessage) -> Any:
+        """Coach.handle, retried while the state database fails (it records the turn), on a pool thread."""
+        deadline = time.monotonic() + STATE_RETRY_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                return self.coach.handle(message)
+            except StateError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def process(self, key: str, client: AsyncWebClient) -> None:
+        """Answer one recorded event, if this process wins the claim; then mark it done.
+
+        Safe to call from any process for any key: the claim is a conditional update, and a row
+        whose answer was already posted (by a process killed before marking it done) is only
+        marked done.
+        """
+        self.track()
+        try:
+            row = await self.db_retrying(self.inbound.claim, key)
+        except StateError as exc:
+            log.warning("cannot claim inbound event %s (left for the sweeper): %s", key, exc)
+            return
+        if row is None:
+            return
+        try:
+            if row.answer_ts or row.attempts > MAX_ATTEMPTS:
+                if not row.answer_ts:
+                    log.error("inbound event %s failed %d times; giving up on it", key, row.attempts - 1)
+                await self.db_retrying(self.inbound.done, key)
+                return
+            payload = row.payload
+            message = InboundMessage.model_validate(payload["message"])
+            sink = ChannelSink(client, payload["channel"], payload.get("thread_ts"))
+            if not await self.answer(message, sink, key=key):
+                await self.db(self.inbound.release, key)
+                return
+            await self.db_retrying(self.inbound.done, key)
+        except StateError as exc:
+            # The lease runs out and a sweeper finishes it (an answer recorded is not posted again).
+            log.warning("inbound event %s not marked done: %s", key, exc)
+
+    async def sweep_once(self, client: AsyncWebClient | None = None) -> int:
+        """Answer the events due (left pending, or claimed by a process that died); returns how many were tried."""
+        client = client or self.sweep_client
+        if client is None:
+            return 0
+        try:
+            keys = await self.db(self.inbound.due)
+        except StateError as exc:
+            log.warning("inbound sweep skipped: %s", exc)
+            return 0
+        for key in keys:
+            await self.process(key, client)
+        return len(keys)
+
+    def start_sweeper(self, interval: float = SWEEP_SECONDS) -> None:
+        """Every `interval` seconds, answer what other (killed) processes left behind."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.sweep_once()
+                except Exception:  # never let one bad row stop the sweeper
+                    log.exception("inbound sweep failed")
+
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(loop())
 
     def is_integrator(self, user_id: str | None) -> bool:
         """Integrators are the Slack user ids listed in `slack.integrator_user_ids`."""
@@ -153,10 +266,16 @@ class Bridge:
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
 
-    async def answer(self, message: InboundMessage, sink: Sink) -> None:
-        """Coach.handle off the loop; a thinking indicator only if it is slow; then the answer."""
+    async def answer(self, message: InboundMessage, sink: Sink, *, key: str | None = None) -> bool:
+        """Coach.handle off the loop; a thinking indicator only if it is slow; then the answer.
+
+        With `key` (an inbound-queue event), state-database failures are retried and, if they
+        last, nothing is posted (False: the event stays queued); the posted answer's ts is
+        recorded in the queue right after posting.
+        """
         self.track()
-        job = asyncio.get_running_loop().run_in_executor(self.pool, self.coach.handle, message)
+        handle = self._handle_retrying if key else self.coach.handle
+        job = asyncio.get_running_loop().run_in_executor(self.pool, handle, message)
         done, _ = await asyncio.wait({job}, timeout=self.settings.slack.thinking_after_seconds)
         if not done:
             try:
@@ -166,13 +285,26 @@ class Bridge:
         try:
             reply = await job
             out = render_reply(reply, thread_id=message.thread_id, header=sink.header)
+        except StateError as exc:
+            if key:
+                log.warning("state database failing; event %s left for the sweeper: %s", key, exc)
+                return False
+            log.exception("Coach.handle failed for a Slack message in %s", message.conversation_id)
+            out = notice(SORRY)
         except Exception:
             log.exception("Coach.handle failed for a Slack message in %s", message.conversation_id)
             out = notice(SORRY)
         await sink.final(out)
+        answer_ts = getattr(sink, "message_ts", None)
+        if key and answer_ts:
+            await self.db_retrying(self.inbound.set_answer, key, answer_ts)
+        return True
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait (bounded) for answers still being written, then stop the pools."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         pending = {t for t in self.inflight if t is not asyncio.current_task()}
         if pending:
             await asyncio.wait(pending, timeout=timeout)
@@ -233,9 +365,46 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
     finally:
         bolt_log.removeFilter(quiet)
 
+    bridge.sweep_client = AsyncWebClient(token=client.token or bot_token, base_url=client.base_url,
+                                         session=client.session, retry_handlers=client.retry_handlers)
+
+    # -- the inbound queue: an event is written down before Slack gets its 200 ------------------
+    async def record_inbound(body: dict, context: dict, next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        event_id = body.get("event_id")
+        message = None
+        if isinstance(event, dict) and event_id and event.get("type") in ("app_mention", "message"):
+            message = message_from_event(event, bot_user_id=context.get("bot_user_id"))
+        if message is None:
+            await next()
+            return None
+        key = f"slack:{event_id}"
+        payload = {"message": message.model_dump(mode="json"), "channel": message.conversation_id,
+                   "thread_ts": message.thread_id if is_slack_ts(message.thread_id) else None}
+        try:
+            fresh = await bridge.db_retrying(bridge.inbound.record, key, payload, budget=RECORD_RETRY_SECONDS,
+                                             delay=0.25, max_delay=0.25)
+        except StateError as exc:
+            # Never 200 without a durable record: Slack retries a 5xx later.
+            log.warning("cannot record event %s, answering 503 so Slack retries: %s", event_id, exc)
+            return BoltResponse(status=503, body="")
+        if not fresh:
+            # A retry (X-Slack-Retry-Num) of an event some process already recorded: ack it, nothing more.
+            log.info("event %s already recorded; retry acknowledged", event_id)
+            return BoltResponse(status=200, body="")
+        context["inbound_key"] = key
+        await next()
+        return None
+
+    app.middleware(record_inbound)
+
     # -- conversations -------------------------------------------------------------------------
     async def answer_event(body: dict, event: dict, context: dict, client: AsyncWebClient) -> None:
         # Events are acknowledged by Bolt before this runs (auto-acknowledgement).
+        key = context.get("inbound_key")
+        if key:  # recorded before the ack: answered once, from the queue
+            await bridge.process(key, client)
+            return
         message = message_from_event(event, bot_user_id=context.get("bot_user_id"))
         if message is None:
             return

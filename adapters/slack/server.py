@@ -159,6 +159,8 @@ class SlackService:
                                                                    retry_handlers=retries),
                                signing_secret=self.credentials.signing_secret or "", auth_test=self.identity,
                                bot_token=self.credentials.bot_token, drafts_dir=self.drafts_dir, workers=self.workers)
+        # Every process sweeps the inbound queue: events a killed process acked but never answered.
+        self.slack.bridge.start_sweeper()
         if self.mode == "socket":
             self._socket = AsyncSocketModeHandler(self.slack.bolt, app_token=self.credentials.app_token)
             await self._socket.connect_async()

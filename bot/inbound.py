@@ -1,0 +1,100 @@
+"""The inbound queue: every event a platform sends is written down before it is acked.
+
+Slack does not retry an event it got 200 for, so an event acked and then lost in a crashed
+process is lost for good. Here the ack path records the event first (`record`): only with a row
+in the state database does the adapter answer 200; when the database cannot be written it
+answers 503 and Slack tries again later. Then one process at a time answers it (`claim`, a
+conditional update with a lease), writes down the answer it posted (`set_answer`) and marks it
+done; a process killed in between leaves a row whose lease runs out, and any process's sweeper
+(`due`) picks it up. A row with an answer recorded is only marked done, never answered again.
+
+The table (`bot.state.InboundEventRow`) sits beside the other state tables; synchronous calls,
+run off the event loop by the adapters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from bot.state import InboundEventRow, StateDB, StateError, utcnow
+
+PENDING, PROCESSING, DONE = "pending", "processing", "done"
+LEASE_SECONDS = 30.0   # a claim holds this long (over the 10 s retry budget plus posting); then any process may take over
+GRACE_SECONDS = 5.0    # a pending row younger than this belongs to the process that just wrote it
+
+
+class InboundQueue:
+    """Rows in `inbound_events`, keyed by the platform's event id ("slack:Ev123")."""
+
+    def __init__(self, db: StateDB, *, lease_seconds: float = LEASE_SECONDS,
+                 grace_seconds: float = GRACE_SECONDS) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.grace_seconds = grace_seconds
+
+    def record(self, key: str, payload: dict[str, Any]) -> bool:
+        """Write the event down; False when it is already there (a retry). StateError when the database fails."""
+        now = utcnow()
+        try:
+            with self.db.session() as s:
+                s.add(InboundEventRow(key=key, payload=payload, status=PENDING, attempts=0,
+                                      created_at=now, updated_at=now))
+            return True
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:  # anything else the database says: not durable, not acked
+            raise StateError(f"cannot record inbound event {key}: {exc}") from exc
+
+    def claim(self, key: str, *, now: datetime | None = None) -> InboundEventRow | None:
+        """Take the event for answering (a lease); None when it is done or another process holds it."""
+        now = now or utcnow()
+        with self.db.session() as s:
+            result = s.execute(
+                update(InboundEventRow)
+                .where(InboundEventRow.key == key,
+                       or_(InboundEventRow.status == PENDING,
+                           and_(InboundEventRow.status == PROCESSING, InboundEventRow.lease_until < now)))
+                .values(status=PROCESSING, lease_until=now + timedelta(seconds=self.lease_seconds),
+                        attempts=InboundEventRow.attempts + 1, updated_at=now)
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                return None
+            return s.get(InboundEventRow, key)
+
+    def set_answer(self, key: str, answer_ts: str) -> None:
+        """Write down the message that answered the event, right after posting it."""
+        with self.db.session() as s:
+            s.execute(update(InboundEventRow).where(InboundEventRow.key == key)
+                      .values(answer_ts=answer_ts, updated_at=utcnow()).execution_options(synchronize_session=False))
+
+    def done(self, key: str) -> None:
+        with self.db.session() as s:
+            s.execute(update(InboundEventRow).where(InboundEventRow.key == key)
+                      .values(status=DONE, lease_until=None, updated_at=utcnow())
+                      .execution_options(synchronize_session=False))
+
+    def release(self, key: str) -> None:
+        """Give the event back (pending) for the sweeper to try again."""
+        with self.db.session() as s:
+            s.execute(update(InboundEventRow).where(InboundEventRow.key == key, InboundEventRow.status == PROCESSING)
+                      .values(status=PENDING, lease_until=None, updated_at=utcnow())
+                      .execution_options(synchronize_session=False))
+
+    def due(self, *, limit: int = 20, now: datetime | None = None) -> list[str]:
+        """Keys a sweeper should try: pending past the grace period, or processing with the lease run out."""
+        now = now or utcnow()
+        with self.db.session() as s:
+            return list(s.scalars(
+                select(InboundEventRow.key)
+                .where(or_(and_(InboundEventRow.status == PENDING,
+                                InboundEventRow.updated_at < now - timedelta(seconds=self.grace_seconds)),
+                           and_(InboundEventRow.status == PROCESSING, InboundEventRow.lease_until < now)))
+                .order_by(InboundEventRow.created_at).limit(limit)))
+
+    def get(self, key: str) -> InboundEventRow | None:
+        with self.db.session() as s:
+            return s.get(InboundEventRow, key)
