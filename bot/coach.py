@@ -49,7 +49,7 @@ class EscalationListener(Protocol):
     def escalated(self, event: EscalationEvent) -> None: ...
 
 
-# -- handoff desk (issue #6): a person claims or resolves; the listener tells the teacher -----------
+# -- handoff desk: a person claims or resolves; the listener tells the teacher -----------
 
 @dataclass(frozen=True)
 class EscalationStatusEvent:
@@ -184,7 +184,7 @@ class Coach:
             text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
         return Reply(text=text, route=route, handoff=handoff, turn_id=turn.id)
 
-    # -- handoff desk (issue #6) ----------------------------------------------------------------
+    # -- handoff desk ----------------------------------------------------------------
 
     def escalation_action(self, escalation_id: int, action: str, user_id: str, *,
                           user_name: str | None = None) -> str | None:
@@ -241,7 +241,7 @@ class Coach:
             target=decision.route.value, reason=decision.reason, category=decision.category, urgent=urgent,
             memory_key=message.memory_key, platform=message.platform, user_id=message.user_id,
             summary=text[:200], detail={"text": text, "at": message.received_at.isoformat()},
-            # Where to tell the teacher later, when a person claims or resolves it (issue #6).
+            # Where to tell the teacher later, when a person claims or resolves it.
             reply_to={"conversation_id": message.conversation_id, "thread_id": message.thread_id,
                       "user_name": message.user_name,
                       "platform_ref": message.platform_ref.model_dump(mode="json", exclude_none=True)},

@@ -42,7 +42,7 @@ class EscalationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # Added for handoff delivery (issue #6); nullable so older databases gain them in place.
+    # Added for handoff delivery; nullable so older databases gain them in place.
     claimed_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     resolved_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -134,7 +134,7 @@ class Escalations:
                 EscalationRow.memory_key == memory_key, EscalationRow.target == target,
                 EscalationRow.status.in_(("open", "claimed")))).first()
 
-    # -- handoff desk: what integrators and the helpdesk do with a record (issue #6) -------------
+    # -- handoff desk: what integrators and the helpdesk do with a record -------------
 
     def get_by_ticket(self, ticket: str) -> EscalationRow | None:
         """`H-0042`, `h42`, `I-0007` or a bare id `42`; a letter that does not match the target finds nothing."""

@@ -56,7 +56,7 @@ def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, se
     later = "I'll tell you here when someone picks it up." if live else f"Quote {ticket} if you chase it."
     when = f" The helpdesk usually responds {settings.handoff.helpdesk_response}. {later}"
     if is_urgent(text):
-        # Who and roughly when, even in a hurry (issue #6).
+        # Who and roughly when, even in a hurry.
         when = f" I've marked it urgent because your class is waiting, so the helpdesk sees it first. {later}"
     return head + ask + when
 
@@ -121,7 +121,7 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-# -- when a person picks up or closes a handoff (issue #6) -------------------------------------------
+# -- when a person picks up or closes a handoff -------------------------------------------
 
 def handoff_claimed(ticket: str, target: str, category: str, who: str | None, settings: Settings) -> str:
     """Told to the teacher when an integrator or technician claims their escalation."""

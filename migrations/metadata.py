@@ -29,7 +29,7 @@ def full_metadata() -> MetaData:
     for name in TABLE_MODULES:
         try:
             importlib.import_module(name)
-        except ImportError as exc:  # a module another engineer has not written yet, or an optional extra
+        except ImportError as exc:  # a module not installed here (an optional extra)
             log.warning("state tables in %s not loaded: %s", name, exc)
     from bot.state import Base
 

@@ -21,7 +21,7 @@ from bot.escalations import Escalations
 from bot.state import ConversationMemory, StateDB, StateError, schema_revision, upgrade_schema
 from migrations.metadata import full_metadata
 
-# Columns issue #6 added to escalations in place: a school's older state.db lacks them.
+# Columns added to escalations after the first schema, in place: a school's older state.db lacks them.
 LATER_ESCALATION_COLUMNS = {"claimed_by_name", "resolved_by", "resolved_by_name", "reply_to"}
 OLD_TABLES = ("turns", "feedback", "processed_events", "escalations")  # before the outbox, usage, Teams tables
 

@@ -1,7 +1,7 @@
 """Handoff delivery end to end, through `Coach.handle`, to real servers on loopback.
 
 SMTP is aiosmtpd; the webhook receiver verifies the HMAC signature itself; Slack is the Slack
-engineer's Web API stand-in (tests/slack_api_server.py); Teams is the Bot Connector stand-in
+Web API stand-in (tests/slack_api_server.py); Teams is the Bot Connector stand-in
 (tests/bot_connector_server.py) reached through the Teams adapter's TeamsNotifier.
 """
 

@@ -442,7 +442,7 @@ def test_coach_kb_search(app: RunningApp, user: str, expect: str) -> None:
     assert expect in json.dumps(reply.body)
 
 
-# -- handoff buttons in the integrators' channel (issue 6 delivers the messages) -------------
+# -- handoff buttons in the integrators' channel -------------
 
 def test_handoff_claim_and_resolve_update_the_channel_message(app: RunningApp, runtime) -> None:
     if not hasattr(runtime.coach, "escalation_action"):

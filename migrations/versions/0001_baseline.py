@@ -1,4 +1,4 @@
-"""Baseline: every state table as of issue #8, and adoption of databases made before migrations.
+"""Baseline: every state table at the first migration, and adoption of databases made before migrations.
 
 Revision ID: 0001
 Revises:
