@@ -19,24 +19,9 @@ from knowledge.parser import load_folder
 from knowledge.search import Retriever
 from knowledge.store import KnowledgeStore, StoreError, open_client
 
-from conftest import FIXTURE_KB
+from conftest import FIXTURE_KB, HashingEmbedder
 
 pytestmark = pytest.mark.server
-
-
-class HashingEmbedder:
-    """A second, tiny embedding model, so a model change can be shown without a second download."""
-
-    name = "hashing-test-64"
-    dimension = 64
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, sum(map(ord, word)) % self.dimension] += 1.0  # stable across processes, unlike hash()
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
 
 
 class StopsServerOnEmbed:

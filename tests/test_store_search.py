@@ -12,22 +12,7 @@ from knowledge.parser import load_folder
 from knowledge.search import Filters, Retriever
 from knowledge.store import KnowledgeStore, StoreError, open_client
 
-from conftest import FIXTURE_KB
-
-
-class HashingEmbedder:
-    """A second, tiny embedding model: enough to show a model change re-embeds."""
-
-    name = "hashing-test-64"
-    dimension = 64
-
-    def embed(self, texts):
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, hash(word) % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
+from conftest import FIXTURE_KB, HashingEmbedder
 
 
 def test_sync_is_incremental_and_idempotent(settings, embedder, tmp_path):
