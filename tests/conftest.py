@@ -70,16 +70,22 @@ def _service_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _started(kind: str):
+    """Start one of tests/services.py's servers for the session; skip (or fail) when it is missing."""
+    import services
+
+    try:
+        server = getattr(services, kind)()
+    except services.ServiceUnavailable as exc:
+        _service_missing(str(exc))
+    server.start()
+    return server
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL cluster of its own on loopback for the whole session (tests/services.py)."""
-    from services import PostgresServer, ServiceUnavailable
-
-    try:
-        server = PostgresServer()
-    except ServiceUnavailable as exc:
-        _service_missing(str(exc))
-    server.start()
+    server = _started("PostgresServer")
     yield server
     server.cleanup()
 
@@ -93,13 +99,7 @@ def postgres_url(postgres_server) -> str:
 @pytest.fixture(scope="session")
 def chroma_server():
     """A `chroma run` server on loopback for the whole session."""
-    from services import ChromaServer, ServiceUnavailable
-
-    try:
-        server = ChromaServer()
-    except ServiceUnavailable as exc:
-        _service_missing(str(exc))
-    server.start()
+    server = _started("ChromaServer")
     yield server
     server.cleanup()
 
@@ -123,3 +123,19 @@ class HashingEmbedder:
                 out[i, sum(map(ord, word)) % self.dimension] += 1.0  # stable across processes, unlike hash()
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture(scope="module")
+def slack_api():
+    """The loopback Slack Web API stand-in, one per test module."""
+    from slack_api_server import SlackAPIServer
+
+    with SlackAPIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api(slack_api):
+    """The stand-in with its recorded requests cleared for this test."""
+    slack_api.reset()
+    return slack_api

@@ -130,7 +130,7 @@ def test_slow_answer_past_the_timeout_falls_back_to_the_template_quickly(tmp_pat
     assert out.composer == "template (fallback: timeout)"
     assert elapsed < 2.0  # bounded by the deadline, not by the model
     assert passes(out, req)
-    assert 1 <= len(openai_server.chat_requests) <= 2
+    assert len(openai_server.chat_requests) in (1, 2)
 
 
 def test_429_then_success_retries_after_the_servers_hint(tmp_path, openai_server, usage):

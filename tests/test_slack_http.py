@@ -33,18 +33,6 @@ INTEGRATOR = "U0INTEGRAT"
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.fixture(scope="module")
-def slack_api() -> Iterator[SlackAPIServer]:
-    with SlackAPIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(slack_api: SlackAPIServer) -> SlackAPIServer:
-    slack_api.reset()
-    return slack_api
-
-
 @pytest.fixture
 def slack_overrides() -> dict[str, Any]:
     """Per-test Slack settings; override with @pytest.mark.parametrize("slack_overrides", [...])."""

@@ -33,18 +33,6 @@ BOT_TOKEN = "xoxb-1234-5678-loopbacktoken"
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
 
 
-@pytest.fixture(scope="module")
-def slack_api() -> Iterator[SlackAPIServer]:
-    with SlackAPIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(slack_api: SlackAPIServer) -> SlackAPIServer:
-    slack_api.reset()
-    return slack_api
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.server)])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
