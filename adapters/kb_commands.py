@@ -126,11 +126,13 @@ def search_cmd(ctx, query: str, grade, subject, kind, k: int, as_json: bool) -> 
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps({"confidence": result.confidence, "hits": [
-            {"id": h.entry.id, "score": h.score, "dense": h.dense, "lexical": h.lexical} for h in result.hits]}))
+            {"id": h.entry.id, "score": h.score, "late": h.late, "dense": h.dense, "lexical": h.lexical}
+            for h in result.hits]}))
         return
-    table = Table("rank", "id", "title", "fused", "dense", "bm25 (norm)", title=f"confidence {result.confidence:.2f}")
+    table = Table("rank", "id", "title", "score", "late", "dense", "bm25 (norm)", title=f"confidence {result.confidence:.2f}")
     for i, hit in enumerate(result.hits, 1):
-        table.add_row(str(i), hit.entry.id, hit.entry.title, f"{hit.score:.3f}", f"{hit.dense:.3f}", f"{hit.lexical:.3f}")
+        table.add_row(str(i), hit.entry.id, hit.entry.title, f"{hit.score:.3f}", f"{hit.late:.3f}", f"{hit.dense:.3f}",
+                      f"{hit.lexical:.3f}")
     out.print(table)
 
 

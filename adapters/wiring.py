@@ -61,7 +61,8 @@ def open_store(settings: Settings, embedder: Embedder | None = None) -> Knowledg
     check_data_dir(settings.data_dir)
     try:
         client = open_client(data_dir=settings.data_dir, chroma_url=settings.chroma_url)
-        return KnowledgeStore(client, embedder or make_embedder(settings))
+        return KnowledgeStore(client, embedder or make_embedder(settings),
+                              token_dir=settings.data_dir / "cache" / "token-vectors")
     except StoreError as exc:
         raise StartupError(str(exc)) from None
 
@@ -115,7 +116,8 @@ def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
     glossary_file = settings.config_dir / "tool-glossary.yaml"
     glossary = Glossary.from_file(glossary_file) if glossary_file.exists() else None
     return Retriever(store, mode=settings.retrieval.mode, lexical_weight=settings.retrieval.lexical_weight,
-                     context_weight=settings.retrieval.context_weight, glossary=glossary)
+                     context_weight=settings.retrieval.context_weight, glossary=glossary,
+                     late_interaction=settings.retrieval.late_interaction)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Retrieval quality on a case file: dense-only, BM25-only and fusions side by side, in one run.
 
 usage: python benchmarks/retrieval.py [CASES.jsonl] [KB_DIR]
-Defaults to the shared development set and fixture knowledge base. Follow-up turns are
-searched with the conversation's previous coaching turn as context, as Coach.handle does.
+Without arguments: the shared development set and the team's three case sets, each with
+its knowledge base, then the mean over the sets (a weight is chosen on the mean, not on one
+set). Follow-up turns are searched with the conversation's previous coaching turn as
+context, as Coach.handle does.
 """
 
 from __future__ import annotations
@@ -74,33 +76,66 @@ def score(retriever: Retriever, cases) -> dict[str, float]:
     return {"hit@1": h1 / n, "hit@3": h3 / n, "mrr@5": rr / n}
 
 
+CASES = ROOT / "benchmarks" / "cases"
+# The shared development set, and the team's own sets: two written against the fixture base
+# (short chat messages; longer messages with context), one against the starter base.
+DEFAULT_SETS = [
+    (SHARED / "dev.jsonl", SHARED / "kb"),
+    (CASES / "fixture-kb-short.jsonl", SHARED / "kb"),
+    (CASES / "fixture-kb-context.jsonl", SHARED / "kb"),
+    (CASES / "messy-starter.jsonl", ROOT / "knowledge" / "starter"),
+]
+
+
+def configurations(store: KnowledgeStore, glossary: Glossary) -> list[tuple[str, object]]:
+    """Every retrieval compared, by label; the last is the product's default."""
+    def retriever(mode: str = "hybrid", weight: float = 0.05, gloss: Glossary | None = glossary,
+                  late: bool = False, share: float = 0.5) -> Retriever:
+        return Retriever(store, mode=mode, lexical_weight=weight, glossary=gloss, late_interaction=late,
+                         rerank_dense_share=share)
+
+    configs: list[tuple[str, object]] = [
+        ("dense only", retriever("dense", 0.0)), ("BM25 only", retriever("lexical", 1.0)),
+        ("dense, no glossary", retriever("dense", 0.0, None)),
+    ]
+    configs += [(f"fused w={w:.2f}", retriever(weight=w)) for w in (0.05, 0.1, 0.2, 0.3)]
+    configs.append(("RRF k=60", RRF(retriever("dense"), retriever("lexical"))))
+    configs += [(f"late, dense x{share:g}", retriever(late=True, share=share)) for share in (0.0, 0.25, 1.0)]
+    configs += [(f"late, w={w:.2f}", retriever(weight=w, late=True)) for w in (0.0, 0.1)]
+    configs.append(("late (default)", retriever(late=True)))
+    return configs
+
+
 def main(argv: list[str]) -> int:
-    cases_path = Path(argv[0]) if argv else SHARED / "dev.jsonl"
-    kb_dir = Path(argv[1]) if len(argv) > 1 else SHARED / "kb"
-    cases = cases_with_context(cases_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        embedder = MiniLMEmbedder()
-        store = KnowledgeStore(open_client(data_dir=Path(tmp), chroma_url=None), embedder)
-        store.sync(load_folder(kb_dir).entries)
-        glossary = Glossary.from_file(ROOT / "config" / "tool-glossary.yaml")
-        rows = []
-        configs = [("dense only", "dense", 0.0, glossary), ("BM25 only", "lexical", 1.0, glossary),
-                   ("dense, no glossary", "dense", 0.0, None)]
-        configs += [(f"fused w={w:.2f}", "hybrid", w, glossary) for w in (0.05, 0.1, 0.2, 0.3, 0.5)]
-        for label, mode, weight, gloss in configs:
-            retriever = Retriever(store, mode=mode, lexical_weight=weight, glossary=gloss)
-            start = time.perf_counter()
-            result = score(retriever, cases)
-            ms = (time.perf_counter() - start) * 1000 / max(len(cases), 1)
-            rows.append((label, result, ms))
-        rows.append(("RRF k=60", score(RRF(Retriever(store, mode="dense", glossary=glossary),
-                                           Retriever(store, mode="lexical", glossary=glossary)), cases), 0.0))
-    print(f"{len(cases)} coach cases from {cases_path.name}, knowledge base {kb_dir} ({len(load_folder(kb_dir).entries)} entries)")
-    print(f"{'retrieval':<16} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6} {'ms/query':>9}")
-    for label, r, ms in rows:
-        print(f"{label:<16} {r['hit@1']:>6.3f} {r['hit@3']:>6.3f} {r['mrr@5']:>6.3f} {ms:>9.1f}")
-    best = max(rows, key=lambda row: (row[1]["mrr@5"], row[1]["hit@3"]))
-    print(f"best: {best[0]}")
+    sets = [(Path(argv[0]), Path(argv[1]) if len(argv) > 1 else SHARED / "kb")] if argv else DEFAULT_SETS
+    embedder = MiniLMEmbedder()
+    glossary = Glossary.from_file(ROOT / "config" / "tool-glossary.yaml")
+    totals: dict[str, list[dict[str, float]]] = {}
+    for cases_path, kb_dir in sets:
+        cases = cases_with_context(cases_path)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = KnowledgeStore(open_client(data_dir=Path(tmp), chroma_url=None), embedder)
+            entries = load_folder(kb_dir).entries
+            store.sync(entries)
+            rows = []
+            for label, retriever in configurations(store, glossary):
+                start = time.perf_counter()
+                result = score(retriever, cases)
+                ms = (time.perf_counter() - start) * 1000 / max(len(cases), 1)
+                rows.append((label, result, ms))
+                totals.setdefault(label, []).append(result)
+        print(f"\n{len(cases)} coach cases from {cases_path.name}, knowledge base {kb_dir.name} ({len(entries)} entries)")
+        print(f"{'retrieval':<20} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6} {'ms/query':>9}")
+        for label, r, ms in rows:
+            print(f"{label:<20} {r['hit@1']:>6.3f} {r['hit@3']:>6.3f} {r['mrr@5']:>6.3f} {ms:>9.1f}")
+    if len(sets) > 1:
+        print(f"\nmean over the {len(sets)} sets")
+        print(f"{'retrieval':<20} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6}")
+        for label, results in totals.items():
+            mean = {k: sum(r[k] for r in results) / len(results) for k in ("hit@1", "hit@3", "mrr@5")}
+            print(f"{label:<20} {mean['hit@1']:>6.3f} {mean['hit@3']:>6.3f} {mean['mrr@5']:>6.3f}")
+    best = max(totals, key=lambda label: sum(r["mrr@5"] for r in totals[label]))
+    print(f"best mean MRR: {best}")
     return 0
 
 

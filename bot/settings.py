@@ -31,7 +31,8 @@ class SettingsError(RuntimeError):
 
 class RetrievalSettings(BaseModel):
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
-    lexical_weight: float = Field(0.05, ge=0.0, le=1.0, description="weight of saturated BM25 added to dense similarity (benchmarks/retrieval.py)")
+    lexical_weight: float = Field(0.05, ge=0.0, le=1.0, description="weight of BM25 added to dense similarity (benchmarks/retrieval.py)")
+    late_interaction: bool = Field(True, description="re-rank the best candidates word piece by word piece (local model only)")
     context_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of earlier turns in a follow-up")
     min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="below this the coach says it has nothing (0.2 = cosine 0.28)")
     max_sources: int = Field(2, ge=0, le=5)

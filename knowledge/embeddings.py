@@ -334,6 +334,10 @@ class _MiniLMModel:
         ``(batch, hidden)`` float32.  Re-entrant: all buffers are per call, so
         several threads may run batches concurrently.
         """
+        return self.pool(self.hidden_states(ids, mask), mask)
+
+    def hidden_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The last layer's token states for a padded batch, ``(hidden, batch, seq)`` float32."""
         bsz, seq = ids.shape
         h, nh, hd = self.hidden, self.heads, self.head_dim
         n_tok = bsz * seq
@@ -398,9 +402,13 @@ class _MiniLMModel:
             _layer_norm_inplace(tmp, layer.ln2_g, layer.ln2_b, self.eps)
             x_buf, tmp_buf = tmp_buf, x_buf
 
-        # Mean pooling over real tokens, then L2 normalisation.
-        hidden = x_buf[:h].reshape(h, bsz, seq)
-        if padded:
+        return x_buf[:h].reshape(h, bsz, seq)
+
+    @staticmethod
+    def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean pooling over real tokens, then L2 normalisation: the sentence vector."""
+        seq = hidden.shape[2]
+        if not bool(mask.all()):
             m = mask.astype(_F32)
             pooled = np.einsum("hbs,bs->bh", hidden, m)
             pooled /= np.maximum(m.sum(axis=1, keepdims=True), _F32(1e-9))
@@ -520,6 +528,17 @@ class MiniLMEmbedder:
         does).  Texts are sorted by token length and batched so that little
         work is spent on padding; results come back in input order.
         """
+        return self._encode(texts, with_tokens=False)[0]
+
+    def embed_with_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The sentence vectors, and per text its word-piece vectors from the same forward pass.
+
+        Each token matrix is ``(n_tokens, 384)`` float32 with unit rows, without the
+        ``[CLS]``/``[SEP]`` markers: what late-interaction scoring compares.
+        """
+        return self._encode(texts, with_tokens=True)
+
+    def _encode(self, texts: Sequence[str], *, with_tokens: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of strings, not a single string")
         items = list(texts)
@@ -527,7 +546,7 @@ class MiniLMEmbedder:
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
         if not items:
-            return np.zeros((0, self.dimension), dtype=_F32)
+            return np.zeros((0, self.dimension), dtype=_F32), []
 
         model = self._get_model()
         token_ids = model.tokenize(items)
@@ -548,8 +567,15 @@ class MiniLMEmbedder:
                 n = int(lengths[j])
                 ids[row, :n] = token_ids[j]
                 mask[row, :n] = True
-            return idx, model.forward(ids, mask)
+            hidden = model.hidden_states(ids, mask)
+            if with_tokens:
+                for row, j in enumerate(idx):
+                    states = hidden[:, row, 1 : int(lengths[j]) - 1].T
+                    norms = np.sqrt(np.einsum("ij,ij->i", states, states))[:, None]
+                    tokens[j] = (states / np.maximum(norms, _F32(1e-12))).astype(_F32)
+            return idx, model.pool(hidden, mask)
 
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), _F32)] * len(items)
         out = np.empty((len(items), self.dimension), dtype=_F32)
         cpus = _cpu_count()
         if _BLAS.available and _machine_oversubscribed(cpus):
@@ -560,7 +586,7 @@ class MiniLMEmbedder:
                 for batch in batches:
                     idx, vectors = run(batch)
                     out[idx] = vectors
-            return out
+            return out, tokens
         workers = min(cpus, len(batches), _BLAS.configured_threads())
         if workers > 1:
             # About half of a forward pass is single-threaded numpy
@@ -574,7 +600,7 @@ class MiniLMEmbedder:
             for batch in batches:
                 idx, vectors = run(batch)
                 out[idx] = vectors
-        return out
+        return out, tokens
 
 
 def _machine_oversubscribed(cpus: int) -> bool:

@@ -1,7 +1,10 @@
-"""Retrieval: dense similarity from the store, BM25 beside it, fused by a tuned weight."""
+"""Retrieval: dense similarity from the store, BM25 beside it, fused by a tuned weight, then
+the best candidates re-ranked by late interaction (knowledge/late_interaction.py)."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -9,11 +12,20 @@ import numpy as np
 
 from knowledge.entry import GRADE_BANDS, KnowledgeEntry
 from knowledge.glossary import Glossary
+from knowledge.late_interaction import maxsim
 from knowledge.lexical import BM25Index, query_terms
 from knowledge.store import KnowledgeStore
 
 Mode = Literal["dense", "lexical", "hybrid"]
 CANDIDATES = 30
+# How many first-stage candidates late interaction re-ranks: on every case set the right
+# entry was within the first 10, so 20 leaves room at no measurable cost.
+RERANK = 20
+# In the re-ranked score the sentence-vector similarity counts half as much as MaxSim.
+# Shares of 0 to 0.5 are within 0.01 MRR of each other on the mean over four case sets
+# (benchmarks/retrieval.py); through `coach replay` 0.5 ranked best, so it is the default.
+RERANK_DENSE_SHARE = 0.5
+QUERY_TOKEN_MEMORY = 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,7 @@ class Hit:
     score: float
     dense: float = 0.0
     lexical: float = 0.0
+    late: float = 0.0  # MaxSim of the question's word pieces with the entry's note; 0 when not re-ranked
 
 
 @dataclass
@@ -71,14 +84,20 @@ class Retriever:
     """Hybrid search over a `KnowledgeStore`; the BM25 index follows the store's contents."""
 
     def __init__(self, store: KnowledgeStore, *, mode: Mode = "hybrid", lexical_weight: float = 0.05,
-                 context_weight: float = 0.5, glossary: Glossary | None = None) -> None:
+                 context_weight: float = 0.5, glossary: Glossary | None = None,
+                 late_interaction: bool = True, rerank_dense_share: float = RERANK_DENSE_SHARE) -> None:
         self.store = store
         self.glossary = glossary
         self.mode = mode
         self.lexical_weight = lexical_weight
         self.context_weight = context_weight
+        # Re-ranking needs token vectors, which only a local model gives (not OpenAI's API).
+        self.late_interaction = late_interaction and mode == "hybrid" and store.tokens is not None
+        self.rerank_dense_share = rerank_dense_share
         self._index: BM25Index | None = None
         self._index_of: int | None = None
+        self._query_tokens: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_lock = threading.Lock()
 
     def index(self) -> BM25Index:
         entries = self.store.entries()
@@ -94,12 +113,35 @@ class Retriever:
 
     def embed_query(self, text: str, context: str = "", context_weight: float | None = None) -> np.ndarray:
         """One vector for the question, leaning toward the conversation when there is context."""
-        text = self.expand(text)
+        texts = [self.expand(text)] + ([self.expand(context)] if context else [])
+        vectors = self._embed(texts)
         if not context:
-            return self.store.embedder.embed([text])[0]
-        cur, ctx = self.store.embedder.embed([text, self.expand(context)])
-        vec = cur + (self.context_weight if context_weight is None else context_weight) * ctx
+            return vectors[0]
+        vec = vectors[0] + (self.context_weight if context_weight is None else context_weight) * vectors[1]
         return vec / (np.linalg.norm(vec) or 1.0)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Sentence vectors; with late interaction on, the same pass keeps each text's token vectors."""
+        if not self.late_interaction:
+            return self.store.embedder.embed(texts)
+        vectors, tokens = self.store.embedder.embed_with_tokens(texts)  # type: ignore[attr-defined]
+        with self._query_lock:
+            for text, matrix in zip(texts, tokens):
+                self._query_tokens[text] = matrix
+                self._query_tokens.move_to_end(text)
+            while len(self._query_tokens) > QUERY_TOKEN_MEMORY:
+                self._query_tokens.popitem(last=False)
+        return vectors
+
+    def query_tokens(self, text: str, context: str = "") -> np.ndarray:
+        """The word-piece vectors of the question (and the turn before it), computed once per text."""
+        texts = [self.expand(text)] + ([self.expand(context)] if context else [])
+        with self._query_lock:
+            missing = [t for t in texts if t not in self._query_tokens]
+        if missing:
+            self._embed(missing)
+        with self._query_lock:
+            return np.vstack([self._query_tokens[t] for t in texts])
 
     def search(self, text: str, *, context: str = "", k: int = 5, filters: Filters | None = None,
                vector: np.ndarray | None = None, boost: dict[str, float] | None = None,
@@ -109,14 +151,16 @@ class Retriever:
         entries = self.store.entries()
         if not entries or not text.strip():
             return SearchResult()
+        original = text
         text = self.expand(text)
         dense: dict[str, float] = {}
         if self.mode in ("dense", "hybrid"):
             if vector is None:
-                vector = self.embed_query(text, context, context_weight)
+                vector = self.embed_query(original, context, context_weight)
             for hit in self.store.query(vector, k=CANDIDATES, where=filters.where()):
                 dense[hit.entry_id] = hit.similarity
         lexical: dict[str, float] = {}
+        relative: dict[str, float] = {}
         if self.mode in ("lexical", "hybrid"):
             terms = query_terms(text, context, self.context_weight if context_weight is None else context_weight)
             hits = self.index().search(terms, k=CANDIDATES * 3)
@@ -124,19 +168,41 @@ class Retriever:
             # unlike dividing by the top score, which always hands the winner a full 1.0.
             positive = sorted(h.score for h in hits)
             middle = positive[len(positive) // 2] if positive else 1.0
+            top = positive[-1] if positive else 1.0
             for h in hits:
                 if filters.accepts(entries[h.entry_id]):
                     lexical[h.entry_id] = h.score / (h.score + middle)
+                    relative[h.entry_id] = h.score / top if top > 0 else 0.0
         fused = self._fuse(dense, lexical)
         for eid, extra in (boost or {}).items():
             if eid in fused:
                 fused[eid] += extra
-        ranked = sorted(fused.items(), key=lambda kv: -kv[1])
-        out = [
-            Hit(entries[eid], score, dense.get(eid, 0.0), lexical.get(eid, 0.0))
-            for eid, score in ranked if eid in entries and filters.accepts(entries[eid])
-        ][:k]
-        return SearchResult(out, self._confidence(out))
+        ranked = [(eid, score) for eid, score in sorted(fused.items(), key=lambda kv: -kv[1])
+                  if eid in entries and filters.accepts(entries[eid])]
+        if self.late_interaction and ranked:
+            out = self._rerank(original, context, ranked[:RERANK], dense, lexical, relative, boost or {})
+        else:
+            out = [Hit(entries[eid], score, dense.get(eid, 0.0), lexical.get(eid, 0.0)) for eid, score in ranked]
+        return SearchResult(out[:k], self._confidence(out[:k]))
+
+    def _rerank(self, text: str, context: str, ranked: list[tuple[str, float]], dense: dict[str, float],
+                lexical: dict[str, float], relative: dict[str, float], boost: dict[str, float]) -> list[Hit]:
+        """The first stage's best candidates in late-interaction order."""
+        entries = self.store.entries()
+        candidates = [entries[eid] for eid, _ in ranked]
+        cache = self.store.tokens
+        if cache is None:  # the store's model changed under this retriever
+            return [Hit(e, score, dense.get(e.id, 0.0), lexical.get(e.id, 0.0)) for e, (_, score) in zip(candidates, ranked)]
+        docs = cache.get_many(candidates)
+        query = self.query_tokens(text, context)
+        floor = min(dense.values()) if dense else 0.0
+        hits = []
+        for entry, doc in zip(candidates, docs):
+            late = maxsim(query, doc)
+            score = (late + self.rerank_dense_share * dense.get(entry.id, floor)
+                     + self.lexical_weight * relative.get(entry.id, 0.0) + boost.get(entry.id, 0.0))
+            hits.append(Hit(entry, score, dense.get(entry.id, 0.0), lexical.get(entry.id, 0.0), late))
+        return sorted(hits, key=lambda h: -h.score)
 
     def _fuse(self, dense: dict[str, float], lexical: dict[str, float]) -> dict[str, float]:
         if self.mode == "dense":

@@ -13,6 +13,7 @@ import numpy as np
 
 from knowledge.embeddings import Embedder
 from knowledge.entry import KnowledgeEntry
+from knowledge.late_interaction import TokenCache, TokenEmbedder, note_text
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ def view_texts(entry: KnowledgeEntry) -> dict[str, str]:
     """The texts embedded for one entry, one per view."""
     tags = ", ".join(entry.tags)
     card = f"{entry.title}. {tags}. " + " ".join(entry.questions)
-    note = f"{entry.title}. {entry.body}"
-    return {"card": card, "note": note}
+    return {"card": card, "note": note_text(entry)}
 
 
 def _flags(entry: KnowledgeEntry) -> dict[str, Any]:
@@ -100,10 +100,15 @@ def open_client(*, data_dir: Path, chroma_url: str | None) -> Any:
 class KnowledgeStore:
     """Entries and their vectors in one chromadb collection that records its embedding model."""
 
-    def __init__(self, client: Any, embedder: Embedder, name: str = COLLECTION) -> None:
+    def __init__(self, client: Any, embedder: Embedder, name: str = COLLECTION,
+                 token_dir: Path | None = None) -> None:
+        """Open (or create) the collection. `token_dir` keeps late-interaction token vectors on
+        disk; without it they live in memory only. Embedders without token vectors get none."""
         self.client = client
         self.embedder = embedder
         self.name = name
+        self.token_dir = token_dir
+        self._tokens: TokenCache | None = None
         self._entries: dict[str, KnowledgeEntry] | None = None
         try:
             self.collection = client.get_or_create_collection(
@@ -116,6 +121,15 @@ class KnowledgeStore:
             raise StoreError(f"cannot open collection {name!r}: {exc}") from exc
 
     # -- reading -------------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> TokenCache | None:
+        """Token vectors of entry notes for late interaction; None for models that give none."""
+        if not isinstance(self.embedder, TokenEmbedder):
+            return None
+        if self._tokens is None or self._tokens.embedder is not self.embedder:
+            self._tokens = TokenCache(self.embedder, self.token_dir)
+        return self._tokens
 
     @property
     def model_name(self) -> str | None:
@@ -199,6 +213,9 @@ class KnowledgeStore:
             gone = sorted(set(stored) - keep)
             self.remove(gone)
             report.removed = gone
+            cache = self.tokens
+            if cache is not None:
+                cache.prune(list(self.entries().values()))
         return report
 
     def upsert(self, entries: Sequence[KnowledgeEntry], progress: Callable[[int, int], None] | None = None) -> None:
@@ -215,7 +232,15 @@ class KnowledgeStore:
                     # queries never ask for documents, so a search does not carry entries around.
                     docs.append(entry.canonical_json() if view == "card" else text)
                     metas.append({"entry_id": entry.id, "view": view, "hash": entry.content_hash(), **_flags(entry)})
-            vectors = self.embedder.embed(texts)
+            cache = self.tokens
+            if cache is not None:
+                # One forward pass gives the note's sentence vector and its token vectors.
+                vectors, tokens = cache.embedder.embed_with_tokens(texts)
+                for i, row_id in enumerate(ids):
+                    if row_id.endswith("#note"):
+                        cache.put(batch[i // len(VIEWS)], tokens[i])
+            else:
+                vectors = self.embedder.embed(texts)
             # Stale grade flags must not survive an update, so the old rows go first.
             self._call(lambda: self.collection.delete(where={"entry_id": {"$in": [e.id for e in batch]}}))
             self._call(lambda: self.collection.add(ids=ids, embeddings=vectors.tolist(), documents=docs, metadatas=metas))
@@ -244,7 +269,7 @@ class KnowledgeStore:
             self.client.delete_collection(tmp_name)
         except Exception:
             pass
-        fresh = KnowledgeStore(self.client, self.embedder, tmp_name)
+        fresh = KnowledgeStore(self.client, self.embedder, tmp_name, self.token_dir)
         fresh.upsert(entries)
         # Only when the new collection is complete does the old one go: nothing half-written.
         self._call(lambda: self.client.delete_collection(self.name))
