@@ -109,7 +109,7 @@ class Coach:
         # One embedding of the message serves triage by meaning and, for a first turn, retrieval.
         vector = self.retriever.embed_query(text) if self.triage.examples is not None else None
         decision = self.triage.decide(text, coach_turns=coach_turns, vector=vector)
-        decision = self._continue_ticket(decision, text, history)
+        decision = self._continue_ticket(decision, text, history, key)
 
         sources: list[Source] = []
         handoff: Handoff | None = None
@@ -199,11 +199,25 @@ class Coach:
 
     # -- parts -------------------------------------------------------------------------------
 
-    def _continue_ticket(self, decision: Decision, text: str, history: Sequence[PastTurn]) -> Decision:
+    def _continue_ticket(self, decision: Decision, text: str, history: Sequence[PastTurn], memory_key: str) -> Decision:
+        if decision.route is not Route.COACH or not history:
+            return decision
         # Details a teacher adds after a helpdesk reply ("room 12, the Epson one") belong to the ticket.
-        if decision.route is Route.COACH and history and history[-1].route == Route.HELPDESK.value:
+        if history[-1].route == Route.HELPDESK.value:
             if len(text.split()) <= 30 and not text.rstrip().endswith("?"):
                 return Decision(Route.HELPDESK, "fault", "more details for the open ticket")
+            return decision
+        if history[-1].route != Route.INTEGRATOR.value:
+            return decision
+        row = self.escalations.open_for(memory_key, Route.INTEGRATOR.value)
+        if row is None:
+            return decision
+        # What follows a concern ("she deleted it straight after, do I still flag it?") stays with a
+        # person; so does the answer to the handoff's own question ("we're free Thursdays after 3").
+        if row.category in ("safeguarding", "data_incident"):
+            return Decision(Route.INTEGRATOR, row.category, f"more about the open concern ({row.reason})", True)
+        if len(text.split()) <= 60 and not text.rstrip().endswith("?"):
+            return Decision(Route.INTEGRATOR, row.category, "more details for the open request")
         return decision
 
     def _retrieve(self, text: str, history: Sequence[PastTurn], vector: np.ndarray | None = None) -> SearchResult:

@@ -81,6 +81,8 @@ class Triage:
             semantic = config.get("semantic", {}) or {}
             self.safeguarding_min = float(semantic.get("safeguarding_min", 0.5))
             self.safeguarding_margin = float(semantic.get("safeguarding_margin", 0.05))
+            self.safeguarding_coaching_margin = float(semantic.get("safeguarding_coaching_margin",
+                                                                   self.safeguarding_margin))
             self.data_incident_min = float(semantic.get("data_incident_min", 0.45))
             self.semantic_min = float(semantic.get("min_score", 0.5))
             self.semantic_margin = float(semantic.get("margin", 0.05))
@@ -150,12 +152,16 @@ class Triage:
     def _semantic_concern(self, scores: dict[str, float]) -> Decision | None:
         # When in doubt, a human: a message this close to a safeguarding example goes to a person
         # even when it is nearly as close to something else. A data incident must be the nearest.
-        others = max((v for k, v in scores.items() if k not in ("safeguarding", "data_incident")), default=0.0)
+        others = max((v for k, v in scores.items() if k not in ("safeguarding", "data_incident", "coaching")), default=0.0)
+        coaching = scores.get("coaching", 0.0)
         safeguarding = scores.get("safeguarding", 0.0)
-        if safeguarding >= self.safeguarding_min and safeguarding >= others - self.safeguarding_margin:
+        # Coaching near-misses may outscore a real concern a little (a disclosure inside a
+        # question about a lesson); only a clearly closer coaching example keeps it coaching.
+        if (safeguarding >= self.safeguarding_min and safeguarding >= others - self.safeguarding_margin
+                and safeguarding >= coaching - self.safeguarding_coaching_margin):
             return Decision(Route.INTEGRATOR, "safeguarding", "possible safeguarding concern (similar to known concerns)", True)
         data = scores.get("data_incident", 0.0)
-        if data >= self.data_incident_min and data >= max(others, safeguarding):
+        if data >= self.data_incident_min and data >= max(others, coaching, safeguarding):
             return Decision(Route.INTEGRATOR, "data_incident", "possible student-data incident (similar to known incidents)", True)
         return None
 
