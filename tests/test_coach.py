@@ -71,6 +71,26 @@ def test_safeguarding_reply_points_to_procedure_and_does_not_coach(coach, settin
     assert reply.sources == []
 
 
+def test_what_follows_a_concern_stays_with_a_person(coach):
+    first = coach.handle(msg("a student showed me messages from an adult asking her for photos", "sg"))
+    second = coach.handle(msg("she deleted them straight after. do I still need to flag it?", "sg"))
+    assert first.route is Route.INTEGRATOR and first.handoff.created
+    assert second.route is Route.INTEGRATOR and second.sources == []
+    assert second.handoff.ticket == first.handoff.ticket and not second.handoff.created
+    row = coach.escalations.get_by_ticket(first.handoff.ticket)
+    assert [d["text"] for d in row.details][-1].startswith("she deleted them")
+
+
+def test_answer_to_a_handoff_question_joins_the_request(coach):
+    first = coach.handle(msg("can I talk to a real person about my maths unit", "person"))
+    answer = coach.handle(msg("we're all free thursdays after 3 if that works", "person"))
+    question = coach.handle(msg("while I wait, how could my year 5s brainstorm ideas on padlet?", "person"))
+    assert first.route is Route.INTEGRATOR
+    assert answer.route is Route.INTEGRATOR and answer.handoff.ticket == first.handoff.ticket
+    assert "added this to your request" in answer.text
+    assert question.route is Route.COACH and question.sources  # a new question is coached
+
+
 def test_helpdesk_reply_asks_only_for_what_is_missing(coach):
     reply = coach.handle(msg("the printer is jammed", "printer"))
     assert "which room" in reply.text and "which device" not in reply.text
