@@ -30,9 +30,9 @@ from knowledge.entry import KnowledgeEntry
 
 log = logging.getLogger(__name__)
 
-# Decoded token matrices kept in memory; a few hundred cover a school's whole base and
-# a district's popular entries (~65 KB each as float16).
-MEMORY_ENTRIES = 2048
+# Token matrices kept in memory (~130 KB each as float16): a school's whole base, or a
+# district's most asked-about entries; the rest are read from disk (well under 1 ms each).
+MEMORY_ENTRIES = 512
 
 
 @runtime_checkable
