@@ -43,8 +43,9 @@ def chat(coach: Coach, console: Console | None = None, user: str = "you") -> Non
         except (EOFError, KeyboardInterrupt):
             console.print()
             return
-        command = text.strip().lower()
-        if command in ("quit", "exit", "bye!", ":q"):
+        # Chat habits from Slack and Teams ("/quit", "/new") mean the same here.
+        command = text.strip().lower().lstrip("/")
+        if command in ("quit", "exit", "bye!", ":q", "q"):
             return
         if command == "new":
             conversation = f"console-{uuid.uuid4().hex[:8]}"

@@ -130,3 +130,12 @@ def test_corrupted_state_database_is_a_clear_error(tmp_path):
     result = run(["ask", "hi"], data)
     assert result.returncode == 2
     assert "state database" in result.stderr
+
+
+def test_chat_answers_starts_afresh_and_leaves_on_slash_quit(data_dir):
+    result = run(["chat"], data_dir, stdin="I want my students to record a podcast about their town\n/new\n/quit\n"
+                 "this line is never read\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("route: coaching") == 1  # "/new" and "/quit" are commands, not questions
+    assert "Started a new conversation" in result.stdout
+    assert "Student podcasts" in result.stdout
