@@ -122,8 +122,11 @@ class Retriever:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Sentence vectors; with late interaction on, the same pass keeps each text's token vectors."""
-        if not self.late_interaction:
+        if not self.late_interaction or self.store.tokens is None:
             return self.store.embedder.embed(texts)
+        return self._embed_with_tokens(texts)[0]
+
+    def _embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         vectors, tokens = self.store.embedder.embed_with_tokens(texts)  # type: ignore[attr-defined]
         with self._query_lock:
             for text, matrix in zip(texts, tokens):
@@ -131,17 +134,17 @@ class Retriever:
                 self._query_tokens.move_to_end(text)
             while len(self._query_tokens) > QUERY_TOKEN_MEMORY:
                 self._query_tokens.popitem(last=False)
-        return vectors
+        return vectors, tokens
 
     def query_tokens(self, text: str, context: str = "") -> np.ndarray:
         """The word-piece vectors of the question (and the turn before it), computed once per text."""
         texts = [self.expand(text)] + ([self.expand(context)] if context else [])
         with self._query_lock:
-            missing = [t for t in texts if t not in self._query_tokens]
+            known = {t: self._query_tokens[t] for t in texts if t in self._query_tokens}
+        missing = [t for t in texts if t not in known]
         if missing:
-            self._embed(missing)
-        with self._query_lock:
-            return np.vstack([self._query_tokens[t] for t in texts])
+            known.update(zip(missing, self._embed_with_tokens(missing)[1]))
+        return np.vstack([known[t] for t in texts])
 
     def search(self, text: str, *, context: str = "", k: int = 5, filters: Filters | None = None,
                vector: np.ndarray | None = None, boost: dict[str, float] | None = None,
@@ -180,7 +183,7 @@ class Retriever:
         ranked = [(eid, score) for eid, score in sorted(fused.items(), key=lambda kv: -kv[1])
                   if eid in entries and filters.accepts(entries[eid])]
         if self.late_interaction and ranked:
-            out = self._rerank(original, context, ranked[:RERANK], dense, lexical, relative, boost or {})
+            out = self._rerank(original, context, ranked[:max(RERANK, k)], dense, lexical, relative, boost or {})
         else:
             out = [Hit(entries[eid], score, dense.get(eid, 0.0), lexical.get(eid, 0.0)) for eid, score in ranked]
         return SearchResult(out[:k], self._confidence(out[:k]))
