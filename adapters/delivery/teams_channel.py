@@ -4,9 +4,16 @@ Both go through the Teams adapter's `TeamsNotifier` (adapters/teams/proactive.py
 to the Bot Connector (`POST {serviceUrl}/v3/conversations/{id}/activities`) with a stored
 conversation reference. The integrators' channel is `settings.teams_channel.conversation_id`;
 its reference is stored when the bot is added to the channel, or built from
-`settings.teams_channel.service_url` before that. Updates and status changes are replies in the
-handoff's own thread. A teacher is reached under the conversation's memory key, which is the
-key the Teams adapter stores every conversation's reference under.
+`settings.teams_channel.service_url` before that. A teacher is reached under the
+conversation's memory key, which is the key the Teams adapter stores every conversation's
+reference under.
+
+`opened` posts an Adaptive Card with Claim and Resolve buttons (Action.Submit, data
+`{"action": "handoff_claim" | "handoff_resolve", "escalation_id": "<id>"}`, the Slack channel's
+action ids and value; adapters/teams/bot.py handles the clicks through `Coach.escalation_action`).
+`updated` replies in the post's thread; `claimed` and `resolved` redraw the card in place
+(`PUT .../activities/{id}`, fewer buttons), so a claim from `coach handoffs claim` shows there
+too. When the card cannot be updated (deleted, say) the status is a reply in its thread instead.
 
 The Bot Connector has no idempotency key and a bot cannot read a channel's history, so a
 process killed after Teams accepted a post and before the outbox recorded it posts it again
@@ -18,6 +25,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes
+
+from adapters.teams import translate
 from adapters.teams.proactive import TeamsNotifier, UnknownConversation, channel_key, conversation_key
 from adapters.teams.references import ReferenceStore
 from bot.handoff_context import HandoffContext
@@ -25,12 +36,111 @@ from bot.outbox import DeliveryError, OutboxItem, TeacherNotice
 
 log = logging.getLogger(__name__)
 
+# The Slack channel's action ids, so both platforms' clicks read the same in logs and in the core.
+CLAIM, RESOLVE = "handoff_claim", "handoff_resolve"
+HANDOFF_ACTIONS = {CLAIM: "claim", RESOLVE: "resolve"}
+# A card that is gone or not ours cannot be redrawn: say it in the thread instead of retrying.
+CANNOT_UPDATE = frozenset({400, 403, 404})
+
+
+# -- the card ------------------------------------------------------------------------------------
+
+
+def handoff_card(text: str, escalation_id: int, status: str) -> dict[str, Any]:
+    """The channel post as an Adaptive Card: `text` line by line, then the buttons `status` still allows.
+
+    open: Claim and Resolve; claimed: Resolve; resolved: none. The bot redraws with the text
+    `Coach.escalation_action` returns, the outbox with the context it recorded: the same card.
+    """
+    # One TextBlock per line: Teams clients differ in whether a single "\n" breaks a TextBlock's line.
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": line, "wrap": True}
+                                  for line in text.splitlines() if line.strip()]
+    if body:
+        body[0]["id"] = "handoff-title"
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": translate.CARD_VERSION,
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+    buttons: list[dict[str, Any]] = []
+    if status == "open":
+        buttons.append({"type": "Action.Submit", "title": "Claim", "style": "positive",
+                        "data": {"action": CLAIM, "escalation_id": str(escalation_id)}})
+    if status in ("open", "claimed"):
+        buttons.append({"type": "Action.Submit", "title": "Resolve",
+                        "data": {"action": RESOLVE, "escalation_id": str(escalation_id)}})
+    if buttons:
+        card["actions"] = buttons
+    return card
+
+
+def handoff_click(value: Any) -> tuple[int, str] | None:
+    """An Action.Submit `value` from a handoff card as (escalation id, `claim` | `resolve`), else None."""
+    if not isinstance(value, dict):
+        return None
+    action = value.get("action")
+    kind = HANDOFF_ACTIONS.get(action) if isinstance(action, str) else None
+    raw = value.get("escalation_id")
+    if kind is None or not isinstance(raw, (str, int)) or isinstance(raw, bool):
+        return None
+    try:
+        escalation_id = int(raw)
+    except ValueError:
+        return None
+    return (escalation_id, kind) if escalation_id > 0 else None
+
+
+def card_message(card: dict[str, Any], text: str) -> Activity:
+    """A new channel post carrying the card; `text` is its one-line heading and notification summary."""
+    return Activity(type=ActivityTypes.message, text=text, summary=translate.summary_of(text),
+                    attachments=[translate.card_attachment(card)])
+
+
+# -- sending ---------------------------------------------------------------------------------------
+
+
+def _http_status(exc: BaseException) -> int | None:
+    # msrest's ErrorResponseException carries the HTTP response (requests' or aiohttp's).
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return status if isinstance(status, int) else None
+
+
+async def _update_card(notifier: TeamsNotifier, reference: dict[str, Any], activity_id: str,
+                       card: dict[str, Any]) -> None:
+    """Replace the card posted as `activity_id` in the reference's conversation."""
+    result: dict[str, BaseException] = {}
+
+    async def logic(turn_context: TurnContext) -> None:
+        # Carried out of the turn: the adapter's on_turn_error would otherwise swallow it.
+        try:
+            await turn_context.update_activity(translate.card_update_activity(card, activity_id))
+        except Exception as exc:
+            result["error"] = exc
+
+    await notifier.adapter.continue_conversation(translate.reference_from_dict(reference), logic, notifier.app_id)
+    if "error" in result:
+        raise result["error"]
+
 
 def _send(notifier: TeamsNotifier, key: str, text: str) -> str | None:
     try:
         return notifier.send_text_sync(key, text)
     except UnknownConversation as exc:
         raise DeliveryError(str(exc), permanent=True) from None
+    except Exception as exc:  # ProactiveError, HTTP, auth: worth another try later
+        raise DeliveryError(f"Teams send failed: {type(exc).__name__}: {exc}") from None
+
+
+def _send_card(notifier: TeamsNotifier, key: str, card: dict[str, Any], text: str) -> str | None:
+    try:
+        return notifier.run_sync(lambda: notifier.send_activity(key, card_message(card, text)))
+    except UnknownConversation as exc:
+        raise DeliveryError(str(exc), permanent=True) from None
+    except DeliveryError:
+        raise
     except Exception as exc:  # ProactiveError, HTTP, auth: worth another try later
         raise DeliveryError(f"Teams send failed: {type(exc).__name__}: {exc}") from None
 
@@ -81,17 +191,43 @@ class TeamsChannel:
         if item.event == "opened":
             self._channel_reference()
             text = context.channel_text() + f"\n\nTo take it: `coach handoffs claim {context.ticket}` (the teacher is told)."
-            return {"activity_id": _send(self.notifier, channel_key(self.channel_id), text)}
+            card = handoff_card(text, context.escalation_id, "open")
+            # The receipt's activity_id is what claimed/resolved redraw, and what updates thread under.
+            return {"activity_id": _send_card(self.notifier, channel_key(self.channel_id), card, context.subject())}
         if item.event == "updated":
             text = f"**{context.ticket}**: the teacher added: {context.new_detail or '(no text)'}"
         else:
             text = f"**{context.ticket}** {context.status_line or context.status}"
+            if first.get("activity_id"):
+                redrawn = self._redraw(first["activity_id"], context)
+                if redrawn is not None:
+                    return redrawn
         if first.get("activity_id"):
             return {"activity_id": _send(self.notifier, self._thread_key(first["activity_id"]), text), "thread": True}
         if (item.first or {}).get("status") in ("pending", "sending"):
             raise DeliveryError("waiting for the handoff's first post")
         self._channel_reference()
         return {"activity_id": _send(self.notifier, channel_key(self.channel_id), text)}
+
+    def _redraw(self, activity_id: str, context: HandoffContext) -> dict[str, Any] | None:
+        """Update the posted card to the context's status; None when Teams says it cannot be updated."""
+        card = handoff_card(context.channel_text(), context.escalation_id, context.status)
+        # The root post lives in the channel itself (not "<channel>;messageid=..."): update it there.
+        reference = self._channel_reference()
+        try:
+            self.notifier.run_sync(lambda: _update_card(self.notifier, reference, activity_id, card))
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            status = _http_status(exc)
+            if status in CANNOT_UPDATE:
+                log.info("%s: the card %s cannot be updated (HTTP %s); replying in its thread", context.ticket,
+                         activity_id, status)
+                return None
+            raise DeliveryError(f"Teams update failed: {type(exc).__name__}: {exc}",
+                                retry_after=30.0 if status == 429 else None) from None
+        # Redrawing twice draws the same card, so a retried delivery changes nothing.
+        return {"activity_id": activity_id, "updated": True}
 
     def probe(self) -> str:
         ref = self._channel_reference()

@@ -4,11 +4,16 @@ Typing indicator: sent only when the answer is not ready within `typing_after` s
 by default) and repeated every 3 s while the core is still composing. The template composer
 answers in 20-50 ms, so most turns cost one HTTP call (the card) instead of two, and the
 transcript has no flicker; a slow LLM answer still shows "Coach is typing...".
+
+Claim and Resolve on a handoff card in the integrators' channel (adapters/delivery/teams_channel.py
+posts it) arrive as Action.Submit messages; the click goes to `Coach.escalation_action`, which
+decides and records (and queues the teacher's notice), and the card is redrawn with what it returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -21,6 +26,7 @@ from botbuilder.schema import (
     ChannelAccount,
 )
 
+from adapters.delivery.teams_channel import handoff_card, handoff_click
 from adapters.teams import translate
 from adapters.teams.references import ReferenceStore
 from bot.models import ActionEvent, InboundMessage, Reply
@@ -40,6 +46,12 @@ class CoachLike(Protocol):
     def handle_action(self, event: ActionEvent) -> Reply | None: ...
 
 
+def _configured_channel(coach: Any) -> str | None:
+    # The integrators' channel the outbox posts handoff cards to (settings.teams_channel), if the coach has one.
+    channel = getattr(getattr(getattr(coach, "settings", None), "teams_channel", None), "conversation_id", None)
+    return channel if isinstance(channel, str) and channel else None
+
+
 class TeamsCoachBot(ActivityHandler):
     """Routes Teams activities to the coach; the coach decides, this class only carries."""
 
@@ -51,8 +63,13 @@ class TeamsCoachBot(ActivityHandler):
         claim_event: Callable[[str], bool] | None = None,
         integrator_name: str = "an integrator",
         typing_after: float | None = TYPING_AFTER_SECONDS,
+        integrator_channel: str | None = None,
     ) -> None:
-        """`claim_event` (StateDB.claim_event) makes a retried delivery answer once; `typing_after=None` never types."""
+        """`claim_event` (StateDB.claim_event) makes a retried delivery answer once; `typing_after=None` never types.
+
+        `integrator_channel` (default: the coach's settings.teams_channel.conversation_id) is the only
+        channel whose handoff Claim/Resolve clicks are taken; with none configured, clicks count anywhere.
+        """
         super().__init__()
         if coach is None:
             raise TypeError("TeamsCoachBot(): coach cannot be None.")
@@ -61,6 +78,8 @@ class TeamsCoachBot(ActivityHandler):
         self.claim_event = claim_event
         self.integrator_name = integrator_name
         self.typing_after = typing_after
+        channel = integrator_channel or _configured_channel(coach)
+        self.integrator_channel = channel.split(";", 1)[0] if channel else None  # the channel, not a reply chain
 
     # -- every turn ----------------------------------------------------------------------------
 
@@ -85,6 +104,10 @@ class TeamsCoachBot(ActivityHandler):
         if not await self._first_delivery(activity):
             log.info("activity %s was delivered again; answered already", activity.id)
             return
+        click = handoff_click(activity.value)
+        if click is not None:
+            await self._on_handoff_click(turn_context, *click)
+            return
         if translate.is_card_action(activity):
             await self._on_card_action(turn_context)
             return
@@ -105,6 +128,43 @@ class TeamsCoachBot(ActivityHandler):
             return
         await self._send_reply(turn_context, reply)
         await self._mark_chosen(turn_context, event)
+
+    async def _on_handoff_click(self, turn_context: TurnContext, escalation_id: int, kind: str) -> None:
+        """Claim or Resolve on a handoff card: `Coach.escalation_action` decides, then the card is redrawn."""
+        activity = turn_context.activity
+        if not self._in_integrators_channel(activity):
+            log.warning("ignoring a handoff %s for escalation %s clicked outside the integrators' channel",
+                        kind, escalation_id)
+            return
+        escalation_action = getattr(self.coach, "escalation_action", None)
+        if escalation_action is None:
+            log.error("a handoff button was clicked but Coach.escalation_action is not available")
+            return
+        who = activity.from_property
+        if who is None or not who.id:
+            log.info("ignoring a handoff click with no sender")
+            return
+        # The clicker's name, so the card and the teacher read "claimed by Sam", not an id.
+        text = await _in_thread(functools.partial(escalation_action, escalation_id, kind, who.id,
+                                                  user_name=who.name or None))
+        if text is None:  # already claimed or resolved: the core changed nothing, so neither does the card
+            return
+        # Teams sets replyToId to the card's message; a root post's id is also its reply chain's id.
+        card_id = activity.reply_to_id or translate.split_conversation_id(activity.conversation.id)[1]
+        if not card_id:
+            log.info("handoff %s recorded; no card id to redraw (the outbox redraws it)", kind)
+            return
+        card = handoff_card(text, escalation_id, "claimed" if kind == "claim" else "resolved")
+        try:
+            await turn_context.update_activity(translate.card_update_activity(card, card_id))
+        except Exception:  # the change is recorded and the outbox redraws the card too; a stale card is cosmetic
+            log.warning("could not update the handoff card %s", card_id, exc_info=True)
+
+    def _in_integrators_channel(self, activity: Activity) -> bool:
+        if self.integrator_channel is None:
+            return True
+        conversation = activity.conversation.id if activity.conversation is not None else ""
+        return translate.split_conversation_id(conversation or "")[0] == self.integrator_channel
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
         """`adaptiveCard/action` (an Action.Execute click) is ours; other invokes get the SDK's answer."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from botbuilder.core import BotAdapter, TurnContext
 from botbuilder.schema import (
@@ -33,6 +34,8 @@ from botbuilder.schema import (
 from adapters.teams import translate
 from adapters.teams.references import ReferenceStore
 from bot.models import Reply
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +107,14 @@ class TeamsNotifier:
     # -- sync API ----------------------------------------------------------------------------
 
     def send_text_sync(self, key: str, text: str, timeout: float = 30.0) -> str | None:
-        """`send_text` for synchronous code (an outbox worker thread, an escalation listener).
+        """`send_text` for synchronous code (an outbox worker thread, an escalation listener)."""
+        return self.run_sync(lambda: self.send_text(key, text), timeout, what=f"sending to {key!r}")
+
+    def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]], timeout: float = 30.0, what: str = "a Teams call") -> T:
+        """Run the coroutine `make()` gives from synchronous code and wait for its result.
 
         Scheduled onto the server's event loop when one is bound and running; otherwise run
-        on a fresh loop. Not for use on the event loop's own thread (await `send_text` there).
+        on a fresh loop. Not for use on the event loop's own thread (await the coroutine there).
         """
         loop = self.loop
         if loop is not None and loop.is_running():
@@ -116,14 +123,14 @@ class TeamsNotifier:
             except RuntimeError:
                 running = None
             if running is loop:
-                raise RuntimeError("TeamsNotifier.send_text_sync() called on the event loop; await send_text()")
-            future = asyncio.run_coroutine_threadsafe(self.send_text(key, text), loop)
+                raise RuntimeError("TeamsNotifier.run_sync() called on the event loop; await the coroutine")
+            future = asyncio.run_coroutine_threadsafe(make(), loop)
             try:
                 return future.result(timeout)
             except concurrent.futures.TimeoutError:
                 future.cancel()
-                raise ProactiveError(f"sending to {key!r} took longer than {timeout:.0f}s") from None
-        return asyncio.run(self.send_text(key, text))
+                raise ProactiveError(f"{what} took longer than {timeout:.0f}s") from None
+        return asyncio.run(make())
 
     # -- parts -------------------------------------------------------------------------------
 
