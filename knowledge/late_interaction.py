@@ -65,9 +65,8 @@ class TokenCache:
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, entry: KnowledgeEntry, tokens: np.ndarray) -> None:
-        """Keep one entry's note tokens (called at import with the vectors just computed)."""
-        key = entry.content_hash()
+    def put(self, key: str, tokens: np.ndarray) -> None:
+        """Keep the note tokens of the entry whose content hash is `key` (at import, from that pass)."""
         matrix = tokens.astype(np.float16)
         self._remember(key, matrix)
         if self.folder is None:
@@ -83,19 +82,18 @@ class TokenCache:
             # The cache is an accelerator: without the file the tokens are recomputed later.
             log.warning("cannot write token vectors to %s: %s", self.folder, exc)
 
-    def get_many(self, entries: Sequence[KnowledgeEntry]) -> list[np.ndarray]:
-        """Token matrices for `entries`, computing (and keeping) the ones not seen before."""
-        out: list[np.ndarray | None] = []
-        missing: list[int] = []
-        for i, entry in enumerate(entries):
-            matrix = self._load(entry.content_hash())
-            out.append(matrix)
-            if matrix is None:
-                missing.append(i)
+    def get_many(self, entries: Sequence[KnowledgeEntry], keys: Sequence[str] | None = None) -> list[np.ndarray]:
+        """Token matrices for `entries`, computing (and keeping) the ones not seen before.
+
+        `keys` are the entries' content hashes when the caller has them (the store does).
+        """
+        keys = list(keys) if keys is not None else [entry.content_hash() for entry in entries]
+        out: list[np.ndarray | None] = [self._load(key) for key in keys]
+        missing = [i for i, matrix in enumerate(out) if matrix is None]
         if missing:
             _, tokens = self.embedder.embed_with_tokens([note_text(entries[i]) for i in missing])
             for i, matrix in zip(missing, tokens):
-                self.put(entries[i], matrix)
+                self.put(keys[i], matrix)
                 out[i] = matrix.astype(np.float16)
         return [m for m in out if m is not None]
 

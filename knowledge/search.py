@@ -196,7 +196,7 @@ class Retriever:
         cache = self.store.tokens
         if cache is None:  # the store's model changed under this retriever
             return [Hit(e, score, dense.get(e.id, 0.0), lexical.get(e.id, 0.0)) for e, (_, score) in zip(candidates, ranked)]
-        docs = cache.get_many(candidates)
+        docs = cache.get_many(candidates, [self.store.entry_hash(e.id) for e in candidates])
         query = self.query_tokens(text, context)
         floor = min(dense.values()) if dense else 0.0
         hits = []

@@ -110,6 +110,7 @@ class KnowledgeStore:
         self.token_dir = token_dir
         self._tokens: TokenCache | None = None
         self._entries: dict[str, KnowledgeEntry] | None = None
+        self._entry_hashes: dict[str, str] = {}
         try:
             self.collection = client.get_or_create_collection(
                 name=name,
@@ -144,13 +145,19 @@ class KnowledgeStore:
         """Every entry by id; read once and cached until the store changes."""
         if self._entries is None:
             got = self._call(lambda: self.collection.get(where={"view": "card"}, include=["documents", "metadatas"]))
-            entries = {}
+            entries, hashes = {}, {}
             for doc, meta in zip(got["documents"] or [], got["metadatas"] or []):
                 # Format 1 kept the entry in the card's metadata; read it until the store is rewritten.
                 entry = KnowledgeEntry.from_json(meta["entry"] if "entry" in meta else doc)
                 entries[entry.id] = entry
-            self._entries = entries
+                hashes[entry.id] = meta.get("hash") or entry.content_hash()
+            self._entries, self._entry_hashes = entries, hashes
         return self._entries
+
+    def entry_hash(self, entry_id: str) -> str:
+        """The content hash of an entry `entries()` holds, from the same read (no hashing per search)."""
+        self.entries()
+        return self._entry_hashes[entry_id]
 
     def get(self, entry_id: str) -> KnowledgeEntry | None:
         """One entry, or None."""
@@ -238,7 +245,7 @@ class KnowledgeStore:
                 vectors, tokens = cache.embedder.embed_with_tokens(texts)
                 for i, row_id in enumerate(ids):
                     if row_id.endswith("#note"):
-                        cache.put(batch[i // len(VIEWS)], tokens[i])
+                        cache.put(metas[i]["hash"], tokens[i])
             else:
                 vectors = self.embedder.embed(texts)
             # Stale grade flags must not survive an update, so the old rows go first.

@@ -41,6 +41,19 @@ def store(settings: Settings, embedder):
     return kb
 
 
+@pytest.fixture(scope="module")
+def shared_runtime(tmp_path_factory, embedder):
+    """One runtime per module over the fixture knowledge base; tests keep apart by conversation id."""
+    from adapters.wiring import build_runtime
+    from knowledge.parser import load_folder
+    from knowledge.store import KnowledgeStore, open_client
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("shared-runtime") / "data", config_dir=CONFIG_DIR)
+    KnowledgeStore(open_client(data_dir=settings.data_dir, chroma_url=None), embedder).sync(
+        load_folder(FIXTURE_KB).entries)
+    return build_runtime(settings, auto_starter=False)
+
+
 @pytest.fixture
 def runtime(settings: Settings, store):
     from adapters.wiring import build_runtime

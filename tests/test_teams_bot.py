@@ -58,21 +58,6 @@ def make_harness(runtime, coach=None, **kwargs) -> Harness:
     return Harness(TestAdapter(bot.on_turn), bot, references, runtime)
 
 
-@pytest.fixture(scope="module")
-def shared_runtime(tmp_path_factory, embedder):
-    """One runtime per module (loading the embedding model once); tests keep apart by conversation id."""
-    from adapters.wiring import build_runtime
-    from bot.settings import Settings
-    from knowledge.parser import load_folder
-    from knowledge.store import KnowledgeStore, open_client
-    from tests.conftest import CONFIG_DIR, FIXTURE_KB
-
-    settings = Settings(data_dir=tmp_path_factory.mktemp("teams-bot") / "data", config_dir=CONFIG_DIR)
-    KnowledgeStore(open_client(data_dir=settings.data_dir, chroma_url=None), embedder).sync(
-        load_folder(FIXTURE_KB).entries)
-    return build_runtime(settings, auto_starter=False)
-
-
 @pytest.fixture
 def teams(shared_runtime) -> Harness:
     return make_harness(shared_runtime)

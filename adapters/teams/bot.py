@@ -46,12 +46,6 @@ class CoachLike(Protocol):
     def handle_action(self, event: ActionEvent) -> Reply | None: ...
 
 
-def _configured_channel(coach: Any) -> str | None:
-    # The integrators' channel the outbox posts handoff cards to (settings.teams_channel), if the coach has one.
-    channel = getattr(getattr(getattr(coach, "settings", None), "teams_channel", None), "conversation_id", None)
-    return channel if isinstance(channel, str) and channel else None
-
-
 class TeamsCoachBot(ActivityHandler):
     """Routes Teams activities to the coach; the coach decides, this class only carries."""
 
@@ -67,8 +61,8 @@ class TeamsCoachBot(ActivityHandler):
     ) -> None:
         """`claim_event` (StateDB.claim_event) makes a retried delivery answer once; `typing_after=None` never types.
 
-        `integrator_channel` (default: the coach's settings.teams_channel.conversation_id) is the only
-        channel whose handoff Claim/Resolve clicks are taken; with none configured, clicks count anywhere.
+        `integrator_channel` (settings.teams_channel.conversation_id) is the only channel whose
+        handoff Claim/Resolve clicks are taken; with none configured, clicks count anywhere.
         """
         super().__init__()
         if coach is None:
@@ -78,8 +72,8 @@ class TeamsCoachBot(ActivityHandler):
         self.claim_event = claim_event
         self.integrator_name = integrator_name
         self.typing_after = typing_after
-        channel = integrator_channel or _configured_channel(coach)
-        self.integrator_channel = channel.split(";", 1)[0] if channel else None  # the channel, not a reply chain
+        # The channel, not a reply chain in it.
+        self.integrator_channel = integrator_channel.split(";", 1)[0] if integrator_channel else None
 
     # -- every turn ----------------------------------------------------------------------------
 
