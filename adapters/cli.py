@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.settings import Settings, SettingsError, load_settings
-from bot.triage import TriageConfigError
+from bot.triage.rules import TriageConfigError
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -70,7 +70,7 @@ class CoachGroup(click.Group):
         from adapters.wiring import StartupError
         from knowledge.embeddings import EmbeddingModelError
         from knowledge.store import StoreError
-        from bot.state import StateError
+        from bot.state.database import StateError
 
         try:
             return super().invoke(ctx)

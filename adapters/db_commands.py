@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from bot.state import StateDB, StateError, _safe_url, revision_known, schema_revision, upgrade_schema
+from bot.state.database import StateDB, StateError, _safe_url, revision_known, schema_revision, upgrade_schema
 
 
 def _open(upgrade: bool) -> StateDB:

@@ -14,10 +14,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bot.escalations import ACTIVE, STATUSES, EscalationRow, Escalations, aware
-from bot.handoff_context import build_context
-from bot.outbox import FAILED, Outbox, OutboxRow
-from bot.state import ConversationMemory, StateDB, utcnow
+from bot.handoff.escalations import ACTIVE, STATUSES, EscalationRow, Escalations
+from bot.state.database import aware
+from bot.handoff.context import build_context
+from bot.handoff.outbox import FAILED, Outbox, OutboxRow
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB, utcnow
 
 out = Console()
 err = Console(stderr=True)
@@ -297,7 +299,7 @@ def doctor(obj: Any) -> None:
         checks.append(Check("configuration", False, problem))
 
     outbox = Outbox(db, built.channels, settings.outbox)
-    from bot.outbox import OutboxListener
+    from bot.handoff.outbox import OutboxListener
 
     listener = OutboxListener(outbox, Escalations(db), ConversationMemory(db), settings)
     for target in ("helpdesk", "integrator"):

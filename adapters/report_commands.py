@@ -1,6 +1,6 @@
 """`coach report`, `coach kb draft-gaps` and `coach kb draft-from-escalation`: the integrators' view.
 
-The numbers come from `bot.insights` (aggregated and masked there); this module only shows
+The numbers come from `bot.report.insights` (aggregated and masked there); this module only shows
 them in the terminal, writes the HTML file, and writes draft entries for the curation loop.
 """
 
@@ -33,7 +33,7 @@ def _ctx(obj: Any) -> Any:
 def _open(ctx: Any) -> tuple[Any, Any]:
     """The knowledge store and the state database named by the settings (no coach needed)."""
     from adapters.wiring import StartupError, open_store
-    from bot.state import StateDB, StateError
+    from bot.state.database import StateDB, StateError
 
     settings = ctx.settings
     store = open_store(settings)
@@ -57,7 +57,7 @@ CACHE_FILE = "insights-vectors.npz"  # in the data directory: question vectors, 
 
 
 def _insights(obj: Any, since: datetime | None, until: datetime | None, include_replay: bool) -> Any:
-    from bot.insights import VectorCache, build_insights
+    from bot.report.insights import VectorCache, build_insights
 
     ctx = _ctx(obj)
     store, db = _open(ctx)
@@ -186,7 +186,7 @@ def print_report(ins: Any, console: Console) -> None:
 def draft_gaps(obj: Any, folder: Path, top: int, force: bool, since: datetime | None, until: datetime | None,
                include_replay: bool) -> None:
     """Write draft entries for the top knowledge gaps into FOLDER, for an integrator to finish and import."""
-    from bot.insights import gap_draft
+    from bot.report.insights import gap_draft
 
     ctx = _ctx(obj)
     insights = _insights(ctx, since, until, include_replay)
@@ -218,7 +218,7 @@ def draft_gaps(obj: Any, folder: Path, top: int, force: bool, since: datetime | 
 @click.pass_obj
 def draft_from_escalation(obj: Any, escalation: str, folder: Path, any_status: bool, force: bool) -> None:
     """Save what the integrator answered on ESCALATION (an id or ticket like I-0007) as a draft entry in FOLDER."""
-    from bot.insights import RESOLVED, Scrubber, escalation_draft, load_escalation, load_user_ids
+    from bot.report.insights import RESOLVED, Scrubber, escalation_draft, load_escalation, load_user_ids
 
     ctx = _ctx(obj)
     store, db = _open(ctx)

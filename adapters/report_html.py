@@ -2,7 +2,7 @@
 
 Nothing is fetched when it opens (no fonts, images or scripts from anywhere), so it can be
 attached to an e-mail and read offline. Every piece of text is escaped; the numbers and
-examples come already aggregated and masked from `bot.insights`.
+examples come already aggregated and masked from `bot.report.insights`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from bot.insights import GAP_SIGNALS, NOT_SET, SAMR_LEVELS, Insights
+from bot.report.insights import GAP_SIGNALS, NOT_SET, SAMR_LEVELS, Insights
 
 ROUTE_COLOURS = {"coach": "#2f6fde", "helpdesk": "#e38b2c", "integrator": "#8a4fbf", "other": "#a3acb7"}
 ROUTE_LABELS = {"coach": "Coaching", "helpdesk": "Helpdesk", "integrator": "Integrator", "other": "Other"}

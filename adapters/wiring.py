@@ -11,12 +11,13 @@ from pathlib import Path
 
 from adapters.delivery import Delivery, build_delivery
 from bot.coach import Coach, EscalationListener
-from bot.composer import Composer, TemplateComposer
-from bot.escalations import Escalations
+from bot.compose.templates import Composer, TemplateComposer
+from bot.handoff.escalations import Escalations
 from bot.settings import Settings
-from bot.state import ConversationMemory, StateDB, StateError
-from bot.semantic_triage import ExampleIndex
-from bot.triage import Triage
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB, StateError
+from bot.triage.examples import ExampleIndex
+from bot.triage.rules import Triage
 from knowledge.glossary import Glossary
 from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from knowledge.parser import FolderResult, load_folder
@@ -173,9 +174,9 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
                composer: Composer | None) -> tuple[Composer, Triage]:
     """LLM mode: the model writes replies (templates as fallback) and, if asked, helps triage."""
     # Imported here so template mode never loads the openai SDK.
-    from bot.llm import ChatModel, LLMComposer, LLMConfigError
-    from bot.llm_triage import ModelAssistedTriage
-    from bot.usage import UsageLog
+    from bot.compose.llm import ChatModel, LLMComposer, LLMConfigError
+    from bot.triage.model_assisted import ModelAssistedTriage
+    from bot.state.usage import UsageLog
 
     usage = UsageLog(db, prices=settings.openai.prices)
     try:

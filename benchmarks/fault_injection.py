@@ -31,11 +31,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from adapters.delivery import build_delivery  # noqa: E402
 from bot.coach import EscalationEvent  # noqa: E402
-from bot.escalations import Escalations  # noqa: E402
+from bot.handoff.escalations import Escalations  # noqa: E402
 from bot.models import Route  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.state import ConversationMemory, StateDB  # noqa: E402
-from bot.triage import Decision  # noqa: E402
+from bot.state.memory import ConversationMemory  # noqa: E402
+from bot.state.database import StateDB
+from bot.triage.rules import Decision  # noqa: E402
 from webhook_receiver import SmtpSink, WebhookReceiver, free_port, poll  # noqa: E402
 
 SECRET = "fault-injection-secret"

@@ -11,14 +11,15 @@ from typing import Protocol
 
 import numpy as np
 
-from bot import replies
-from bot.composer import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.escalations import Escalations, Opened, Transition
-from bot.handoff_context import build_context
+from bot.compose import replies
+from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
+from bot.handoff.escalations import Escalations, Opened, Transition
+from bot.handoff.context import build_context
 from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Route, Source
 from bot.settings import Settings
-from bot.state import ConversationMemory, PastTurn
-from bot.triage import Decision, Triage
+from bot.state.memory import ConversationMemory
+from bot.models import PastTurn
+from bot.triage.rules import Decision, Triage
 from knowledge.search import Retriever, SearchResult
 
 log = logging.getLogger(__name__)

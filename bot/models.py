@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -129,3 +130,16 @@ class ActionEvent(BaseModel):
         """Same key as the message the clicked reply answered."""
         base = f"{self.platform}:{self.conversation_id}"
         return f"{base}:{self.thread_id}" if self.thread_id else base
+
+
+@dataclass(frozen=True)
+class PastTurn:
+    """What memory gives back of an earlier turn."""
+
+    id: str
+    text: str
+    route: str
+    reply: str
+    sources: list[str]
+    confidence: float
+    created_at: datetime

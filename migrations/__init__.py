@@ -1,1 +1,1 @@
-"""Alembic migrations of the state database; `bot.state.StateDB` runs them at start-up."""
+"""Alembic migrations of the state database; `bot.state.database.StateDB` runs them at start-up."""

@@ -1,6 +1,6 @@
 """Alembic environment for the state database.
 
-Called two ways: by `bot.state.upgrade_schema` (StateDB start-up, `coach db upgrade`) with an
+Called two ways: by `bot.state.database.upgrade_schema` (StateDB start-up, `coach db upgrade`) with an
 open connection in `config.attributes["connection"]`, already holding the migration lock and
 inside the transaction the caller commits; or by the `alembic` command line, which connects
 to `-x url=...`, the `sqlalchemy.url` option, or the coach's own setting (COACH_DATABASE_URL,

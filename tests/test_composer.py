@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from bot.composer import CoachingRequest, TemplateComposer, reflect_goal
-from bot.state import PastTurn
+from bot.compose.templates import CoachingRequest, TemplateComposer, reflect_goal
+from bot.models import PastTurn
 from knowledge.parser import load_folder
 from knowledge.search import Hit
 

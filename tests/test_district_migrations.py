@@ -16,9 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import Column, MetaData, Table, create_engine, inspect, text
 
-import bot.state
-from bot.escalations import Escalations
-from bot.state import ConversationMemory, StateDB, StateError, schema_revision, upgrade_schema
+import bot.state.database
+from bot.handoff.escalations import Escalations
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB, StateError, schema_revision, upgrade_schema
+from bot.state.inbound import ProcessedEvents
 from migrations.metadata import full_metadata
 
 # Columns added to escalations after the first schema, in place: a school's older state.db lacks them.
@@ -93,7 +95,7 @@ def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_every_row(st
     memory = ConversationMemory(db)
     assert [t.text for t in memory.history("slack:C1:1.1", limit=10)] == [f"question {i}" for i in range(5)]
     assert memory.add_feedback("t-1", "helped", "U1") is False  # the old click still counts, once
-    assert db.claim_event("slack:Ev001") is False  # and an old event is still a duplicate
+    assert ProcessedEvents(db).claim("slack:Ev001") is False  # and an old event is still a duplicate
     escalations = Escalations(db)
     [row] = escalations.list()
     assert (row.ticket, row.details, row.urgent) == ("H-0001", [{"text": "it shows no signal"}], True)
@@ -127,9 +129,9 @@ def test_a_failed_upgrade_changes_nothing(state_url: str) -> None:
 
 def test_without_migrations_installed_tables_are_created_directly(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.state, "MIGRATIONS_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(bot.state.database, "MIGRATIONS_DIR", tmp_path / "not-installed")
     db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
-    assert db.claim_event("slack:Ev1") is True
+    assert ProcessedEvents(db).claim("slack:Ev1") is True
     assert "alembic_version" not in inspect(db.engine).get_table_names()
     assert schema_revision(db.engine) == (None, None)
 
@@ -142,7 +144,7 @@ def test_coach_db_current_and_upgrade(state_url: str, tmp_path: Path) -> None:
            "COACH_ENV_FILE": str(tmp_path / "no.env")}
     from alembic.script import ScriptDirectory
 
-    newest = ScriptDirectory.from_config(bot.state.alembic_config()).get_current_head()
+    newest = ScriptDirectory.from_config(bot.state.database.alembic_config()).get_current_head()
     before = runner.invoke(main, ["db", "current"], env=env)
     assert before.exit_code == 1, before.output
     assert "upgrade due" in before.output and f"newest {newest}" in before.output
@@ -174,7 +176,7 @@ def test_a_database_a_newer_version_upgraded_still_opens(state_url: str, tmp_pat
     with db.engine.begin() as conn:  # as if a newer release had added revision 9999 on top
         conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
     again = StateDB(state_url)  # an older process restarting mid-rollout must still start
-    assert again.claim_event("slack:Ev1") is True
+    assert ProcessedEvents(again).claim("slack:Ev1") is True
     env = {"COACH_DATABASE_URL": state_url, "COACH_ENV_FILE": str(tmp_path / "no.env")}
     result = CliRunner().invoke(main, ["db", "current"], env=env)
     assert result.exit_code == 1 and "newer than this install" in result.output

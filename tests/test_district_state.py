@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.escalations import EscalationRow, Escalations
-from bot.state import ConversationMemory, StateDB, schema_revision
+from bot.handoff.escalations import EscalationRow, Escalations
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB, schema_revision
+from bot.state.inbound import ProcessedEvents
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +74,7 @@ def test_event_claimed_once_by_racing_threads_with_their_own_pools(state_url: st
         db = dbs[n % len(dbs)]
         mine = random.Random(n).sample(keys, len(keys))
         start.wait()
-        return [k for k in mine if db.claim_event(k)]
+        return [k for k in mine if ProcessedEvents(db).claim(k)]
 
     with ThreadPoolExecutor(16) as pool:
         won = [k for claimed in pool.map(worker, range(16)) for k in claimed]
@@ -81,12 +83,13 @@ def test_event_claimed_once_by_racing_threads_with_their_own_pools(state_url: st
 
 CLAIMER = r"""
 import json, random, sys
-from bot.state import StateDB
+from bot.state.database import StateDB
+from bot.state.inbound import ProcessedEvents
 url, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 db = StateDB(url)  # every process upgrades the empty database at once: the lock must serialise them
 keys = [f"slack:Ev{i:04d}" for i in range(n)]
 random.Random(seed).shuffle(keys)
-print(json.dumps([k for k in keys if db.claim_event(k)]))
+print(json.dumps([k for k in keys if ProcessedEvents(db).claim(k)]))
 """
 
 
@@ -165,7 +168,7 @@ class RecordingChannel:
 
 
 def test_outbox_drained_by_several_processes_delivers_each_row_once(state_url: str) -> None:
-    outbox_mod = pytest.importorskip("bot.outbox", reason="bot/outbox.py (the handoff outbox) is not in this tree")
+    outbox_mod = pytest.importorskip("bot.handoff.outbox", reason="bot/outbox.py (the handoff outbox) is not in this tree")
     db = StateDB(state_url)
     escalations = Escalations(db)
     channel = RecordingChannel()

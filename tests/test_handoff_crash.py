@@ -17,11 +17,12 @@ import pytest
 
 from adapters.delivery import build_delivery
 from bot.coach import EscalationEvent
-from bot.escalations import Escalations
+from bot.handoff.escalations import Escalations
 from bot.models import Route
 from bot.settings import Settings
-from bot.state import ConversationMemory, StateDB
-from bot.triage import Decision
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB
+from bot.triage.rules import Decision
 from webhook_receiver import SmtpSink, WebhookReceiver, poll
 
 ROOT = Path(__file__).resolve().parents[1]

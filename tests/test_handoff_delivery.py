@@ -18,7 +18,7 @@ import pytest
 
 from adapters.wiring import Runtime, build_runtime
 from bot.models import InboundMessage, PlatformRef
-from bot.outbox import DeliveryError, OutboxItem
+from bot.handoff.outbox import DeliveryError, OutboxItem
 from pydantic import SecretStr
 
 from bot.settings import EmailSettings, Settings

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, text
 
-from bot.escalations import Escalations
-from bot.outbox import Outbox, OutboxRow
+from bot.handoff.escalations import Escalations
+from bot.handoff.outbox import Outbox, OutboxRow
 from bot.settings import OutboxSettings
-from bot.state import StateDB
+from bot.state.database import StateDB
 from test_handoff_records import Recorder, open_helpdesk
 
 pytestmark = pytest.mark.server

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text, update
 
-from bot.escalations import EscalationRow, Escalations
-from bot.handoff_context import HandoffContext, build_context
-from bot.outbox import DeliveryError, Outbox, OutboxItem, OutboxListener, OutboxRow
+from bot.handoff.escalations import EscalationRow, Escalations
+from bot.handoff.context import HandoffContext, build_context
+from bot.handoff.outbox import DeliveryError, Outbox, OutboxItem, OutboxListener, OutboxRow
 from bot.settings import OutboxSettings, Settings
-from bot.state import ConversationMemory, PastTurn, StateDB
+from bot.state.memory import ConversationMemory
+from bot.models import PastTurn
+from bot.state.database import StateDB
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 PLANTED = ("Jamie Lee", "jamie.lee@example.org", "07700 900123")
@@ -341,7 +343,7 @@ def test_helpdesk_tickets_reach_the_integrators_when_no_helpdesk_target_exists(d
 
 
 def test_row_model_is_on_the_shared_base():
-    from bot.state import Base
+    from bot.state.database import Base
 
     assert {"escalations", "outbox"} <= set(Base.metadata.tables)
     assert EscalationRow.__table__.c.reply_to.nullable

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bot.insights import (
+from bot.report.insights import (
     Gap,
     Scrubber,
     Vocabulary,
@@ -192,7 +192,7 @@ class CountingEmbedder:
 
 
 def test_vector_cache_embeds_each_question_once_and_survives_a_restart(tmp_path) -> None:
-    from bot.insights import VectorCache
+    from bot.report.insights import VectorCache
 
     path = tmp_path / "vectors.npz"
     model = CountingEmbedder()

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.escalations import EscalationRow
-from bot.insights import Insights, VectorCache, build_insights
+from bot.handoff.escalations import EscalationRow
+from bot.report.insights import Insights, VectorCache, build_insights
 from bot.settings import Settings
-from bot.state import ConversationMemory, StateDB
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB
 
 TESTS = Path(__file__).resolve().parent
 CONFIG_DIR = TESTS.parent / "config"

@@ -15,13 +15,13 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.wiring import build_runtime
-from bot.composer import TemplateComposer
-from bot.llm import LLMComposer
-from bot.llm_triage import ModelAssistedTriage
+from bot.compose.templates import TemplateComposer
+from bot.compose.llm import LLMComposer
+from bot.triage.model_assisted import ModelAssistedTriage
 from bot.models import InboundMessage, Route
-from bot.output_checks import check_reply
+from bot.compose.output_checks import check_reply
 from bot.settings import OpenAISettings, Settings
-from bot.usage import UsageLog
+from bot.state.usage import UsageLog
 from knowledge.entry import KnowledgeEntry
 
 from openai_server import OpenAIServer, Recorded, Response, chat, error, openai_server, raw  # noqa: F401

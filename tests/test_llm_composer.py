@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.composer import CoachingRequest
-from bot.llm import LLMComposer, LLMConfigError, build_messages
-from bot.output_checks import check_reply
+from bot.compose.templates import CoachingRequest
+from bot.compose.llm import LLMComposer, LLMConfigError, build_messages
+from bot.compose.output_checks import check_reply
 from bot.settings import Settings
-from bot.state import StateDB
-from bot.usage import UsageLog
+from bot.state.database import StateDB
+from bot.state.usage import UsageLog
 from knowledge.entry import KnowledgeEntry
 from knowledge.parser import load_folder
 from knowledge.search import Hit
@@ -95,7 +95,7 @@ def test_normal_answer_is_the_models_and_the_request_is_what_we_mean(tmp_path, o
 def test_history_is_sent_as_delimited_turns(tmp_path, openai_server):
     from datetime import datetime, timezone
 
-    from bot.state import PastTurn
+    from bot.models import PastTurn
 
     openai_server.script(chat(GOOD))
     past = [PastTurn("t1", "padlet for brainstorming?", "coach", "What is the brainstorm for?", [], 0.7,

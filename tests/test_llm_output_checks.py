@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.composer import CoachingRequest, TemplateComposer
-from bot.output_checks import check_reply, has_question, leakage, urls_in, walkthrough_lines
+from bot.compose.templates import CoachingRequest, TemplateComposer
+from bot.compose.output_checks import check_reply, has_question, leakage, urls_in, walkthrough_lines
 from knowledge.parser import load_folder
 from knowledge.search import Hit
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.composer import CoachingRequest
-from bot.llm import LLMComposer
-from bot.privacy import Masker
+from bot.compose.templates import CoachingRequest
+from bot.compose.llm import LLMComposer
+from bot.privacy.masker import Masker
 from bot.settings import Settings
-from bot.state import PastTurn
+from bot.models import PastTurn
 from knowledge.parser import load_folder
 from knowledge.search import Hit
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from bot.llm import ChatModel
-from bot.llm_triage import ModelAssistedTriage
+from bot.compose.llm import ChatModel
+from bot.triage.model_assisted import ModelAssistedTriage
 from bot.models import Route
 from bot.settings import OpenAISettings
-from bot.triage import Triage
+from bot.triage.rules import Triage
 
 from conftest import CONFIG_DIR
 from openai_server import OpenAIServer, chat, error, openai_server  # noqa: F401  (fixture)
@@ -98,7 +98,7 @@ def test_model_triage_is_wired_only_when_turned_on(settings, store, openai_serve
 
 
 def test_a_message_close_in_meaning_to_safeguarding_examples_stays_with_the_rules(openai_server, embedder):
-    from bot.semantic_triage import ExampleIndex
+    from bot.triage.examples import ExampleIndex
 
     examples = ExampleIndex({"safeguarding": ["a pupil said she is frightened of someone at home",
                                               "a child told me something worrying happened at home"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.state import ConversationMemory, StateDB
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB
+from bot.state.inbound import ProcessedEvents
 
 
 def record(memory: ConversationMemory, key: str, text: str) -> str:
@@ -36,6 +38,6 @@ def test_feedback_counts_once_per_user(tmp_path):
 
 def test_event_claimed_once(tmp_path):
     db = StateDB(f"sqlite:///{tmp_path}/state.db")
-    assert db.claim_event("slack:Ev1") is True
-    assert db.claim_event("slack:Ev1") is False
-    assert StateDB(db.url).claim_event("slack:Ev1") is False
+    assert ProcessedEvents(db).claim("slack:Ev1") is True
+    assert ProcessedEvents(db).claim("slack:Ev1") is False
+    assert ProcessedEvents(StateDB(db.url)).claim("slack:Ev1") is False

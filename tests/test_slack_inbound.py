@@ -19,9 +19,9 @@ from sqlalchemy.orm import sessionmaker
 from adapters.slack.server import SlackService
 from adapters.slack.translate import message_from_event
 from adapters.wiring import Runtime, build_runtime
-from bot.inbound import DONE, InboundQueue
+from bot.state.inbound import DONE, InboundQueue
 from bot.settings import Settings, SlackSettings
-from bot.state import StateDB, utcnow
+from bot.state.database import StateDB, utcnow
 from tests.conftest import CONFIG_DIR, FIXTURE_KB, free_port
 from tests.slack_api_server import (
     BOT_USER_ID, SIGNING_SECRET, ServiceThread, SlackAPIServer, embedded_kb, event_body, im_message, post_to_app,

@@ -19,8 +19,9 @@ from adapters.teams.bot import TeamsCoachBot
 from adapters.teams.proactive import TeamsNotifier, UnknownConversation
 from adapters.teams.references import ReferenceStore
 from adapters.teams.translate import CARD_CONTENT_TYPE
-from bot.escalations import EscalationRow
-from bot.state import FeedbackRow, TurnRow
+from bot.handoff.escalations import EscalationRow
+from bot.state.memory import FeedbackRow, TurnRow
+from bot.state.inbound import ProcessedEvents
 from tests.bot_connector_server import (
     TeamsActivities,
     assert_scenario_card,
@@ -53,7 +54,7 @@ class Harness:
 
 def make_harness(runtime, coach=None, **kwargs) -> Harness:
     references = ReferenceStore(runtime.db)
-    bot = TeamsCoachBot(coach or runtime.coach, references=references, claim_event=runtime.db.claim_event,
+    bot = TeamsCoachBot(coach or runtime.coach, references=references, claim_event=ProcessedEvents(runtime.db).claim,
                         integrator_name="the integration team", **kwargs)
     return Harness(TestAdapter(bot.on_turn), bot, references, runtime)
 

@@ -28,10 +28,10 @@ from adapters.teams.proactive import TeamsNotifier
 from adapters.teams.references import ReferenceStore
 from adapters.teams.server import build_app, make_adapter
 from adapters.wiring import Runtime, build_runtime
-from bot.escalations import EscalationRow
-from bot.outbox import OutboxItem, OutboxRow
+from bot.handoff.escalations import EscalationRow
+from bot.handoff.outbox import OutboxItem, OutboxRow
 from bot.settings import Settings, TeamsSettings
-from bot.state import StateDB
+from bot.state.database import StateDB
 from tests.bot_connector_server import BotConnectorServer, Recorded, TeamsActivities
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"

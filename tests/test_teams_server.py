@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from adapters.teams.proactive import UnknownConversation
 from adapters.teams.references import ReferenceStore
 from adapters.teams.server import NOTIFIER_KEY, RUNTIME_KEY, build_app
-from bot.escalations import EscalationRow
+from bot.handoff.escalations import EscalationRow
 from bot.settings import TeamsSettings
-from bot.state import TurnRow
+from bot.state.memory import TurnRow
 from tests.bot_connector_server import (
     BotConnectorServer,
     Recorded,

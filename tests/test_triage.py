@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from bot.models import Route
-from bot.triage import Triage, TriageConfigError
+from bot.triage.rules import Triage, TriageConfigError
 
 from conftest import CONFIG_DIR
 
@@ -61,7 +61,7 @@ def test_missing_section_is_named():
 
 @pytest.fixture(scope="module")
 def semantic(embedder, tmp_path_factory) -> Triage:
-    from bot.semantic_triage import ExampleIndex
+    from bot.triage.examples import ExampleIndex
 
     examples = ExampleIndex.from_file(CONFIG_DIR / "triage-examples.yaml", embedder.embed, model_name=embedder.name,
                                       cache_dir=tmp_path_factory.mktemp("cache"))
@@ -91,7 +91,7 @@ def test_meaning_keeps_lessons_about_hard_topics_as_coaching(semantic, embedder)
 
 
 def test_example_vectors_are_cached(embedder, tmp_path):
-    from bot.semantic_triage import ExampleIndex
+    from bot.triage.examples import ExampleIndex
 
     calls = []
 

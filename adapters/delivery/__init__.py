@@ -19,10 +19,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from bot.escalations import Escalations
-from bot.outbox import DeliveryChannel, Outbox, OutboxListener, OutboxWorker, TeacherChannel, TeacherNotifier
+from bot.handoff.escalations import Escalations
+from bot.handoff.outbox import DeliveryChannel, Outbox, OutboxListener, OutboxWorker, TeacherChannel, TeacherNotifier
 from bot.settings import Settings
-from bot.state import ConversationMemory, StateDB
+from bot.state.memory import ConversationMemory
+from bot.state.database import StateDB
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
 from typing import Any
 
-from bot.handoff_context import HandoffContext
-from bot.outbox import DeliveryError, OutboxItem
+from bot.handoff.context import HandoffContext
+from bot.handoff.outbox import DeliveryError, OutboxItem
 from bot.settings import EmailSettings
-from bot.state import utcnow
+from bot.state.database import utcnow
 
 PERMANENT_SMTP = 500  # 5xx replies are permanent (RFC 5321); 4xx are "try again later"
 

@@ -7,7 +7,7 @@ whole request and context, about two thirds of the CPU an ack costs, which showe
 benchmark (benchmarks/slack_ack.py). They exist for FaaS hosts, where nothing may run after the
 response; `coach serve slack` is a long-running process.
 
-Messages to answer (app_mention, message) are written to the inbound queue (bot.inbound) by a
+Messages to answer (app_mention, message) are written to the inbound queue (bot.state.inbound) by a
 middleware *before* Bolt acks them: Slack gets 200 only once the event is durable (503 when the
 state database cannot take it, so Slack retries), a retry already recorded is acked and dropped,
 and a sweeper in every process answers what a killed process acked but never answered.
@@ -42,9 +42,10 @@ from adapters.slack.translate import (
     render_reply, search_results, thinking_message,
 )
 from adapters.wiring import Runtime
-from bot.inbound import InboundQueue
+from bot.state.inbound import InboundQueue
 from bot.models import InboundMessage
-from bot.state import StateError
+from bot.state.database import StateError
+from bot.state.inbound import ProcessedEvents
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,7 +149,7 @@ class Bridge:
         # Dedupe claims get their own threads so a retry is recognised even while answers queue up.
         self.claims = ThreadPoolExecutor(max_workers=2, thread_name_prefix="coach-claim")
         self.inflight: set[asyncio.Task[Any]] = set()
-        # Events written down before the ack, answered once (bot.inbound); the sweeper answers what
+        # Events written down before the ack, answered once (bot.state.inbound); the sweeper answers what
         # a killed process left, with `sweep_client` (a client carrying the bot token itself).
         self.inbound = InboundQueue(runtime.db)
         self.sweep_client: AsyncWebClient | None = None
@@ -162,7 +163,7 @@ class Bridge:
     async def claim(self, key: str) -> bool:
         """True the first time an event is seen by any process sharing the state database."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.claims, self.runtime.db.claim_event, key)
+        return await loop.run_in_executor(self.claims, ProcessedEvents(self.runtime.db).claim, key)
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """A state-database call on the claims threads (never queued behind answers)."""

@@ -236,7 +236,7 @@ def package(out: Path) -> None:
 def conversations(kind: str | None) -> None:
     """List the keys proactive messages can be sent to (e.g. the integrators' channel)."""
     from adapters.teams.references import ReferenceStore
-    from bot.state import StateDB
+    from bot.state.database import StateDB
 
     store = ReferenceStore(StateDB(_settings().state_url))
     rows = store.known(kind)

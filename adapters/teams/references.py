@@ -1,6 +1,6 @@
 """Teams conversation references and sent cards, kept in the state database.
 
-Tables on `bot.state.Base`, so they live beside memory and escalations (SQLite for one
+Tables on `bot.state.database.Base`, so they live beside memory and escalations (SQLite for one
 school, PostgreSQL shared by several bot processes):
 
 - `teams_conversation_refs`: key -> the JSON of a Bot Framework ConversationReference, so a
@@ -21,7 +21,7 @@ from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.state import Base, StateDB, utcnow
+from bot.state.database import Base, StateDB, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from adapters.teams.proactive import TeamsNotifier
 from adapters.teams.references import ReferenceStore
 from adapters.wiring import Runtime, StartupError
 from bot.settings import TeamsSettings
+from bot.state.inbound import ProcessedEvents
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def build_app(runtime: Runtime, *, typing_after: float | None = None) -> web.App
     adapter = make_adapter(teams)
     references = ReferenceStore(runtime.db)
     kwargs: dict[str, Any] = {} if typing_after is None else {"typing_after": typing_after}
-    bot = TeamsCoachBot(runtime.coach, references=references, claim_event=runtime.db.claim_event,
+    bot = TeamsCoachBot(runtime.coach, references=references, claim_event=ProcessedEvents(runtime.db).claim,
                         integrator_name=runtime.settings.handoff.integrator_name,
                         integrator_channel=runtime.settings.teams_channel.conversation_id, **kwargs)
     app = web.Application(client_max_size=MAX_BODY_BYTES)

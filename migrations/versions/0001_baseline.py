@@ -6,7 +6,7 @@ Create Date: 2026-11-22
 
 Generated with `alembic revision --autogenerate` from the models, then made safe for the
 databases schools already have: before this revision the bot made its tables with
-`create_all` (plus nullable columns added in place by `bot.escalations.add_missing_columns`).
+`create_all` (plus nullable columns added in place by `bot.handoff.escalations.add_missing_columns`).
 On such a database a table that exists is kept with all its rows and only completed: missing
 nullable columns and missing indexes are added. A fresh database gets every table.
 """

@@ -1,6 +1,7 @@
-"""The state database: conversation memory, feedback, event dedupe (and, beside them, escalations).
+"""The state database: engine, sessions, locks and schema migrations for every state table.
 
-SQLAlchemy 2 so the same code runs on SQLite (one school) and PostgreSQL (a district).
+Tables live with their concern (`bot.state.memory`, `bot.state.inbound`, `bot.handoff`, ...), all on
+this module's `Base`. SQLAlchemy 2 so the same code runs on SQLite (one school) and PostgreSQL (a district).
 The schema is managed by Alembic (migrations/): opening a StateDB upgrades it to the newest
 revision, under a lock, so several bot processes starting at once upgrade it exactly once.
 """
@@ -9,31 +10,35 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, select, text,
-)
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Every process takes this PostgreSQL advisory lock around an upgrade ("coach" in ASCII).
 MIGRATION_LOCK_KEY = 0x636F616368
 
 
 def utcnow() -> datetime:
+    """Now, in UTC, as every state table stores it."""
     return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 class StateError(RuntimeError):
@@ -42,67 +47,6 @@ class StateError(RuntimeError):
 
 class Base(DeclarativeBase):
     pass
-
-
-class TurnRow(Base):
-    """One teacher message and what the coach did with it."""
-
-    __tablename__ = "turns"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    memory_key: Mapped[str] = mapped_column(String(400), index=True)
-    platform: Mapped[str] = mapped_column(String(20))
-    user_id: Mapped[str] = mapped_column(String(200))
-    text: Mapped[str] = mapped_column(Text)
-    route: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str] = mapped_column(String(200), default="")
-    reply: Mapped[str] = mapped_column(Text)
-    sources: Mapped[list[str]] = mapped_column(JSON, default=list)
-    confidence: Mapped[float] = mapped_column(Float, default=0.0)
-    composer: Mapped[str] = mapped_column(String(40), default="template")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-
-
-class FeedbackRow(Base):
-    """A button click on a reply; one of each kind per turn and user counts."""
-
-    __tablename__ = "feedback"
-    __table_args__ = (Index("ux_feedback_once", "turn_id", "action", "user_id", unique=True),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    turn_id: Mapped[str] = mapped_column(String(36), index=True)
-    action: Mapped[str] = mapped_column(String(30))
-    user_id: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class ProcessedEventRow(Base):
-    """Platform event ids already handled, so a retried delivery is answered once."""
-
-    __tablename__ = "processed_events"
-
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class InboundEventRow(Base):
-    """A platform event acked to the platform: kept until answered, so no process crash loses it.
-
-    Written before the ack (bot.inbound), claimed with a lease by the process answering it, and
-    picked up by any process's sweeper when that process died before marking it done.
-    """
-
-    __tablename__ = "inbound_events"
-    __table_args__ = (Index("ix_inbound_events_due", "status", "lease_until"),)
-
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | processing | done
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    answer_ts: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the posted answer, once sent
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StateDB:
@@ -156,14 +100,6 @@ class StateDB:
             if not raw.in_transaction:
                 raw.execute("BEGIN IMMEDIATE")
 
-    def claim_event(self, key: str) -> bool:
-        """Record an event id; False when it was seen before (by any process sharing the database)."""
-        try:
-            with self.session() as s:
-                s.add(ProcessedEventRow(key=key))
-            return True
-        except IntegrityError:
-            return False
 
 
 # -- schema migrations (Alembic) ---------------------------------------------------------------
@@ -293,60 +229,6 @@ def _safe_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
-
-
-@dataclass(frozen=True)
-class PastTurn:
-    """What memory gives back of an earlier turn."""
-
-    id: str
-    text: str
-    route: str
-    reply: str
-    sources: list[str]
-    confidence: float
-    created_at: datetime
-
-
-class ConversationMemory:
-    """Turns per conversation (a Slack thread, a Teams reply chain, a replay conversation)."""
-
-    def __init__(self, db: StateDB) -> None:
-        self.db = db
-
-    def history(self, memory_key: str, limit: int = 6) -> list[PastTurn]:
-        """The last `limit` turns of a conversation, oldest first."""
-        with self.db.session() as s:
-            rows = s.scalars(
-                select(TurnRow).where(TurnRow.memory_key == memory_key)
-                .order_by(TurnRow.created_at.desc(), TurnRow.id.desc()).limit(limit)
-            ).all()
-        return [PastTurn(r.id, r.text, r.route, r.reply, list(r.sources or []), r.confidence, r.created_at)
-                for r in reversed(rows)]
-
-    def record(self, *, memory_key: str, platform: str, user_id: str, text: str, route: str, reason: str,
-               reply: str, sources: list[str], confidence: float, composer: str,
-               created_at: datetime | None = None) -> str:
-        """Store one turn; returns its id (the id buttons on the reply refer to)."""
-        turn_id = str(uuid.uuid4())
-        with self.db.session() as s:
-            s.add(TurnRow(id=turn_id, memory_key=memory_key, platform=platform, user_id=user_id, text=text,
-                          route=route, reason=reason[:200], reply=reply, sources=sources, confidence=confidence,
-                          composer=composer, created_at=created_at or utcnow()))
-        return turn_id
-
-    def turn(self, turn_id: str) -> TurnRow | None:
-        with self.db.session() as s:
-            return s.get(TurnRow, turn_id)
-
-    def add_feedback(self, turn_id: str, action: str, user_id: str) -> bool:
-        """Store a click; False when the same user already gave this feedback on this turn."""
-        try:
-            with self.db.session() as s:
-                s.add(FeedbackRow(turn_id=turn_id, action=action, user_id=user_id))
-            return True
-        except IntegrityError:
-            return False
 
 
 def dumps(value: Any) -> str:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from bot.llm import ChatModel, ModelUnavailable
+from bot.compose.llm import ChatModel, ModelUnavailable
 from bot.models import Route
-from bot.privacy import Masker
-from bot.triage import Decision, Triage
+from bot.privacy.masker import Masker
+from bot.triage.rules import Decision, Triage
 
 log = logging.getLogger(__name__)
 

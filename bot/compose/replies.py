@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.settings import Settings
-from bot.triage import Decision
+from bot.triage.rules import Decision
 
 _ROOM = re.compile(r"\b(room|rm|classroom|lab|library|hall|gym|portable|staff ?room|office|block|wing|building)\b\s*\w*", re.I)
 _DEVICE = re.compile(

@@ -6,14 +6,14 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state import Base, StateDB, utcnow
+from bot.state.database import Base, StateDB, aware, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -199,13 +199,6 @@ class Escalations:
             s.flush()
             s.refresh(before)
             return Transition(action, previous, before)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def add_missing_columns(engine: Engine, model: type[Base]) -> None:

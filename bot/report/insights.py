@@ -8,7 +8,7 @@ Privacy is built in rather than left to the renderers:
 - only aggregates leave this module: counts, topic labels, and a few example questions;
 - a topic or gap is shown only when at least `insights.min_group_size` different teachers
   asked in it (counted by user id, which is never part of the result);
-- every example is masked (`bot.privacy.Masker`), and any user id, @-mention or platform
+- every example is masked (`bot.privacy.masker.Masker`), and any user id, @-mention or platform
   mention inside it is replaced, so a teacher's id or name cannot reach the report;
 - only coaching questions are clustered: helpdesk and integrator messages (safeguarding
   disclosures among them) are counted, never quoted.
@@ -31,10 +31,11 @@ import numpy as np
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from bot.escalations import PREFIX
-from bot.privacy import Masker
+from bot.handoff.escalations import PREFIX
+from bot.privacy.masker import Masker
 from bot.settings import Settings
-from bot.state import FeedbackRow, StateDB, TurnRow
+from bot.state.memory import FeedbackRow, TurnRow
+from bot.state.database import StateDB
 from knowledge.entry import KnowledgeEntry, Kind
 from knowledge.lexical import STOPWORDS, stem
 from knowledge.store import KnowledgeStore, view_texts

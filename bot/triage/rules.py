@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from bot.models import Route
-from bot.semantic_triage import ExampleIndex
+from bot.triage.examples import ExampleIndex
 
 
 class TriageConfigError(ValueError):

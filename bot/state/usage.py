@@ -18,7 +18,7 @@ from sqlalchemy import DateTime, Float, Integer, String, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state import Base, StateDB, StateError, utcnow
+from bot.state.database import Base, StateDB, StateError, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.state import PastTurn
+from bot.models import PastTurn
 from knowledge.search import Hit
 
 _GOAL = re.compile(

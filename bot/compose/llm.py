@@ -21,12 +21,12 @@ from typing import Any
 
 import openai
 
-from bot.composer import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.output_checks import WORD_TOLERANCE, CheckResult, check_reply
-from bot.privacy import Masked, Masker
+from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
+from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, check_reply
+from bot.privacy.masker import Masked, Masker
 from bot.settings import OpenAISettings, Settings
-from bot.state import PastTurn
-from bot.usage import UsageLog
+from bot.models import PastTurn
+from bot.state.usage import UsageLog
 from knowledge.entry import KnowledgeEntry
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,12 @@ from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, and_, func,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.escalations import ACTIVE, EscalationRow, Escalations, aware
-from bot.handoff_context import build_context
+from bot.handoff.escalations import ACTIVE, EscalationRow, Escalations
+from bot.state.database import aware
+from bot.handoff.context import build_context
 from bot.settings import OutboxSettings, Settings
-from bot.state import Base, ConversationMemory, StateDB, utcnow
+from bot.state.database import Base, StateDB, utcnow
+from bot.state.memory import ConversationMemory
 
 if TYPE_CHECKING:  # the coach imports nothing from here; the listener only reads its event types
     from bot.coach import EscalationEvent, EscalationStatusEvent

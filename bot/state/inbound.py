@@ -8,7 +8,7 @@ conditional update with a lease), writes down the answer it posted (`set_answer`
 done; a process killed in between leaves a row whose lease runs out, and any process's sweeper
 (`due`) picks it up. A row with an answer recorded is only marked done, never answered again.
 
-The table (`bot.state.InboundEventRow`) sits beside the other state tables; synchronous calls,
+The tables sit beside the other state tables; synchronous calls,
 run off the event loop by the adapters.
 """
 
@@ -17,10 +17,56 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import JSON, DateTime, Index, Integer, String, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state import InboundEventRow, StateDB, StateError, utcnow
+from bot.state.database import Base, StateDB, StateError, utcnow
+
+class ProcessedEventRow(Base):
+    """Platform event ids already handled, so a retried delivery is answered once."""
+
+    __tablename__ = "processed_events"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InboundEventRow(Base):
+    """A platform event acked to the platform: kept until answered, so no process crash loses it.
+
+    Written before the ack (bot.state.inbound), claimed with a lease by the process answering it, and
+    picked up by any process's sweeper when that process died before marking it done.
+    """
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (Index("ix_inbound_events_due", "status", "lease_until"),)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | processing | done
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    answer_ts: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the posted answer, once sent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProcessedEvents:
+    """Platform event ids already handled, so a retried delivery is answered once."""
+
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+
+    def claim(self, key: str) -> bool:
+        """Record an event id; False when it was seen before (by any process sharing the database)."""
+        try:
+            with self.db.session() as s:
+                s.add(ProcessedEventRow(key=key))
+            return True
+        except IntegrityError:
+            return False
+
 
 PENDING, PROCESSING, DONE = "pending", "processing", "done"
 LEASE_SECONDS = 30.0   # a claim holds this long (over the 10 s retry budget plus posting); then any process may take over

@@ -4,7 +4,7 @@ An integrator gets a short summary, the teacher's goal in their own words, grade
 tool when the teacher mentioned them, what the coach already asked and offered, and why it
 handed off. The helpdesk gets the fault, the device, the room, what is on the screen and how
 urgent it is. Both get the transcript. When `settings.handoff.mask_transcripts` is on, every
-piece of teacher-written text is masked with one mapping (bot.privacy.Masker), so `[STUDENT-1]`
+piece of teacher-written text is masked with one mapping (bot.privacy.masker.Masker), so `[STUDENT-1]`
 is the same child in the subject line, the fields and the transcript: a ticket system or a
 chat channel is not the place for student names, e-mail addresses or phone numbers.
 """
@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.escalations import EscalationRow, aware
-from bot.privacy import Masker
+from bot.handoff.escalations import EscalationRow
+from bot.state.database import aware
+from bot.privacy.masker import Masker
 # The same patterns that decide what the coach asks a teacher for decide what the technician is shown.
-from bot.replies import _DEVICE, _ROOM
+from bot.compose.replies import _DEVICE, _ROOM
 from bot.settings import Settings
-from bot.state import PastTurn
+from bot.models import PastTurn
 
 EVENTS = ("opened", "updated", "claimed", "resolved")
 

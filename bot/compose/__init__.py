@@ -1,0 +1,1 @@
+"""Composition: the words of a reply (templates, or a model checked against them)."""

@@ -1,0 +1,1 @@
+"""Privacy: masking of student data before anything leaves the school's machine."""

@@ -1,0 +1,1 @@
+"""The integrators' report: what teachers ask, where the knowledge base has gaps, how handoffs go."""

@@ -1,0 +1,1 @@
+"""State: the database, conversation memory, the inbound queue and model usage."""
