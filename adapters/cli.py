@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.settings import Settings, SettingsError, load_settings
-from bot.triage.rules import TriageConfigError
+from bot.triage.corpus import TriageConfigError
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -146,6 +146,7 @@ from adapters.slack.command import slack as _slack; serve.add_command(_slack)  #
 from adapters.report_commands import register as _reports; _reports(main, kb_commands.kb)  # noqa: E402,E702  (coach report, coach kb draft-gaps, draft-from-escalation)
 from adapters.handoff_commands import register as _handoffs; _handoffs(main)  # noqa: E402,E702  (coach handoffs ..., coach doctor)
 from adapters.db_commands import db as _db; main.add_command(_db)  # noqa: E402,E702  (coach db upgrade|current)
+from adapters.triage_commands import triage as _triage; main.add_command(_triage)  # noqa: E402,E702  (coach triage explain|check)
 
 if __name__ == "__main__":
     main()

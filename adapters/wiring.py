@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from adapters.delivery import Delivery, build_delivery
 from bot.coach import Coach, EscalationListener
 from bot.compose.templates import Composer, TemplateComposer
@@ -16,8 +18,9 @@ from bot.handoff.escalations import Escalations
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB, StateError
-from bot.triage.examples import ExampleIndex
-from bot.triage.rules import Triage
+from bot.triage.build import load_triage
+from bot.triage.corpus import TriageConfigError
+from bot.triage.router import Triage
 from knowledge.glossary import Glossary
 from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from knowledge.parser import FolderResult, load_folder
@@ -102,14 +105,35 @@ def ensure_knowledge(store: KnowledgeStore, settings: Settings,
     return report
 
 
-def make_triage(settings: Settings, embedder: Embedder) -> Triage:
-    """Phrase rules, plus triage by meaning when the school keeps example messages."""
-    examples_file = settings.config_dir / "triage-examples.yaml"
-    examples = None
-    if examples_file.exists():
-        examples = ExampleIndex.from_file(examples_file, embedder.embed, model_name=embedder.name,
-                                          cache_dir=settings.data_dir / "cache")
-    return Triage.from_file(settings.config_dir / "triage.yaml", examples)
+def make_triage(settings: Settings, retriever: Retriever | None = None) -> Triage:
+    """Phrase rules and the learned router over the local MiniLM vector of each message.
+
+    Triage always runs on this machine: with remote embeddings for retrieval, triage still
+    embeds locally, so no message (a disclosure least of all) leaves before it is triaged.
+    Without a retriever (`coach triage explain`) the school's glossary is read directly.
+    """
+    store_embedder = retriever.store.embedder if retriever is not None else None
+    local = store_embedder if isinstance(store_embedder, MiniLMEmbedder) else MiniLMEmbedder()
+    shared = retriever is not None and local is store_embedder
+    expand = retriever.expand if retriever is not None else _glossary_expander(settings)
+
+    def embed_local(text: str) -> np.ndarray:
+        return local.embed([expand(text)])[0]
+
+    try:
+        return load_triage(settings.config_dir, settings.data_dir / "cache", model_name=local.name,
+                           embed_many=local.embed,
+                           embed_one=retriever.embed_query if shared and retriever is not None else embed_local,
+                           prepare=expand, shares_retrieval_vector=shared)
+    except TriageConfigError as exc:
+        raise StartupError(f"triage: {exc}") from None
+
+
+def _glossary_expander(settings: Settings) -> Callable[[str], str]:
+    glossary_file = settings.config_dir / "tool-glossary.yaml"
+    if not glossary_file.exists():
+        return lambda text: text
+    return Glossary.from_file(glossary_file).expanded
 
 
 def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
@@ -156,8 +180,8 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
         db = StateDB(settings.state_url)
     except StateError as exc:
         raise StartupError(str(exc)) from None
-    triage = make_triage(settings, store.embedder)
     retriever = make_retriever(settings, store)
+    triage = make_triage(settings, retriever)
     if settings.llm_enabled and (composer is None or settings.openai.llm_triage):
         composer, triage = _llm_parts(settings, db, retriever, triage, composer)
     memory, escalations = ConversationMemory(db), Escalations(db)
@@ -185,7 +209,8 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
-                triage, chat, confidence=lambda text, vector: retriever.search(text, k=3, vector=vector).confidence,
+                triage, chat, confidence=lambda text, vector: retriever.search(
+                    text, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence,
                 min_confidence=settings.retrieval.min_confidence,
                 mask_private_data=settings.openai.mask_private_data)
     except LLMConfigError as exc:

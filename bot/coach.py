@@ -19,7 +19,8 @@ from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Rout
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
-from bot.triage.rules import Decision, Triage
+from bot.triage.categories import Category
+from bot.triage.router import ConversationContext, Decision, Triage
 from knowledge.search import Retriever, SearchResult
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,11 @@ class Coach:
         if not text:
             return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
         history = self.memory.history(key)
-        coach_turns = sum(1 for t in history if t.route == Route.COACH.value)
-        # One embedding of the message serves triage by meaning and, for a first turn, retrieval.
-        vector = self.retriever.embed_query(text) if self.triage.examples is not None else None
-        decision = self.triage.decide(text, coach_turns=coach_turns, vector=vector)
-        decision = self._continue_ticket(decision, text, history, key)
+        # One embedding of the message serves triage and, for a first turn, retrieval.
+        vector = self.triage.embed(text)
+        decision = self.triage.decide(text, self._context(history, key), vector=vector)
+        if not self.triage.shares_retrieval_vector:
+            vector = None
 
         sources: list[Source] = []
         handoff: Handoff | None = None
@@ -122,12 +123,7 @@ class Coach:
             confidence = result.confidence
             composition = self._compose(text, result, history, key)
             reply_text, composer_name = composition.text, composition.composer
-            by_id = {h.entry.id: h for h in result.hits}
-            for sid in composition.sources:
-                hit = by_id[sid]
-                link = hit.entry.first_link()
-                sources.append(Source(id=sid, title=hit.entry.title, url=str(link.url) if link else None,
-                                      score=round(hit.score, 4)))
+            sources = self._sources(result, composition)
             actions = list(COACH_ACTIONS)
         elif decision.route in (Route.HELPDESK, Route.INTEGRATOR):
             opened = self._escalate(message, text, decision, history)
@@ -140,6 +136,12 @@ class Coach:
                 reply_text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
         else:
             reply_text = replies.other_reply(decision, first_turn=not history)
+        offer = replies.alternative_offer(decision)
+        if offer is not None and not decision.urgent:
+            line, action = offer
+            reply_text = f"{reply_text}\n\n{line}"
+            if action not in actions:
+                actions.append(action)
 
         turn_id = self.memory.record(
             memory_key=key, platform=message.platform, user_id=message.user_id, text=text,
@@ -167,10 +169,10 @@ class Coach:
             return Reply(
                 text="Thanks for saying so. What's missing: is it a different year group, subject, or goal? "
                      "Tell me a little more and I'll look again.", route=Route.COACH, turn_id=turn.id)
-        category, route = (("human_request", Route.INTEGRATOR) if event.action is Action.TALK_TO_PERSON
-                           else ("fault", Route.HELPDESK))
-        reason = "the teacher asked for a person" if route is Route.INTEGRATOR else "the teacher reported a tech problem"
-        decision = Decision(route, category, reason)
+        if event.action is Action.COACH_ME:
+            return self._coach_instead(turn.text, event.memory_key, turn.id)
+        decision = self.triage.for_action(event.action)
+        route = decision.route
         history = self.memory.history(event.memory_key)
         message = InboundMessage(platform=event.platform, conversation_id=event.conversation_id,
                                  thread_id=event.thread_id, user_id=event.user_id, text=turn.text,
@@ -200,26 +202,34 @@ class Coach:
 
     # -- parts -------------------------------------------------------------------------------
 
-    def _continue_ticket(self, decision: Decision, text: str, history: Sequence[PastTurn], memory_key: str) -> Decision:
-        if decision.route is not Route.COACH or not history:
-            return decision
-        # Details a teacher adds after a helpdesk reply ("room 12, the Epson one") belong to the ticket.
-        if history[-1].route == Route.HELPDESK.value:
-            if len(text.split()) <= 30 and not text.rstrip().endswith("?"):
-                return Decision(Route.HELPDESK, "fault", "more details for the open ticket")
-            return decision
-        if history[-1].route != Route.INTEGRATOR.value:
-            return decision
-        row = self.escalations.open_for(memory_key, Route.INTEGRATOR.value)
-        if row is None:
-            return decision
-        # What follows a concern ("she deleted it straight after, do I still flag it?") stays with a
-        # person; so does the answer to the handoff's own question ("we're free Thursdays after 3").
-        if row.category in ("safeguarding", "data_incident"):
-            return Decision(Route.INTEGRATOR, row.category, f"more about the open concern ({row.reason})", True)
-        if len(text.split()) <= 60 and not text.rstrip().endswith("?"):
-            return Decision(Route.INTEGRATOR, row.category, "more details for the open request")
-        return decision
+    def _context(self, history: Sequence[PastTurn], memory_key: str) -> ConversationContext:
+        """What triage needs of the conversation: coaching so far, the last route, an open escalation."""
+        last = Route(history[-1].route) if history else None
+        open_category = None
+        if last is Route.INTEGRATOR:
+            row = self.escalations.open_for(memory_key, Route.INTEGRATOR.value)
+            open_category = Category(row.category) if row is not None and row.category in set(Category) else None
+        return ConversationContext(coach_turns=sum(1 for t in history if t.route == Route.COACH.value),
+                                   last_route=last, open_category=open_category)
+
+    def _coach_instead(self, text: str, memory_key: str, turn_id: str) -> Reply:
+        """"Coach me on it instead": the message a router sent elsewhere, answered as coaching."""
+        result = self._retrieve(text, [])
+        composition = self._compose(text, result, [], memory_key)
+        return Reply(text=composition.text, route=Route.COACH, sources=self._sources(result, composition),
+                     actions=[Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON], turn_id=turn_id,
+                     composer=composition.composer)
+
+    @staticmethod
+    def _sources(result: SearchResult, composition: Composition) -> list[Source]:
+        by_id = {h.entry.id: h for h in result.hits}
+        out = []
+        for sid in composition.sources:
+            hit = by_id[sid]
+            link = hit.entry.first_link()
+            out.append(Source(id=sid, title=hit.entry.title, url=str(link.url) if link else None,
+                              score=round(hit.score, 4)))
+        return out
 
     def _retrieve(self, text: str, history: Sequence[PastTurn], vector: np.ndarray | None = None) -> SearchResult:
         # A follow-up ("and for year 2?") is read with the coaching turn before it.

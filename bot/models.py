@@ -20,12 +20,13 @@ class Route(str, Enum):
 
 
 class Action(str, Enum):
-    """Buttons offered under a coaching reply, the same on every platform."""
+    """Buttons offered under a reply, the same on every platform."""
 
     HELPED = "helped"
     NOT_QUITE = "not_quite"
     TALK_TO_PERSON = "talk_to_person"
     TECH_PROBLEM = "tech_problem"
+    COACH_ME = "coach_me"
 
 
 ACTION_LABELS: dict[Action, str] = {
@@ -33,6 +34,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.NOT_QUITE: "Not quite",
     Action.TALK_TO_PERSON: "Talk to a person",
     Action.TECH_PROBLEM: "It's a tech problem",
+    Action.COACH_ME: "Coach me on it instead",
 }
 
 

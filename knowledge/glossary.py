@@ -43,3 +43,8 @@ class Glossary:
             if words not in seen:
                 seen.append(words)
         return " ".join(seen)
+
+    def expanded(self, text: str) -> str:
+        """`text` with the plain words for the tools it names added in brackets (what is embedded)."""
+        expansion = self.expand(text)
+        return f"{text} ({expansion})" if expansion and not text.endswith(f"({expansion})") else text

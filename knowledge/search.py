@@ -108,8 +108,7 @@ class Retriever:
 
     def expand(self, text: str) -> str:
         """The question with plain words added for the tools it names."""
-        expansion = self.glossary.expand(text) if self.glossary else ""
-        return f"{text} ({expansion})" if expansion and not text.endswith(f"({expansion})") else text
+        return self.glossary.expanded(text) if self.glossary else text
 
     def embed_query(self, text: str, context: str = "", context_weight: float | None = None) -> np.ndarray:
         """One vector for the question, leaning toward the conversation when there is context."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from bot.settings import Settings
-from bot.triage.rules import Decision
+from bot.models import Action, Route
+from bot.triage.categories import Category
+from bot.triage.router import Decision
 
 _ROOM = re.compile(r"\b(room|rm|classroom|lab|library|hall|gym|portable|staff ?room|office|block|wing|building)\b\s*\w*", re.I)
 _DEVICE = re.compile(
@@ -21,7 +23,7 @@ _URGENT = re.compile(
 def helpdesk_missing(text: str, category: str) -> list[str]:
     """What a technician needs that the teacher has not said yet."""
     missing = []
-    if category == "account":
+    if category == Category.ACCOUNT:
         if not _DEVICE.search(text):
             missing.append("which system or app it is")
         if not _SCREEN.search(text):
@@ -44,7 +46,7 @@ def is_urgent(text: str) -> bool:
 def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, settings: Settings,
                    live: bool = True) -> str:
     """The helpdesk reply; `live` when the platform can tell the teacher later that someone picked it up."""
-    kind = "an account or access problem" if decision.category == "account" else "a technical fault"
+    kind = "an account or access problem" if decision.category is Category.ACCOUNT else "a technical fault"
     if created:
         head = f"That sounds like {kind}, so it's one for the IT helpdesk: I've raised ticket {ticket} for you."
     else:
@@ -64,7 +66,7 @@ def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, se
 def integrator_reply(decision: Decision, ticket: str, created: bool, settings: Settings) -> str:
     who, when = settings.handoff.integrator_name, settings.handoff.integrator_response
     sg = settings.safeguarding
-    if decision.category == "safeguarding":
+    if decision.category is Category.SAFEGUARDING:
         return (
             "Thank you for telling me; this needs a person, not a coach. Please follow "
             f"{sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today. "
@@ -72,7 +74,7 @@ def integrator_reply(decision: Decision, ticket: str, created: bool, settings: S
             "Please don't investigate further or ask the student to repeat it; write down what you saw or were told, "
             f"in their words, with the time. I've also alerted {who} urgently (ref {ticket})."
         )
-    if decision.category == "data_incident":
+    if decision.category is Category.DATA_INCIDENT:
         return (
             "Thanks for flagging this quickly. If you can, stop the sharing now (turn off link access or "
             f"recall the message), then report it to {sg.contact_name} {sg.contact_detail} and the school's "
@@ -80,12 +82,12 @@ def integrator_reply(decision: Decision, ticket: str, created: bool, settings: S
         )
     if not created:
         return f"I've added this to your request with {who} (ref {ticket}); they'll be in touch {when}."
-    if decision.category == "frustration":
+    if decision.category is Category.FRUSTRATION:
         return (
             f"I'm sorry this hasn't been helping. I've passed our conversation to {who} (ref {ticket}), "
             f"and someone will follow up {when}. What would be most useful for them to know before they get in touch?"
         )
-    if decision.category == "complex":
+    if decision.category is Category.COMPLEX:
         return (
             f"That's a big, worthwhile piece of planning, and it deserves a person: I've asked {who} to set up "
             f"a co-planning conversation (ref {ticket}); they'll be in touch {when}. "
@@ -98,7 +100,7 @@ def integrator_reply(decision: Decision, ticket: str, created: bool, settings: S
 
 
 def other_reply(decision: Decision, *, first_turn: bool) -> str:
-    if decision.category == "smalltalk":
+    if decision.category is Category.SMALLTALK:
         if first_turn:
             return (
                 "Hi! I'm the integration coach. Ask me anything about using technology for learning, "
@@ -109,6 +111,36 @@ def other_reply(decision: Decision, *, first_turn: bool) -> str:
         "That one's outside what I can help with: I'm here for using technology in teaching and learning, "
         "and I pass technical faults to the helpdesk. Is there something in your teaching I can think through with you?"
     )
+
+
+# When triage was torn between two routes, one line names the other and a button takes it.
+_OFFERS: dict[tuple[Route, Route], tuple[str, Action]] = {
+    (Route.COACH, Route.HELPDESK): ("If something is actually broken, tap \u201cIt's a tech problem\u201d and I'll "
+                                    "raise a helpdesk ticket.", Action.TECH_PROBLEM),
+    (Route.COACH, Route.INTEGRATOR): ("If you'd rather work this through with a person, tap \u201cTalk to a "
+                                      "person\u201d.", Action.TALK_TO_PERSON),
+    (Route.OTHER, Route.INTEGRATOR): ("If you'd like a person to pick this up, tap \u201cTalk to a person\u201d.",
+                                      Action.TALK_TO_PERSON),
+    (Route.OTHER, Route.HELPDESK): ("If something is broken, tap \u201cIt's a tech problem\u201d and I'll raise a "
+                                    "helpdesk ticket.", Action.TECH_PROBLEM),
+    (Route.OTHER, Route.COACH): ("If you meant a teaching question, tap \u201cCoach me on it instead\u201d.",
+                                 Action.COACH_ME),
+    (Route.HELPDESK, Route.COACH): ("If you meant a teaching question rather than a fault, tap \u201cCoach me on "
+                                    "it instead\u201d.", Action.COACH_ME),
+    (Route.HELPDESK, Route.INTEGRATOR): ("If you'd rather talk it through with a person, tap \u201cTalk to a "
+                                         "person\u201d.", Action.TALK_TO_PERSON),
+    (Route.INTEGRATOR, Route.COACH): ("If you'd like ideas now while you wait, tap \u201cCoach me on it "
+                                      "instead\u201d.", Action.COACH_ME),
+    (Route.INTEGRATOR, Route.HELPDESK): ("If something is broken, tap \u201cIt's a tech problem\u201d for a "
+                                         "helpdesk ticket.", Action.TECH_PROBLEM),
+}
+
+
+def alternative_offer(decision: Decision) -> tuple[str, Action] | None:
+    """The one line and button that make the other likely route a single tap away, if triage was unsure."""
+    if decision.alternative is None:
+        return None
+    return _OFFERS.get((decision.route, decision.alternative))
 
 
 def empty_reply() -> str:
@@ -131,7 +163,7 @@ def handoff_claimed(ticket: str, target: str, category: str, who: str | None, se
                 f"{settings.handoff.helpdesk_response}.")
     team = settings.handoff.integrator_name
     person = f"{who} from {team}" if who else f"someone from {team}"
-    if category == "safeguarding":
+    if category == Category.SAFEGUARDING:
         sg = settings.safeguarding
         return (f"{person[0].upper()}{person[1:]} has picked up the concern you raised (ref {ticket}) and will be in touch. "
                 f"If you haven't yet, please follow {sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today.")
@@ -145,7 +177,7 @@ def handoff_resolved(ticket: str, target: str, category: str, who: str | None, s
     if target == "helpdesk":
         return (f"Ticket {ticket} has been marked fixed{by}. If it still isn't working, tell me here and "
                 "I'll open a new ticket straight away.")
-    if category == "safeguarding":
+    if category == Category.SAFEGUARDING:
         sg = settings.safeguarding
         return (f"Ref {ticket} has been closed on our side{by}. {sg.contact_name[0].upper()}{sg.contact_name[1:]} "
                 f"remains your contact ({sg.contact_detail}), and {sg.procedure} still applies.")

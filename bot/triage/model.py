@@ -1,0 +1,147 @@
+"""The learned router and concern detectors, served with numpy alone.
+
+Training (`bot.triage.training`) fits scikit-learn models; what they learned is saved as plain
+arrays: the n-gram vocabulary and its idf, and one linear layer per decision over the message
+embedding and the n-grams. Serving a message is a sparse dot product, well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.triage.categories import CONCERNS, LEARNED, Category
+from bot.triage.features import ngrams, sentences
+
+FORMAT = 1
+
+
+@dataclass
+class Linear:
+    """Scores = emb_weight @ embedding + text_weight @ tfidf + bias (one row per output)."""
+
+    emb: np.ndarray  # (outputs, dim) or (outputs, 0) for a text-only layer
+    text: np.ndarray  # (outputs, vocabulary)
+    bias: np.ndarray  # (outputs,)
+
+    def scores(self, embedding: np.ndarray | None, features: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Raw scores for one message (`features` = indices and tf-idf values)."""
+        idx, val = features
+        out = self.bias + (self.text[:, idx] @ val if len(idx) else 0.0)
+        if self.emb.shape[1] and embedding is not None:
+            out = out + self.emb @ embedding
+        return np.asarray(out, dtype=np.float64)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -50 else 0.0
+
+
+@dataclass(frozen=True)
+class ConcernScore:
+    """A detector's view of one message: the higher of the whole message and its worst sentence."""
+
+    category: Category
+    score: float
+    threshold: float
+    sentence: str  # the sentence that scored highest, for `coach triage explain`
+
+    @property
+    def fired(self) -> bool:
+        """At or over the threshold set on held-out folds."""
+        return self.score >= self.threshold
+
+
+@dataclass
+class TriageModel:
+    """Vocabulary, router and detectors; `digest` names the corpus it was trained on."""
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    router: Linear
+    detectors: dict[Category, Linear]  # whole message: embedding + n-grams
+    sentence_detectors: dict[Category, Linear]  # n-grams only, applied to each sentence
+    thresholds: dict[Category, float]
+    digest: str
+    report: dict[str, Any]
+
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse tf-idf of `text` (sublinear tf, l2-normalised, as in training)."""
+        counts = Counter(j for g in ngrams(text) if (j := self.vocabulary.get(g)) is not None)
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        val = (1.0 + np.log(tf)) * self.idf[idx]
+        norm = float(np.linalg.norm(val))
+        return idx, (val / norm if norm else val).astype(np.float32)
+
+    def route_probabilities(self, embedding: np.ndarray | None, text: str) -> dict[Category, float]:
+        """The router's probability for each learned category."""
+        raw = self.router.scores(embedding, self.features(text))
+        raw = np.exp(raw - raw.max())
+        probs = raw / raw.sum()
+        return {c: float(p) for c, p in zip(LEARNED, probs)}
+
+    def concern_scores(self, embedding: np.ndarray | None, text: str) -> dict[Category, ConcernScore]:
+        """Each concern detector's score: the whole message, and each sentence by its words."""
+        whole = self.features(text)
+        parts = sentences(text)
+        split = [self.features(s) for s in parts] if len(parts) > 1 else [whole]
+        out: dict[Category, ConcernScore] = {}
+        for c in CONCERNS:
+            best, where = _sigmoid(float(self.detectors[c].scores(embedding, whole)[0])), text
+            for part, feats in zip(parts, split):
+                s = _sigmoid(float(self.sentence_detectors[c].scores(None, feats)[0]))
+                if s > best:
+                    best, where = s, part
+            out[c] = ConcernScore(c, best, self.thresholds[c], where)
+        return out
+
+    # -- files --------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the model as one compressed npz (vocabulary in feature order)."""
+        words = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        arrays: dict[str, Any] = {
+            "vocabulary": np.array(words, dtype=object).astype(str),
+            "idf": self.idf.astype(np.float32),
+            "meta": np.array(json.dumps({"format": FORMAT, "digest": self.digest, "report": self.report,
+                                         "thresholds": {c.value: t for c, t in self.thresholds.items()}})),
+        }
+        for name, layer in [("router", self.router)] + [(f"det_{c.value}", l) for c, l in self.detectors.items()] \
+                + [(f"sent_{c.value}", l) for c, l in self.sentence_detectors.items()]:
+            arrays[f"{name}_emb"] = layer.emb.astype(np.float32)
+            arrays[f"{name}_text"] = layer.text.astype(np.float32)
+            arrays[f"{name}_bias"] = layer.bias.astype(np.float32)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "TriageModel":
+        """Read a model written by `save`; raises ValueError when it is of another format."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"{path}: triage model format {meta.get('format')}, expected {FORMAT}")
+
+            def layer(name: str) -> Linear:
+                return Linear(data[f"{name}_emb"], data[f"{name}_text"], data[f"{name}_bias"])
+
+            return cls(
+                vocabulary={w: i for i, w in enumerate(data["vocabulary"].tolist())},
+                idf=data["idf"],
+                router=layer("router"),
+                detectors={c: layer(f"det_{c.value}") for c in CONCERNS},
+                sentence_detectors={c: layer(f"sent_{c.value}") for c in CONCERNS},
+                thresholds={Category(k): float(v) for k, v in meta["thresholds"].items()},
+                digest=str(meta["digest"]),
+                report=meta.get("report", {}),
+            )

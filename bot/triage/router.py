@@ -1,0 +1,157 @@
+"""`Triage.decide`: the one place a message's route is decided.
+
+Order: safeguarding (phrases, or the model's detector, or the router's top category: any
+one escalates), the same for student-data incidents, an open concern in the conversation,
+an explicit request for a person, frustration after coaching, a ticket number, small talk;
+then the learned router. When the router's two likeliest routes are close, the decision
+carries the other one as `alternative`, so the reply can offer it as a single tap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from bot.models import Action, Route
+from bot.triage.categories import CONCERNS, LEARNED, REASONS, ROUTE_OF, Category
+from bot.triage.model import ConcernScore, TriageModel
+from bot.triage.rules import PhraseRules, RuleHits
+
+# A message after a helpdesk or integrator reply that is this short and asks nothing is more
+# detail for that ticket ("room 12, the Epson one"; "we're free Thursdays after 3").
+FOLLOW_ON_WORDS = {Route.HELPDESK: 30, Route.INTEGRATOR: 60}
+
+
+class DecidedBy(StrEnum):
+    """Which part of triage made the decision (shown by `coach triage explain`)."""
+
+    RULE = "rule"
+    DETECTOR = "detector"
+    ROUTER = "router"
+    MODEL = "model"  # the optional language model (bot.triage.model_assisted)
+    CONVERSATION = "conversation"
+    BUTTON = "button"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a message goes and why."""
+
+    route: Route
+    category: Category
+    reason: str
+    urgent: bool = False
+    decided_by: DecidedBy = DecidedBy.RULE
+    alternative: Route | None = None
+    scores: dict[Category, float] = field(default_factory=dict, compare=False)
+    concerns: dict[Category, ConcernScore] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, category: Category, decided_by: DecidedBy, reason: str | None = None, **kw: object) -> "Decision":
+        """A decision for `category`, on its route, urgent when it is a concern."""
+        kw.setdefault("urgent", category in CONCERNS)
+        return cls(ROUTE_OF[category], category, reason or REASONS[category], decided_by=decided_by, **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    """What triage needs of the conversation so far."""
+
+    coach_turns: int = 0
+    last_route: Route | None = None
+    open_category: Category | None = None  # of an escalation still open in this conversation
+
+
+class Triage:
+    """Phrase rules, the learned router and the concern detectors, over one message embedding."""
+
+    def __init__(self, rules: PhraseRules, model: TriageModel, embed: Callable[[str], np.ndarray], *,
+                 shares_retrieval_vector: bool = False) -> None:
+        self.rules = rules
+        self.model = model
+        self.embed = embed
+        # True when `embed` is the retriever's own query embedding, so one vector serves both.
+        self.shares_retrieval_vector = shares_retrieval_vector
+
+    def decide(self, text: str, context: ConversationContext = ConversationContext(), *,
+               vector: np.ndarray | None = None) -> Decision:
+        """Route one message; `vector` is its embedding when the caller already has it."""
+        if vector is None:
+            vector = self.embed(text)
+        hits = self.rules.match(text)
+        scores = self.model.route_probabilities(vector, text)
+        concerns = self.model.concern_scores(vector, text)
+        extra = {"scores": scores, "concerns": concerns}
+        concern = self._concern(hits, scores, concerns, extra)
+        if concern is not None:
+            return concern
+        if context.open_category in CONCERNS:
+            # What follows a concern ("she deleted it straight after, do I still flag it?") stays with a person.
+            return Decision.of(context.open_category, DecidedBy.CONVERSATION,
+                               f"more about the open concern ({REASONS[context.open_category]})", **extra)
+        if hits.human_request:
+            return Decision.of(Category.HUMAN_REQUEST, DecidedBy.RULE,
+                               f"the teacher asked for a person ({hits.human_request})", **extra)
+        if hits.frustration and context.coach_turns >= self.rules.frustration_min_coach_turns:
+            return Decision.of(Category.FRUSTRATION, DecidedBy.RULE, **extra)
+        if hits.smalltalk:
+            return Decision.of(Category.SMALLTALK, DecidedBy.RULE, **extra)
+        return self._learned(text, hits, scores, context, extra)
+
+    def _concern(self, hits: RuleHits, scores: dict[Category, float], concerns: dict[Category, ConcernScore],
+                 extra: dict) -> Decision | None:
+        top = max(scores, key=scores.__getitem__)
+        for category, phrase in ((Category.SAFEGUARDING, hits.safeguarding),
+                                 (Category.DATA_INCIDENT, hits.data_incident)):
+            # Lesson framing quiets a phrase ("a lesson on cyberbullying"), never the model.
+            if phrase and not (category is Category.SAFEGUARDING and hits.lesson_only):
+                return Decision.of(category, DecidedBy.RULE, f"{REASONS[category]} ({phrase})", **extra)
+            found = concerns[category]
+            if found.fired or top is category:
+                return Decision.of(category, DecidedBy.DETECTOR,
+                                   f"{REASONS[category]} (score {max(found.score, scores[category]):.2f})", **extra)
+        return None
+
+    def _learned(self, text: str, hits: RuleHits, scores: dict[Category, float], context: ConversationContext,
+                 extra: dict) -> Decision:
+        by_route: dict[Route, float] = {}
+        for c, p in scores.items():
+            if c not in CONCERNS:
+                by_route[ROUTE_OF[c]] = by_route.get(ROUTE_OF[c], 0.0) + p
+        ranked = sorted(by_route, key=by_route.__getitem__, reverse=True)
+        route, runner_up = ranked[0], ranked[1]
+        if hits.ticket and route in (Route.COACH, Route.OTHER):
+            route = Route.HELPDESK if hits.ticket.upper().startswith("H") else Route.INTEGRATOR
+            category = Category.FAULT if route is Route.HELPDESK else (context.open_category or Category.HUMAN_REQUEST)
+            return Decision.of(category, DecidedBy.RULE, f"about ticket {hits.ticket.upper()}", **extra)
+        follow_on = self._follow_on(text, route, context, extra)
+        if follow_on is not None:
+            return follow_on
+        category = max((c for c in LEARNED if ROUTE_OF[c] is route and c not in CONCERNS), key=scores.__getitem__)
+        close = by_route[route] - by_route[runner_up] <= self.rules.alternative_margin
+        return Decision.of(category, DecidedBy.ROUTER, f"{REASONS[category]} (p={by_route[route]:.2f})",
+                           alternative=runner_up if close else None, **extra)
+
+    def _follow_on(self, text: str, route: Route, context: ConversationContext, extra: dict) -> Decision | None:
+        last = context.last_route
+        if last not in FOLLOW_ON_WORDS or route is last or route is Route.INTEGRATOR:
+            return None
+        if len(text.split()) > FOLLOW_ON_WORDS[last] or text.rstrip().endswith("?"):
+            return None
+        if last is Route.HELPDESK:
+            return Decision.of(Category.FAULT, DecidedBy.CONVERSATION, "more details for the open ticket", **extra)
+        if context.open_category is not None:
+            return Decision.of(context.open_category, DecidedBy.CONVERSATION, "more details for the open request",
+                               **extra)
+        return None
+
+    def for_action(self, action: Action) -> Decision:
+        """The decision a button stands for ("Talk to a person", "It's a tech problem")."""
+        if action is Action.TALK_TO_PERSON:
+            return Decision.of(Category.HUMAN_REQUEST, DecidedBy.BUTTON)
+        if action is Action.TECH_PROBLEM:
+            return Decision.of(Category.FAULT, DecidedBy.BUTTON, "the teacher reported a tech problem")
+        raise ValueError(f"{action.value!r} is not a routing button")

@@ -1,0 +1,212 @@
+"""Fit the router and the concern detectors, and measure them by grouped cross-validation.
+
+scikit-learn is imported here only: serving reads the saved arrays (`bot.triage.model`).
+Folds are grouped by `family`, so no message is tested against a rewording of itself.
+Each concern detector's threshold is set on the held-out folds: low enough that every
+concern in them that the router would not already escalate is caught (within a floor),
+and the false escalations that costs are reported beside the recall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bot.models import Route
+from bot.triage.categories import CONCERNS, LEARNED, ROUTE_OF, Category
+from bot.triage.features import ngrams, sentences
+from bot.triage.model import Linear, TriageModel
+
+# The lowest a threshold may go: below this a detector fires on ordinary coaching.
+THRESHOLD_FLOOR = 0.12
+THRESHOLD_CEILING = 0.5
+FOLDS = 5
+ROUTES = (Route.COACH, Route.HELPDESK, Route.INTEGRATOR, Route.OTHER)
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Regularisation (C) of each layer and the weight of the embedding beside the n-grams."""
+
+    router_c: float = 8.0
+    detector_c: float = 4.0
+    sentence_c: float = 4.0
+    embedding_weight: float = 1.0
+    min_df: int = 2
+
+
+@dataclass
+class _Fitted:
+    vectorizer: Any
+    router: Any
+    detectors: dict[Category, Any]
+    sentence_detectors: dict[Category, Any]
+
+
+def _design(vectorizer: Any, texts: Sequence[str], emb: np.ndarray, weight: float) -> Any:
+    from scipy import sparse
+
+    return sparse.hstack([sparse.csr_matrix(emb * weight), vectorizer.transform(texts)]).tocsr()
+
+
+def _fit(texts: Sequence[str], labels: np.ndarray, emb: np.ndarray, hyper: Hyper) -> _Fitted:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(analyzer=ngrams, min_df=hyper.min_df, sublinear_tf=True, dtype=np.float32)
+    text_x = vectorizer.fit_transform(texts)
+    x = _design(vectorizer, texts, emb, hyper.embedding_weight)
+    router = LogisticRegression(C=hyper.router_c, class_weight="balanced", max_iter=3000)
+    router.fit(x, labels)
+    detectors, sentence_detectors = {}, {}
+    for c in CONCERNS:
+        y = labels == LEARNED.index(c)
+        detectors[c] = LogisticRegression(C=hyper.detector_c, class_weight="balanced", max_iter=3000).fit(x, y)
+        sentence_detectors[c] = LogisticRegression(C=hyper.sentence_c, class_weight="balanced",
+                                                   max_iter=3000).fit(text_x, y)
+    return _Fitted(vectorizer, router, detectors, sentence_detectors)
+
+
+def _probabilities(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyper) -> np.ndarray:
+    full = np.zeros((len(texts), len(LEARNED)))
+    full[:, f.router.classes_] = f.router.predict_proba(_design(f.vectorizer, texts, emb, hyper.embedding_weight))
+    return full
+
+
+def _concern_scores(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyper) -> np.ndarray:
+    """(n, len(CONCERNS)): max of the whole-message detector and the worst sentence."""
+    x = _design(f.vectorizer, texts, emb, hyper.embedding_weight)
+    parts = [sentences(t) for t in texts]
+    flat = [s for p in parts for s in p]
+    owner = np.repeat(np.arange(len(texts)), [len(p) for p in parts])
+    flat_x = f.vectorizer.transform(flat)
+    out = np.zeros((len(texts), len(CONCERNS)))
+    for j, c in enumerate(CONCERNS):
+        whole = f.detectors[c].predict_proba(x)[:, 1]
+        per = f.sentence_detectors[c].predict_proba(flat_x)[:, 1]
+        worst = np.zeros(len(texts))
+        np.maximum.at(worst, owner, per)
+        out[:, j] = np.maximum(whole, worst)
+    return out
+
+
+def routes_of(probs: np.ndarray, concerns: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """The route index (into ROUTES) the shipped decision gives each row, rules aside."""
+    out = np.empty(len(probs), dtype=np.int64)
+    concern_idx = [LEARNED.index(c) for c in CONCERNS]
+    for i, row in enumerate(probs):
+        if int(row.argmax()) in concern_idx or any(concerns[i, j] >= t for j, t in enumerate(thresholds)):
+            out[i] = ROUTES.index(Route.INTEGRATOR)
+            continue
+        sums = np.zeros(len(ROUTES))
+        for k, c in enumerate(LEARNED):
+            if c not in CONCERNS:
+                sums[ROUTES.index(ROUTE_OF[c])] += row[k]
+        out[i] = int(sums.argmax())
+    return out
+
+
+def route_report(truth: np.ndarray, predicted: np.ndarray, is_safeguarding: np.ndarray,
+                 is_coaching: np.ndarray) -> dict[str, Any]:
+    """Per-route precision/recall/F1, macro-F1, safeguarding recall, false escalations per 100 coaching."""
+    routes: dict[str, dict[str, float]] = {}
+    for k, r in enumerate(ROUTES):
+        tp = int(np.sum((truth == k) & (predicted == k)))
+        fp = int(np.sum((truth != k) & (predicted == k)))
+        fn = int(np.sum((truth == k) & (predicted != k)))
+        p = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        routes[r.value] = {"precision": round(p, 3), "recall": round(rec, 3),
+                           "f1": round(2 * p * rec / (p + rec), 3) if p + rec else 0.0, "n": int(np.sum(truth == k))}
+    integrator = ROUTES.index(Route.INTEGRATOR)
+    return {
+        "routes": routes,
+        "macro_f1": round(float(np.mean([v["f1"] for v in routes.values()])), 3),
+        "safeguarding_recall": round(float(np.mean(predicted[is_safeguarding] == integrator)), 3)
+        if is_safeguarding.any() else None,
+        "false_escalations_per_100_coaching": round(100 * float(np.mean(predicted[is_coaching] == integrator)), 1)
+        if is_coaching.any() else None,
+        "n": int(len(truth)),
+    }
+
+
+def cross_validate(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb: np.ndarray,
+                   hyper: Hyper) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold router probabilities and concern scores, folds grouped by family."""
+    from sklearn.model_selection import GroupKFold
+
+    probs = np.zeros((len(texts), len(LEARNED)))
+    concerns = np.zeros((len(texts), len(CONCERNS)))
+    text_list = list(texts)
+    for train, test in GroupKFold(n_splits=FOLDS).split(text_list, labels, groups=list(families)):
+        f = _fit([text_list[i] for i in train], labels[train], emb[train], hyper)
+        held = [text_list[i] for i in test]
+        probs[test] = _probabilities(f, held, emb[test], hyper)
+        concerns[test] = _concern_scores(f, held, emb[test], hyper)
+    return probs, concerns
+
+
+def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: np.ndarray) -> tuple[list[float], list[str]]:
+    """Per concern: just below the lowest held-out score of a concern the router would not escalate.
+
+    Returns the thresholds and a note for each concern the floor still leaves uncaught.
+    """
+    thresholds, notes = [], []
+    concern_idx = [LEARNED.index(c) for c in CONCERNS]
+    caught_by_router = np.isin(probs.argmax(axis=1), concern_idx)
+    for j, c in enumerate(CONCERNS):
+        positive = labels == LEARNED.index(c)
+        need = concerns[positive & ~caught_by_router, j]
+        t = float(need.min()) * 0.98 if len(need) else THRESHOLD_CEILING
+        t = min(max(t, THRESHOLD_FLOOR), THRESHOLD_CEILING)
+        missed = int(np.sum(need < t))
+        if missed:
+            notes.append(f"{c.value}: {missed} held-out concern(s) score below the floor {THRESHOLD_FLOOR}")
+        thresholds.append(t)
+    return thresholds, notes
+
+
+def train(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb: np.ndarray, digest: str,
+          hyper: Hyper = Hyper(), *, folds: bool = True) -> TriageModel:
+    """Cross-validate (for thresholds and the report), then fit on everything and export arrays."""
+    report: dict[str, Any] = {"examples": len(texts), "families": len(set(families)),
+                              "hyper": hyper.__dict__}
+    thresholds = [THRESHOLD_CEILING * 0.6] * len(CONCERNS)
+    if folds:
+        probs, concerns = cross_validate(texts, labels, families, emb, hyper)
+        thresholds, notes = set_thresholds(labels, probs, concerns)
+        truth = np.array([ROUTES.index(ROUTE_OF[LEARNED[k]]) for k in labels])
+        predicted = routes_of(probs, concerns, thresholds)
+        report["folds"] = route_report(truth, predicted, labels == LEARNED.index(Category.SAFEGUARDING),
+                                       labels == LEARNED.index(Category.COACHING))
+        report["folds"]["category_accuracy"] = round(float(np.mean(probs.argmax(axis=1) == labels)), 3)
+        report["threshold_notes"] = notes
+    f = _fit(texts, labels, emb, hyper)
+    vocab = {str(k): int(v) for k, v in f.vectorizer.vocabulary_.items()}
+    dim = emb.shape[1]
+
+    def export(model: Any, outputs: int, with_embedding: bool) -> Linear:
+        coef = np.asarray(model.coef_, dtype=np.float32)
+        bias = np.asarray(model.intercept_, dtype=np.float32)
+        if outputs > 1:  # multinomial: place rows by class, absent classes can never win
+            full = np.zeros((outputs, coef.shape[1]), np.float32)
+            fb = np.full(outputs, -1e4, np.float32)
+            full[model.classes_], fb[model.classes_] = coef, bias
+            coef, bias = full, fb
+        if with_embedding:
+            return Linear(coef[:, :dim] * hyper.embedding_weight, coef[:, dim:], bias)
+        return Linear(np.zeros((coef.shape[0], 0), np.float32), coef, bias)
+
+    return TriageModel(
+        vocabulary=vocab,
+        idf=np.asarray(f.vectorizer.idf_, dtype=np.float32),
+        router=export(f.router, len(LEARNED), True),
+        detectors={c: export(f.detectors[c], 1, True) for c in CONCERNS},
+        sentence_detectors={c: export(f.sentence_detectors[c], 1, False) for c in CONCERNS},
+        thresholds={c: round(t, 4) for c, t in zip(CONCERNS, thresholds)},
+        digest=digest,
+        report=report,
+    )
