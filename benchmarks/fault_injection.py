@@ -36,7 +36,8 @@ from bot.models import Route  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.state.memory import ConversationMemory  # noqa: E402
 from bot.state.database import StateDB
-from bot.triage.rules import Decision  # noqa: E402
+from bot.triage.categories import Category  # noqa: E402
+from bot.triage.router import Decision  # noqa: E402
 from webhook_receiver import SmtpSink, WebhookReceiver, free_port, poll  # noqa: E402
 
 SECRET = "fault-injection-secret"
@@ -78,7 +79,7 @@ def _record(settings: Settings, count: int, start: int = 1):
         key = f"slack:C{n}:{n}.0"
         opened = esc.open_or_add(target="helpdesk", reason="technical fault", category="fault", urgent=False,
                                  memory_key=key, platform="slack", user_id=f"U{n}", summary=text, detail={"text": text})
-        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route.HELPDESK, "fault", "technical fault"),
+        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route.HELPDESK, Category.FAULT, "technical fault"),
                                                     [], "slack", key))
     return delivery
 

@@ -24,6 +24,18 @@ def embedder():
     return model
 
 
+@pytest.fixture(scope="session")
+def triage(embedder, tmp_path_factory):
+    """Triage as the coach runs it: the shipped model for config/triage-corpus, the school's glossary."""
+    from bot.triage.build import load_triage
+    from knowledge.glossary import Glossary
+
+    expand = Glossary.from_file(CONFIG_DIR / "tool-glossary.yaml").expanded
+    return load_triage(CONFIG_DIR, tmp_path_factory.mktemp("triage-cache"), model_name=embedder.name,
+                       embed_many=embedder.embed, embed_one=lambda text: embedder.embed([expand(text)])[0],
+                       prepare=expand)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings built by constructor, never by mutating the environment."""

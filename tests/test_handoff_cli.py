@@ -19,7 +19,8 @@ from bot.handoff.outbox import Outbox
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB
-from bot.triage.rules import Decision
+from bot.triage.categories import Category
+from bot.triage.router import Decision
 from webhook_receiver import SmtpSink, WebhookReceiver, free_port
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -72,7 +73,7 @@ def recorded(tmp_path):
                                  else "human_request", urgent=False, memory_key=key, platform="slack", user_id="U1",
                                  summary=text, detail={"text": text},
                                  reply_to={"conversation_id": key.split(":")[1], "thread_id": key.split(":")[2]})
-        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route(target), "x", "y"), [], "slack", key))
+        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route(target), Category.FAULT if target == "helpdesk" else Category.HUMAN_REQUEST, "y"), [], "slack", key))
         tickets.append(opened.ticket)
     yield hook, data, tickets, db
     hook.__exit__(None, None, None)

@@ -22,7 +22,8 @@ from bot.models import Route
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB
-from bot.triage.rules import Decision
+from bot.triage.categories import Category
+from bot.triage.router import Decision
 from webhook_receiver import SmtpSink, WebhookReceiver, poll
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def test_killed_mid_delivery_delivers_once_after_restart(tmp_path):
         opened = esc.open_or_add(target="helpdesk", reason="technical fault", category="fault", urgent=False,
                                  memory_key="slack:C1:1.1", platform="slack", user_id="U1", summary=text,
                                  detail={"text": text})
-        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route.HELPDESK, "fault", "technical fault"),
+        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route.HELPDESK, Category.FAULT, "technical fault"),
                                                     [], "slack", "slack:C1:1.1"))
         # A second escalation whose outbox rows were never written (the process died in between).
         orphan = esc.open_or_add(target="helpdesk", reason="technical fault", category="fault", urgent=False,

@@ -1,4 +1,4 @@
-"""Model-assisted triage: only the ambiguous middle, never safeguarding, the rules as the fallback."""
+"""Model-assisted triage: only the ambiguous middle, never safeguarding, the router as the fallback."""
 
 from __future__ import annotations
 
@@ -9,26 +9,38 @@ from bot.compose.llm import ChatModel
 from bot.triage.model_assisted import ModelAssistedTriage
 from bot.models import Route
 from bot.settings import OpenAISettings
-from bot.triage.rules import Triage
+from bot.triage.categories import Category
+from bot.triage.router import DecidedBy, Triage
 
 from conftest import CONFIG_DIR
 from openai_server import OpenAIServer, chat, error, openai_server  # noqa: F401  (fixture)
 
-RULES = Triage.from_file(CONFIG_DIR / "triage.yaml")
-AMBIGUOUS = "the thing in room 14 is acting up again, my student Jamie Lee says it's the cable"
+# The router can only guess at this one (coaching or out of scope, nowhere near a concern).
+AMBIGUOUS = "Jamie Lee says the usual thing happened again with the one in 14, what now"
 
 
-def triage(server: OpenAIServer, confidence: float = 0.1, **openai: object) -> ModelAssistedTriage:
-    settings = OpenAISettings(api_key=SecretStr("test-key"), base_url=server.url, timeout_seconds=1.0,
-                              max_retries=0, **openai)
-    return ModelAssistedTriage(RULES, ChatModel(settings), confidence=lambda text, vector: confidence, min_confidence=0.3)
+@pytest.fixture
+def RULES(triage: Triage) -> Triage:  # noqa: N802  (reads as the constant it replaced)
+    return triage
 
 
-def test_an_ambiguous_low_confidence_message_is_routed_by_the_model(openai_server):
+@pytest.fixture
+def wrapped(triage: Triage, openai_server: OpenAIServer):
+    def make(confidence: float = 0.1, **openai: object) -> ModelAssistedTriage:
+        settings = OpenAISettings(api_key=SecretStr("test-key"), base_url=openai_server.url, timeout_seconds=1.0,
+                                  max_retries=0, **openai)
+        return ModelAssistedTriage(triage, ChatModel(settings), confidence=lambda text, vector: confidence,
+                                   min_confidence=0.3)
+    return make
+
+
+def test_an_ambiguous_low_confidence_message_is_routed_by_the_model(openai_server, RULES, wrapped):
     openai_server.script(chat({"route": "helpdesk", "reason": "a device fault"}))
-    assert RULES.decide(AMBIGUOUS).route is Route.COACH  # the rules only guess here
-    decision = triage(openai_server).decide(AMBIGUOUS)
-    assert decision.route is Route.HELPDESK and decision.category == "fault" and not decision.urgent
+    guess = RULES.decide(AMBIGUOUS)
+    assert guess.decided_by is DecidedBy.ROUTER and guess.category in (Category.COACHING, Category.OUT_OF_SCOPE)
+    decision = wrapped().decide(AMBIGUOUS)
+    assert decision.route is Route.HELPDESK and decision.category is Category.FAULT and not decision.urgent
+    assert decision.decided_by is DecidedBy.MODEL
     assert decision.reason == "model-assisted: a device fault"
     [sent] = openai_server.chat_requests
     assert "<teacher_message>" in sent.message_text()
@@ -40,10 +52,10 @@ def test_an_ambiguous_low_confidence_message_is_routed_by_the_model(openai_serve
     "ideas for a lesson about cyberbullying for year 8",  # the rules: coaching, lesson-framed; still never sent
     "I emailed the class list with grades to the wrong parents",  # data incident
 ])
-def test_safeguarding_and_data_incidents_never_reach_the_model(openai_server, text):
+def test_safeguarding_and_data_incidents_never_reach_the_model(openai_server, text, RULES, wrapped):
     openai_server.default = chat({"route": "other", "reason": "not for the coach"})
     expected = RULES.decide(text)
-    assert triage(openai_server, confidence=0.0).decide(text) == expected
+    assert wrapped(confidence=0.0).decide(text) == expected
     assert openai_server.requests == []
 
 
@@ -52,14 +64,14 @@ def test_safeguarding_and_data_incidents_never_reach_the_model(openai_server, te
     "can I speak to a human integrator please",  # the rules are sure: a person
     "thanks so much!",  # small talk
 ])
-def test_what_the_rules_are_sure_of_is_not_asked(openai_server, text):
+def test_what_the_router_is_sure_of_is_not_asked(openai_server, text, RULES, wrapped):
     openai_server.default = chat({"route": "coach", "reason": "x"})
-    assert triage(openai_server, confidence=0.0).decide(text) == RULES.decide(text)
+    assert wrapped(confidence=0.0).decide(text) == RULES.decide(text)
     assert openai_server.requests == []
 
 
-def test_a_confident_retrieval_means_no_question_to_the_model(openai_server):
-    assert triage(openai_server, confidence=0.9).decide(AMBIGUOUS) == RULES.decide(AMBIGUOUS)
+def test_a_confident_retrieval_means_no_question_to_the_model(openai_server, RULES, wrapped):
+    assert wrapped(confidence=0.9).decide(AMBIGUOUS) == RULES.decide(AMBIGUOUS)
     assert openai_server.requests == []
 
 
@@ -68,13 +80,13 @@ def test_a_confident_retrieval_means_no_question_to_the_model(openai_server):
     chat("helpdesk, probably"),
     chat({"route": "safeguarding", "reason": "the model tries to open a safeguarding case"}),
 ])
-def test_a_failing_or_overreaching_model_leaves_the_rules_decision(openai_server, answer):
+def test_a_failing_or_overreaching_model_leaves_the_routers_decision(openai_server, answer, RULES, wrapped):
     openai_server.default = answer
-    assert triage(openai_server).decide(AMBIGUOUS) == RULES.decide(AMBIGUOUS)
+    assert wrapped().decide(AMBIGUOUS) == RULES.decide(AMBIGUOUS)
     assert len(openai_server.chat_requests) == 1
 
 
-def test_model_triage_is_wired_only_when_turned_on(settings, store, openai_server):
+def test_model_triage_is_wired_only_when_turned_on(settings, store, openai_server, RULES):
     from adapters.wiring import build_runtime
 
     openai = OpenAISettings(api_key=SecretStr("test-key"), base_url=openai_server.url, llm_triage=True)
@@ -90,29 +102,18 @@ def test_model_triage_is_wired_only_when_turned_on(settings, store, openai_serve
     assert urgent.route is Route.INTEGRATOR and urgent.handoff is not None and urgent.handoff.urgent
     assert openai_server.requests == []  # safeguarding: the rules alone, at once
     # Little in the knowledge base matches this (retrieval confidence ~0.03), so the model is asked.
-    vague = "hmm, the usual issue in 14 today"
-    assert RULES.decide(vague).route is Route.COACH
+    vague = AMBIGUOUS
+    assert RULES.decide(vague).decided_by is DecidedBy.ROUTER
     fault = runtime.coach.handle(InboundMessage(platform="console", conversation_id="c2", user_id="u", text=vague))
     assert fault.route is Route.HELPDESK and fault.handoff is not None and fault.handoff.target == "helpdesk"
     assert len(openai_server.chat_requests) == 1 and openai_server.chat_requests[0].body["max_tokens"] == 80
 
 
-def test_a_message_close_in_meaning_to_safeguarding_examples_stays_with_the_rules(openai_server, embedder):
-    from bot.triage.examples import ExampleIndex
-
-    examples = ExampleIndex({"safeguarding": ["a pupil said she is frightened of someone at home",
-                                              "a child told me something worrying happened at home"],
-                             "coaching": ["how can I use padlet for brainstorming",
-                                          "ideas for exit tickets in google forms"]},
-                            embedder.embed, model_name=embedder.name)
-    rules = Triage.from_file(CONFIG_DIR / "triage.yaml", examples)
+def test_a_message_near_a_concern_stays_on_this_machine(openai_server, RULES, wrapped):
     text = "a girl in my class looks tired and sad every monday"
-    vector = embedder.embed([text])[0]
-    # Below the rules' own threshold, so they say "coaching"; but safeguarding is the nearest meaning.
-    assert rules.decide(text, vector=vector).category == "coaching"
-    assert max(examples.scores(vector).items(), key=lambda kv: kv[1])[0] == "safeguarding"
+    decision = RULES.decide(text)
+    near = max(decision.concerns[c].score / decision.concerns[c].threshold for c in decision.concerns)
+    assert near >= 0.5  # at least half way to a detector's threshold
     openai_server.default = chat({"route": "coach", "reason": "x"})
-    settings = OpenAISettings(api_key=SecretStr("test-key"), base_url=openai_server.url, max_retries=0)
-    wrapped = ModelAssistedTriage(rules, ChatModel(settings), confidence=lambda t, v: 0.0, min_confidence=0.3)
-    assert wrapped.decide(text, vector=vector) == rules.decide(text, vector=vector)
+    assert wrapped(confidence=0.0).decide(text) == decision
     assert openai_server.requests == []

@@ -23,6 +23,8 @@ from bot.triage.model import Linear, TriageModel
 # The lowest a threshold may go: below this a detector fires on ordinary coaching.
 THRESHOLD_FLOOR = 0.12
 THRESHOLD_CEILING = 0.5
+# ...nor so low that more than this share of held-out messages that are not concerns would fire it.
+FALSE_ALARM_BUDGET = 0.03
 FOLDS = 5
 ROUTES = (Route.COACH, Route.HELPDESK, Route.INTEGRATOR, Route.OTHER)
 
@@ -157,14 +159,16 @@ def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: np.ndarray) 
     thresholds, notes = [], []
     concern_idx = [LEARNED.index(c) for c in CONCERNS]
     caught_by_router = np.isin(probs.argmax(axis=1), concern_idx)
+    ordinary = ~np.isin(labels, concern_idx)
     for j, c in enumerate(CONCERNS):
         positive = labels == LEARNED.index(c)
         need = concerns[positive & ~caught_by_router, j]
+        floor = max(THRESHOLD_FLOOR, float(np.quantile(concerns[ordinary, j], 1 - FALSE_ALARM_BUDGET)))
         t = float(need.min()) * 0.98 if len(need) else THRESHOLD_CEILING
-        t = min(max(t, THRESHOLD_FLOOR), THRESHOLD_CEILING)
+        t = min(max(t, floor), THRESHOLD_CEILING)
         missed = int(np.sum(need < t))
         if missed:
-            notes.append(f"{c.value}: {missed} held-out concern(s) score below the floor {THRESHOLD_FLOOR}")
+            notes.append(f"{c.value}: {missed} held-out concern(s) score below the floor {floor:.3f}")
         thresholds.append(t)
     return thresholds, notes
 
