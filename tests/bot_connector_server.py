@@ -257,6 +257,7 @@ def first_source_line(card: dict[str, Any]) -> str:
 def assert_scenario_card(card: dict[str, Any], scenario: Any, entries: dict[str, Any]) -> None:
     """The card a scenario must produce: its route, its first source as a link, its handoff, its buttons."""
     from adapters.teams.translate import ROUTE_LABELS
+    from bot.coach import COACH_ACTIONS
     from bot.models import ACTION_LABELS, Route
 
     route = Route(scenario.route)
@@ -275,5 +276,5 @@ def assert_scenario_card(card: dict[str, Any], scenario: Any, entries: dict[str,
     else:
         assert handoff is None, f"{scenario.name}: unexpected handoff {handoff}"
     titles = [a["title"] for a in card.get("actions", [])]
-    expected_titles = list(ACTION_LABELS.values()) if route is Route.COACH else []
+    expected_titles = [ACTION_LABELS[a] for a in COACH_ACTIONS] if route is Route.COACH else []
     assert titles == expected_titles, f"{scenario.name}: buttons {titles}"

@@ -93,7 +93,8 @@ class TriageModel:
         """Each concern detector's score: the whole message, and each sentence by its words."""
         whole = self.features(text)
         parts = sentences(text)
-        split = [self.features(s) for s in parts] if len(parts) > 1 else [whole]
+        # A one-sentence message is read whole: its vector says more than its few words.
+        split = [self.features(s) for s in parts] if len(parts) > 1 else []
         out: dict[Category, ConcernScore] = {}
         for c in CONCERNS:
             best, where = _sigmoid(float(self.detectors[c].scores(embedding, whole)[0])), text

@@ -22,7 +22,7 @@ from bot.triage.rules import PhraseRules, RuleHits
 
 # A message after a helpdesk or integrator reply that is this short and asks nothing is more
 # detail for that ticket ("room 12, the Epson one"; "we're free Thursdays after 3").
-FOLLOW_ON_WORDS = {Route.HELPDESK: 30, Route.INTEGRATOR: 60}
+FOLLOW_ON_WORDS = {Route.HELPDESK: 30, Route.INTEGRATOR: 60, Route.COACH: 8}
 
 
 class DecidedBy(StrEnum):
@@ -93,8 +93,7 @@ class Triage:
             return Decision.of(context.open_category, DecidedBy.CONVERSATION,
                                f"more about the open concern ({REASONS[context.open_category]})", **extra)
         if hits.human_request:
-            return Decision.of(Category.HUMAN_REQUEST, DecidedBy.RULE,
-                               f"the teacher asked for a person ({hits.human_request})", **extra)
+            return Decision.of(Category.HUMAN_REQUEST, DecidedBy.RULE, **extra)
         if hits.frustration and context.coach_turns >= self.rules.frustration_min_coach_turns:
             return Decision.of(Category.FRUSTRATION, DecidedBy.RULE, **extra)
         if hits.smalltalk:
@@ -138,6 +137,11 @@ class Triage:
     def _follow_on(self, text: str, route: Route, context: ConversationContext, extra: dict) -> Decision | None:
         last = context.last_route
         if last not in FOLLOW_ON_WORDS or route is last or route is Route.INTEGRATOR:
+            return None
+        if last is Route.COACH:
+            # "and for year 2?" after a coaching reply continues it, whatever it looks like alone.
+            if route is Route.OTHER and len(text.split()) <= FOLLOW_ON_WORDS[last]:
+                return Decision.of(Category.COACHING, DecidedBy.CONVERSATION, "a follow-up to the coaching", **extra)
             return None
         if len(text.split()) > FOLLOW_ON_WORDS[last] or text.rstrip().endswith("?"):
             return None

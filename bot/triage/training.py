@@ -81,14 +81,14 @@ def _probabilities(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyp
 def _concern_scores(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyper) -> np.ndarray:
     """(n, len(CONCERNS)): max of the whole-message detector and the worst sentence."""
     x = _design(f.vectorizer, texts, emb, hyper.embedding_weight)
-    parts = [sentences(t) for t in texts]
+    parts = [p if len(p) > 1 else [] for p in (sentences(t) for t in texts)]  # as TriageModel.concern_scores
     flat = [s for p in parts for s in p]
     owner = np.repeat(np.arange(len(texts)), [len(p) for p in parts])
-    flat_x = f.vectorizer.transform(flat)
+    flat_x = f.vectorizer.transform(flat) if flat else None
     out = np.zeros((len(texts), len(CONCERNS)))
     for j, c in enumerate(CONCERNS):
         whole = f.detectors[c].predict_proba(x)[:, 1]
-        per = f.sentence_detectors[c].predict_proba(flat_x)[:, 1]
+        per = f.sentence_detectors[c].predict_proba(flat_x)[:, 1] if flat else np.zeros(0)
         worst = np.zeros(len(texts))
         np.maximum.at(worst, owner, per)
         out[:, j] = np.maximum(whole, worst)
