@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from pathlib import Path
@@ -19,7 +20,8 @@ from bot.handoff.outbox import Outbox
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB
-from bot.triage.rules import Decision
+from bot.triage.categories import Category
+from bot.triage.router import Decision
 from webhook_receiver import SmtpSink, WebhookReceiver, free_port
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -72,7 +74,7 @@ def recorded(tmp_path):
                                  else "human_request", urgent=False, memory_key=key, platform="slack", user_id="U1",
                                  summary=text, detail={"text": text},
                                  reply_to={"conversation_id": key.split(":")[1], "thread_id": key.split(":")[2]})
-        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route(target), "x", "y"), [], "slack", key))
+        delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route(target), Category.FAULT if target == "helpdesk" else Category.HUMAN_REQUEST, "y"), [], "slack", key))
         tickets.append(opened.ticket)
     yield hook, data, tickets, db
     hook.__exit__(None, None, None)
@@ -80,7 +82,8 @@ def recorded(tmp_path):
 
 def test_handoffs_list_show_retry_claim_resolve(recorded):
     hook, data, (h_ticket, i_ticket), db = recorded
-    env = base_env(data, COACH_WEBHOOK__URL=hook.url, COACH_WEBHOOK__SECRET=SECRET)
+    env = base_env(data, COACH_WEBHOOK__URL=hook.url, COACH_WEBHOOK__SECRET=SECRET,
+                   COACH_ACCESS__INTEGRATOR__CLI=json.dumps([getpass.getuser()]))
 
     listed = run(["handoffs", "list", "--json"], env)
     rows = [json.loads(line) for line in listed.output.splitlines()]
