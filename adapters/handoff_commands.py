@@ -148,20 +148,23 @@ def show_cmd(obj: Any, ref: str, as_json: bool) -> None:
 
 
 def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
+    from bot.access import Actor, Outcome
     from bot.coach import escalation_action
 
     desk = Desk.open(obj)
     row = desk.find(ref)
-    user_id = f"cli:{getpass.getuser()}"
-    # The coach's own path, so the teacher is told exactly as when an integrator clicks in Slack.
-    text = escalation_action(desk.settings, desk.escalations, desk.memory,
-                             desk.delivery.listener if desk.delivery else None, row.id, action, user_id,
-                             user_name=as_name)
-    if text is None:
+    actor = Actor(platform="cli", user_id=getpass.getuser(), name=as_name)
+    # The coach's own path and access policy, so the teacher is told exactly as when an integrator clicks in Slack.
+    result = escalation_action(desk.settings, desk.escalations, desk.memory,
+                               desk.delivery.listener if desk.delivery else None, row.id, action, actor)
+    if result.outcome is Outcome.REFUSED:
+        out.print(f"{row.ticket}: {result.message}", highlight=False, markup=False)
+        raise SystemExit(1)
+    if not result.changed:
         out.print(f"{row.ticket} is already {desk.escalations.get(row.id).status}; nothing changed.")
         return
     out.print(f"{row.ticket}: {'claimed' if action == 'claim' else 'resolved'}"
-              + (f" by {as_name}" if as_name else f" by {user_id}"))
+              + (f" by {as_name}" if as_name else f" by {actor.key}"))
     if desk.delivery is not None:
         report = desk.outbox.drain(timeout=20, until_empty=True)
         out.print(f"Notifications: {report.delivered} delivered here; {_waiting(desk.outbox.pending(row.id))}.")

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from bot.access import Actor, ActionResult, Outcome, policy_from
 from bot.compose import replies
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
 from bot.handoff.escalations import Escalations, Opened, Transition
@@ -189,16 +190,17 @@ class Coach:
 
     # -- handoff desk ----------------------------------------------------------------
 
-    def escalation_action(self, escalation_id: int, action: str, user_id: str, *,
-                          user_name: str | None = None) -> str | None:
+    def escalation_action(self, escalation_id: int, action: str, actor: Actor) -> ActionResult:
         """Claim or resolve an escalation (integrators' channel buttons, `coach handoffs claim`).
 
-        Returns the new text for the integrators' channel message, or None when nothing changed
-        (a second click, or it was resolved already). The teacher is told through the listener,
-        which records an outbox row for their platform so the notice survives a restart.
+        `actor` is who clicked, as the platform names them; the access policy (settings.access)
+        decides whether they may act on this handoff, the same on every platform. The result
+        carries the new text for the integrators' channel message when something changed, or
+        why nothing did. The teacher is told through the listener, which records an outbox row
+        for their platform so the notice survives a restart.
         """
         return escalation_action(self.settings, self.escalations, self.memory, self.listener,
-                                 escalation_id, action, user_id, user_name=user_name)
+                                 escalation_id, action, actor)
 
     # -- parts -------------------------------------------------------------------------------
 
@@ -281,18 +283,27 @@ class Coach:
 
 
 def escalation_action(settings: Settings, escalations: Escalations, memory: ConversationMemory,
-                      listener: object | None, escalation_id: int, action: str, user_id: str, *,
-                      user_name: str | None = None) -> str | None:
+                      listener: object | None, escalation_id: int, action: str, actor: Actor) -> ActionResult:
     """`Coach.escalation_action` without a retriever, for the command line (works while the store is down)."""
     kind = HANDOFF_ACTIONS.get(action)
     if kind is None:
         raise ValueError(f"Coach.escalation_action(): unknown action {action!r}; use claim or resolve.")
-    change = (escalations.claim if kind == "claim" else escalations.resolve)(escalation_id, user_id, user_name)
+    if not isinstance(actor, Actor):
+        raise TypeError("Coach.escalation_action(): actor must be an Actor (platform and user id), "
+                        f"not {type(actor).__name__}.")
+    current = escalations.get(escalation_id)
+    if current is None:
+        return ActionResult(Outcome.UNCHANGED, message=f"There is no handoff {escalation_id}.")
+    policy = policy_from(settings)
+    if not policy.may_act(actor, current.target, current.category or ""):
+        log.warning("%s of %s refused for %s (not a role that may act on it)", kind, current.ticket, actor.key)
+        return ActionResult(Outcome.REFUSED, message=policy.refusal(actor, current.target, current.category or ""))
+    change = (escalations.claim if kind == "claim" else escalations.resolve)(escalation_id, actor.key, actor.name)
     if change is None:
-        return None
+        return ActionResult(Outcome.UNCHANGED, message=f"{current.ticket} is already {current.status}; nothing changed.")
     row = change.row
     notice = replies.handoff_claimed if kind == "claim" else replies.handoff_resolved
-    teacher_text = notice(row.ticket, row.target, row.category, user_name, settings)
+    teacher_text = notice(row.ticket, row.target, row.category, actor.name, settings)
     history = memory.history(row.memory_key)
     status_changed = getattr(listener, "status_changed", None)
     if status_changed is not None:
@@ -300,4 +311,6 @@ def escalation_action(settings: Settings, escalations: Escalations, memory: Conv
             status_changed(EscalationStatusEvent(change, teacher_text, history))
         except Exception:  # the status is recorded; the notification can be re-sent by an operator
             log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
-    return build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text()
+    text = build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text()
+    return ActionResult(Outcome.CHANGED, channel_text=text,
+                        message=f"{row.ticket} {'claimed' if kind == 'claim' else 'resolved'}.")

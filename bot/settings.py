@@ -21,6 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from bot.access import AccessSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
 
@@ -173,6 +175,8 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     teams_channel: TeamsChannelSettings = Field(default_factory=TeamsChannelSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings, description="who may claim and resolve handoffs "
+                                   "and use the integrators' tools, per role and platform identity (bot/access.py)")
 
     @field_validator("log_level")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from pathlib import Path
@@ -81,7 +82,8 @@ def recorded(tmp_path):
 
 def test_handoffs_list_show_retry_claim_resolve(recorded):
     hook, data, (h_ticket, i_ticket), db = recorded
-    env = base_env(data, COACH_WEBHOOK__URL=hook.url, COACH_WEBHOOK__SECRET=SECRET)
+    env = base_env(data, COACH_WEBHOOK__URL=hook.url, COACH_WEBHOOK__SECRET=SECRET,
+                   COACH_ACCESS__INTEGRATOR__CLI=json.dumps([getpass.getuser()]))
 
     listed = run(["handoffs", "list", "--json"], env)
     rows = [json.loads(line) for line in listed.output.splitlines()]

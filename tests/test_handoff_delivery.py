@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.wiring import Runtime, build_runtime
+from bot.access import Actor, Outcome
 from bot.models import InboundMessage, PlatformRef
 from bot.handoff.outbox import DeliveryError, OutboxItem
 from pydantic import SecretStr
@@ -171,7 +172,8 @@ def test_slack_channel_claim_and_resolve_tell_the_teacher(make_runtime):
 
     with SlackAPIServer() as slack:
         runtime = make_runtime(slack={"bot_token": "xoxb-test-token", "integrator_channel": "C0INTEGRAT",
-                                      "api_url": slack.base_url})
+                                      "api_url": slack.base_url},
+                               access={"integrator": {"slack": ["U0INTEGRAT", "U0SOMEONE"]}})
         thread = "1515449522.000016"
         reply = runtime.coach.handle(message("can I talk to a real person please", thread=thread))
         ticket, eid = reply.handoff.ticket, runtime.coach.escalations.get_by_ticket(reply.handoff.ticket).id
@@ -183,9 +185,12 @@ def test_slack_channel_claim_and_resolve_tell_the_teacher(make_runtime):
         assert post.body["metadata"]["event_payload"]["key"] == row.key
         ts = row.receipt["ts"]
 
-        text = runtime.coach.escalation_action(eid, "claim", "U0INTEGRAT", user_name="Sam")
-        assert text is not None and "Claimed by Sam" in text and ticket in text
-        assert runtime.coach.escalation_action(eid, "claim", "U0SOMEONE") is None  # second click
+        sam = Actor(platform="slack", user_id="U0INTEGRAT", name="Sam")
+        result = runtime.coach.escalation_action(eid, "claim", sam)
+        text = result.channel_text
+        assert result.changed and "Claimed by Sam" in text and ticket in text
+        second = runtime.coach.escalation_action(eid, "claim", Actor(platform="slack", user_id="U0SOMEONE"))
+        assert second.outcome is Outcome.UNCHANGED  # second click
         [notice] = slack.wait_for("chat.postMessage", where=lambda c: c.body.get("channel") == "C0CLASSRM1")
         assert notice.body["thread_ts"] == thread
         assert "Sam" in notice.body["text"] and "picked up your request" in notice.body["text"] and ticket in notice.body["text"]
@@ -194,12 +199,12 @@ def test_slack_channel_claim_and_resolve_tell_the_teacher(make_runtime):
         assert [e["action_id"] for b in redraw.body["blocks"] if b["type"] == "actions" for e in b["elements"]] == \
             ["handoff_resolve"]
 
-        assert runtime.coach.escalation_action(eid, "resolve", "U0INTEGRAT", user_name="Sam") is not None
+        assert runtime.coach.escalation_action(eid, "resolve", sam).changed
         notices = slack.wait_for("chat.postMessage", 2, where=lambda c: c.body.get("channel") == "C0CLASSRM1")
         assert "marked resolved by Sam" in notices[1].body["text"]
         redraws = slack.wait_for("chat.update", 2)
         assert not [b for b in redraws[1].body["blocks"] if b["type"] == "actions"]
-        assert runtime.coach.escalation_action(eid, "resolve", "U0INTEGRAT") is None
+        assert runtime.coach.escalation_action(eid, "resolve", sam).outcome is Outcome.UNCHANGED
         assert len(delivered(runtime, "teacher:slack", 2)) == 2
         assert runtime.coach.escalations.get(eid).status == "resolved"
 
@@ -257,7 +262,8 @@ def connector() -> Iterator[Any]:
 
 def test_teams_channel_and_teacher_notices(make_runtime, connector):
     channel = "19:integrators@thread.tacv2"
-    runtime = make_runtime(teams_channel={"service_url": connector.url, "conversation_id": channel})
+    runtime = make_runtime(teams_channel={"service_url": connector.url, "conversation_id": channel},
+                           access={"integrator": {"teams": ["aad-sam"]}})
     reference = {"channelId": "msteams", "serviceUrl": connector.url, "bot": {"id": "28:coach-bot", "name": "Coach"},
                  "user": {"id": "29:ana", "name": "Ana"},
                  "conversation": {"id": "a:1personal", "conversationType": "personal", "tenantId": "t1"}}
@@ -280,7 +286,7 @@ def test_teams_channel_and_teacher_notices(make_runtime, connector):
     assert "the teacher added: please, I'd rather speak to a human" in update.body["text"]
 
     eid = runtime.coach.escalations.get_by_ticket(ticket).id
-    assert runtime.coach.escalation_action(eid, "claim", "29:sam", user_name="Sam") is not None
+    assert runtime.coach.escalation_action(eid, "claim", Actor(platform="teams", user_id="aad-sam", name="Sam")).changed
     delivered(runtime, "teacher:teams")
     [told] = connector.messages("a:1personal")
     assert "Good news: Sam" in told.body["text"] and ticket in told.body["text"]

@@ -63,7 +63,8 @@ def connector() -> Iterator[BotConnectorServer]:
 def teams_runtime(settings: Settings, store, connector) -> Iterator[Runtime]:
     """A runtime whose outbox delivers to the integrators' Teams channel on the stand-in."""
     s = Settings(data_dir=settings.data_dir, config_dir=CONFIG_DIR, outbox=FAST,
-                 teams_channel={"service_url": connector.url, "conversation_id": CHANNEL})
+                 teams_channel={"service_url": connector.url, "conversation_id": CHANNEL},
+                 access={"integrator": {"teams": ["aad-sam", "aad-tom"]}})
     built = build_runtime(s, auto_starter=False)
     assert built.delivery is not None and built.delivery.worker.alive
     yield built
@@ -182,7 +183,7 @@ async def test_claim_and_resolve_buttons_on_the_teams_channel_card(teams_runtime
                                user="sam", user_name="Sam Integrator")
         assert await post(claim) in (200, 201)
         claimed = escalation(runtime, eid)
-        assert (claimed.status, claimed.claimed_by, claimed.claimed_by_name) == ("claimed", "29:sam", "Sam Integrator")
+        assert (claimed.status, claimed.claimed_by, claimed.claimed_by_name) == ("claimed", "teams:aad-sam", "Sam Integrator")
 
         # The bot redrew the card in place, in the thread the click came from: only Resolve is left.
         [redrawn] = updates(connector, f"{CHANNEL};messageid={card_id}", card_id)
@@ -210,7 +211,7 @@ async def test_claim_and_resolve_buttons_on_the_teams_channel_card(teams_runtime
         assert await post(again) in (200, 201)
         after = escalation(runtime, eid)
         assert (after.status, after.claimed_by, after.claimed_by_name, after.claimed_at) == \
-            ("claimed", "29:sam", "Sam Integrator", claimed.claimed_at)
+            ("claimed", "teams:aad-sam", "Sam Integrator", claimed.claimed_at)
         assert len(outbox_rows(runtime, eid)) == rows_before
         assert len(updates(connector, f"{CHANNEL};messageid={card_id}", card_id)) == 1
         # Nor was anything said in the card's thread (an error would have posted an apology there).
@@ -221,7 +222,7 @@ async def test_claim_and_resolve_buttons_on_the_teams_channel_card(teams_runtime
                                  user="sam", user_name="Sam Integrator")
         assert await post(resolve) in (200, 201)
         done = escalation(runtime, eid)
-        assert (done.status, done.resolved_by, done.resolved_by_name) == ("resolved", "29:sam", "Sam Integrator")
+        assert (done.status, done.resolved_by, done.resolved_by_name) == ("resolved", "teams:aad-sam", "Sam Integrator")
         last = updates(connector, f"{CHANNEL};messageid={card_id}", card_id)[-1].cards[0]
         assert "actions" not in last and "Resolved by Sam Integrator" in card_text(last)
         assert connector.messages(f"{CHANNEL};messageid={card_id}") == []

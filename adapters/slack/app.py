@@ -19,7 +19,6 @@ busy one), so it runs on a small thread pool, never on the event loop that answe
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import re
 import time
@@ -42,6 +41,7 @@ from adapters.slack.translate import (
     render_reply, search_results, thinking_message,
 )
 from adapters.wiring import Runtime
+from bot.access import Actor, Outcome, Role, policy_from
 from bot.state.inbound import InboundQueue
 from bot.models import InboundMessage
 from bot.state.database import StateError
@@ -77,7 +77,7 @@ def refusal(has_integrators: bool) -> str:
     text = ("Sorry, that's one of the integrators' tools. If you'd like a hand with something, "
             "ask me with `/coach` or send me a direct message.")
     if not has_integrators:
-        text += " (No integrators are set up yet: an admin lists their Slack user ids in `slack.integrator_user_ids`.)"
+        text += " (No integrators are set up yet: an admin lists their Slack member ids in `access.integrator.slack`.)"
     return text
 
 
@@ -257,8 +257,9 @@ class Bridge:
             self._sweeper = asyncio.get_running_loop().create_task(loop())
 
     def is_integrator(self, user_id: str | None) -> bool:
-        """Integrators are the Slack user ids listed in `slack.integrator_user_ids`."""
-        return bool(user_id) and user_id in self.settings.slack.integrator_user_ids
+        """An integrator by the access policy (`access.integrator.slack`, or `slack.integrator_user_ids`)."""
+        return bool(user_id) and policy_from(self.settings).has_role(Actor(platform="slack", user_id=user_id),
+                                                                     Role.INTEGRATOR)
 
     def track(self) -> None:
         """Count the current task as an answer in flight, so shutdown can wait for it."""
@@ -485,12 +486,6 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
     # -- handoffs in the integrators' channel (delivered by the escalation outbox) -------------
     async def on_handoff(ack: Ack, body: dict, action: dict, client: AsyncWebClient, respond: Ack) -> None:
         await ack()
-        escalation_action = getattr(bridge.coach, "escalation_action", None)
-        if escalation_action is None:
-            log.error("a handoff button was clicked but Coach.escalation_action is not available")
-            await respond(response_type="ephemeral", replace_original=False,
-                          text="Claiming and resolving handoffs isn't available in this version of the coach.")
-            return
         try:
             escalation_id = int(action.get("value") or "")
         except ValueError:
@@ -498,16 +493,24 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
             return
         kind = HANDOFF_ACTIONS[action["action_id"]]
         who = body.get("user") or {}
-        extra = {}
-        if "user_name" in inspect.signature(escalation_action).parameters:
-            extra["user_name"] = who.get("name") or who.get("username")  # "claimed by jordan", not an id
-        bridge.track()
-        text = await bridge.run(escalation_action, escalation_id, kind, who.get("id", ""), **extra)
-        if text is None:  # nothing changed (already claimed, already resolved)
-            return
         container = body.get("container") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-        updated = handoff_update((body.get("message") or {}).get("blocks") or [], text=text, action=kind)
+        # "claimed by jordan", not an id; the core decides whether this person may act at all.
+        actor = Actor(platform="slack", user_id=str(who.get("id") or ""),
+                      name=who.get("name") or who.get("username") or None)
+        bridge.track()
+        result = await bridge.run(bridge.coach.escalation_action, escalation_id, kind, actor)
+        if result.outcome is Outcome.REFUSED:
+            await respond(response_type="ephemeral", replace_original=False, text=result.message)
+            return
+        if not result.changed:  # nothing changed (already claimed, already resolved)
+            return
+        if not channel or channel != settings.slack.integrator_channel:
+            # Handoff cards live only in the configured integrators' channel; the outbox redraws that one.
+            log.warning("handoff %s recorded; not redrawing a card outside the integrators' channel", kind)
+            return
+        updated = handoff_update((body.get("message") or {}).get("blocks") or [], text=result.channel_text or "",
+                                 action=kind)
         await client.chat_update(channel=channel, ts=container.get("message_ts"), **updated.as_kwargs())
 
     for action_id in HANDOFF_ACTIONS:
@@ -518,7 +521,7 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         await ack()
         user = (body.get("user") or {}).get("id")
         if not bridge.is_integrator(user):
-            await respond(response_type="ephemeral", text=refusal(bool(settings.slack.integrator_user_ids)))
+            await respond(response_type="ephemeral", text=refusal(bool(settings.slack.integrator_user_ids or settings.access.integrator.slack)))
             return
         view = kb_draft.draft_modal(body.get("message") or {}, channel_id=(body.get("channel") or {}).get("id"))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
@@ -545,7 +548,7 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
     async def kb_command(ack: Ack, command: dict, respond: Ack) -> None:
         await ack()
         if not bridge.is_integrator(command.get("user_id")):
-            await respond(response_type="ephemeral", text=refusal(bool(settings.slack.integrator_user_ids)))
+            await respond(response_type="ephemeral", text=refusal(bool(settings.slack.integrator_user_ids or settings.access.integrator.slack)))
             return
         sub, _, rest = (command.get("text") or "").strip().partition(" ")
         if sub.lower() != "search" or not rest.strip():

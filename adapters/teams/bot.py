@@ -29,6 +29,7 @@ from botbuilder.schema import (
 from adapters.delivery.teams_channel import handoff_card, handoff_click
 from adapters.teams import translate
 from adapters.teams.references import ReferenceStore
+from bot.access import ActionResult, Actor, Outcome
 from bot.models import ActionEvent, InboundMessage, Reply
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,13 @@ T = TypeVar("T")
 
 
 class CoachLike(Protocol):
-    """The two calls the adapter makes into the core (`bot.coach.Coach` satisfies it)."""
+    """The calls the adapter makes into the core (`bot.coach.Coach` satisfies it)."""
 
     def handle(self, message: InboundMessage) -> Reply: ...
 
     def handle_action(self, event: ActionEvent) -> Reply | None: ...
+
+    def escalation_action(self, escalation_id: int, action: str, actor: Actor) -> ActionResult: ...
 
 
 class TeamsCoachBot(ActivityHandler):
@@ -58,11 +61,13 @@ class TeamsCoachBot(ActivityHandler):
         integrator_name: str = "an integrator",
         typing_after: float | None = TYPING_AFTER_SECONDS,
         integrator_channel: str | None = None,
+        service_url: str | None = None,
     ) -> None:
         """`claim_event` (StateDB.claim_event) makes a retried delivery answer once; `typing_after=None` never types.
 
         `integrator_channel` (settings.teams_channel.conversation_id) is the only channel whose
-        handoff Claim/Resolve clicks are taken; with none configured, clicks count anywhere.
+        handoff Claim/Resolve clicks are taken; with none configured, no click counts. With
+        `service_url` (settings.teams_channel.service_url), a card is only redrawn through it.
         """
         super().__init__()
         if coach is None:
@@ -74,6 +79,7 @@ class TeamsCoachBot(ActivityHandler):
         self.typing_after = typing_after
         # The channel, not a reply chain in it.
         self.integrator_channel = integrator_channel.split(";", 1)[0] if integrator_channel else None
+        self.service_url = service_url
 
     # -- every turn ----------------------------------------------------------------------------
 
@@ -124,31 +130,39 @@ class TeamsCoachBot(ActivityHandler):
         await self._mark_chosen(turn_context, event)
 
     async def _on_handoff_click(self, turn_context: TurnContext, escalation_id: int, kind: str) -> None:
-        """Claim or Resolve on a handoff card: `Coach.escalation_action` decides, then the card is redrawn."""
+        """Claim or Resolve on a handoff card: `Coach.escalation_action` decides, then the card is redrawn.
+
+        Handoff cards are only ever posted to the configured integrators' channel, so a click from
+        anywhere else (or any click, with no channel configured) is forged or stale: it changes
+        nothing and nothing is sent back to the caller's service URL.
+        """
         activity = turn_context.activity
         if not self._in_integrators_channel(activity):
-            log.warning("ignoring a handoff %s for escalation %s clicked outside the integrators' channel",
-                        kind, escalation_id)
-            return
-        escalation_action = getattr(self.coach, "escalation_action", None)
-        if escalation_action is None:
-            log.error("a handoff button was clicked but Coach.escalation_action is not available")
+            log.warning("ignoring a handoff %s for escalation %s from outside the configured integrators' channel "
+                        "(COACH_TEAMS_CHANNEL__CONVERSATION_ID)", kind, escalation_id)
             return
         who = activity.from_property
-        if who is None or not who.id:
+        if who is None or not (who.aad_object_id or who.id):
             log.info("ignoring a handoff click with no sender")
             return
-        # The clicker's name, so the card and the teacher read "claimed by Sam", not an id.
-        text = await _in_thread(functools.partial(escalation_action, escalation_id, kind, who.id,
-                                                  user_name=who.name or None))
-        if text is None:  # already claimed or resolved: the core changed nothing, so neither does the card
+        # The AAD object id is the person across every Teams conversation; the Bot Framework id is
+        # per bot, so it is only the fallback (the emulator sends no AAD id).
+        actor = Actor(platform="teams", user_id=who.aad_object_id or who.id, name=who.name or None)
+        result = await _in_thread(functools.partial(self.coach.escalation_action, escalation_id, kind, actor))
+        if result.outcome is Outcome.REFUSED:
+            await turn_context.send_activity(Activity(type=ActivityTypes.message, text=result.message))
+            return
+        if not result.changed:  # already claimed or resolved: the core changed nothing, so neither does the card
             return
         # Teams sets replyToId to the card's message; a root post's id is also its reply chain's id.
         card_id = activity.reply_to_id or translate.split_conversation_id(activity.conversation.id)[1]
         if not card_id:
             log.info("handoff %s recorded; no card id to redraw (the outbox redraws it)", kind)
             return
-        card = handoff_card(text, escalation_id, "claimed" if kind == "claim" else "resolved")
+        if self.service_url and _normal_url(activity.service_url) != _normal_url(self.service_url):
+            log.warning("handoff %s recorded; not redrawing the card through an unconfigured service URL", kind)
+            return
+        card = handoff_card(result.channel_text or "", escalation_id, "claimed" if kind == "claim" else "resolved")
         try:
             await turn_context.update_activity(translate.card_update_activity(card, card_id))
         except Exception:  # the change is recorded and the outbox redraws the card too; a stale card is cosmetic
@@ -156,7 +170,7 @@ class TeamsCoachBot(ActivityHandler):
 
     def _in_integrators_channel(self, activity: Activity) -> bool:
         if self.integrator_channel is None:
-            return True
+            return False
         conversation = activity.conversation.id if activity.conversation is not None else ""
         return translate.split_conversation_id(conversation or "")[0] == self.integrator_channel
 
@@ -254,6 +268,10 @@ class TeamsCoachBot(ActivityHandler):
             await _in_thread(self.references.save_card, event.turn_id, sent.activity_id, sent.conversation_id, card)
         except Exception:  # the click is counted and answered; a stale card is cosmetic
             log.warning("could not update the card for turn %s", event.turn_id, exc_info=True)
+
+
+def _normal_url(url: str | None) -> str:
+    return (url or "").strip().rstrip("/").lower()
 
 
 async def _in_thread(call: Callable[..., T], *args: Any) -> T:

@@ -178,7 +178,8 @@ def build_app(runtime: Runtime, *, typing_after: float | None = None) -> web.App
     kwargs: dict[str, Any] = {} if typing_after is None else {"typing_after": typing_after}
     bot = TeamsCoachBot(runtime.coach, references=references, claim_event=ProcessedEvents(runtime.db).claim,
                         integrator_name=runtime.settings.handoff.integrator_name,
-                        integrator_channel=runtime.settings.teams_channel.conversation_id, **kwargs)
+                        integrator_channel=runtime.settings.teams_channel.conversation_id,
+                        service_url=runtime.settings.teams_channel.service_url, **kwargs)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[BOT_KEY] = bot
     app[ADAPTER_KEY] = adapter
