@@ -131,6 +131,19 @@ def test_numpy_serving_matches_scikit_learn(embedder):
     assert np.allclose(got, want, atol=1e-4)
 
 
+def test_cached_word_features_are_the_training_analyzer(triage):
+    from collections import Counter
+
+    from bot.triage.features import ngrams
+
+    model = triage.model
+    for text in ["Jamie's iPad won't connect :( :+1: 👍 the WIFI wifi wifi in room 12",
+                 "Yr9   form tutor - DSL asked me… ok ok", "", "a", "Padlet padlet PADLET? x"] * 2:
+        want_idx, want_val = model.tfidf(Counter(j for g in ngrams(text) if (j := model.vocabulary.get(g)) is not None))
+        idx, val = model.features(text)
+        assert dict(zip(idx.tolist(), val.tolist())) == pytest.approx(dict(zip(want_idx.tolist(), want_val.tolist())))
+
+
 def test_the_shipped_model_is_the_one_for_the_shipped_corpus(embedder):
     examples = load_corpus(CONFIG_DIR / "triage-corpus")
     key = model_key(embedder.name, [EXPAND(e.text) for e in examples], examples)

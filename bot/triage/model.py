@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.triage.categories import CONCERNS, LEARNED, Category
-from bot.triage.features import ngrams, sentences
+from bot.triage.features import CHAR_SIZES, sentences, tokens
 
 FORMAT = 1
 
@@ -71,9 +71,38 @@ class TriageModel:
     digest: str
     report: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        self._word_ids: dict[str, tuple[int, ...]] = {}
+
+    def _ids_of_word(self, word: str) -> tuple[int, ...]:
+        """A word's unigram and character n-gram feature indices, remembered: words repeat."""
+        ids = self._word_ids.get(word)
+        if ids is None:
+            if len(self._word_ids) > 50_000:
+                self._word_ids.clear()
+            grams = [f"w:{word}"]
+            if len(word) >= 3 and word.isalnum():
+                padded = f" {word} "
+                grams.extend(f"c:{padded[i:i + n]}" for n in CHAR_SIZES for i in range(len(padded) - n + 1))
+            ids = tuple(j for g in grams if (j := self.vocabulary.get(g)) is not None)
+            self._word_ids[word] = ids
+        return ids
+
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Sparse tf-idf of `text` (sublinear tf, l2-normalised, as in training)."""
-        counts = Counter(j for g in ngrams(text) if (j := self.vocabulary.get(g)) is not None)
+        """Sparse tf-idf of `text` (sublinear tf, l2-normalised, as in training).
+
+        The same features as `ngrams(text)`, counted word by word from a cache.
+        """
+        words = tokens(text)
+        counts: Counter[int] = Counter()
+        for w in words:
+            counts.update(self._ids_of_word(w))
+        vocabulary = self.vocabulary
+        counts.update(j for a, b in zip(words, words[1:]) if (j := vocabulary.get(f"w:{a} {b}")) is not None)
+        return self.tfidf(counts)
+
+    def tfidf(self, counts: Counter[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Feature counts to sparse tf-idf: indices and l2-normalised values."""
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))

@@ -23,6 +23,11 @@ _REACTION = re.compile(r"^(?:\s|:[a-z0-9_+\-]+:|[^\w\s]|\d)+$", re.IGNORECASE)
 
 
 def _compile(patterns: Any, where: str) -> list[re.Pattern[str]]:
+    """Each pattern checked on its own (so an error names it), then joined into one where they can be.
+
+    One alternation is searched in a single pass instead of one pass per phrase; patterns that
+    cannot share one (inline flags, group names used twice) stay as they are.
+    """
     if isinstance(patterns, str):
         patterns = [patterns]
     if not isinstance(patterns, list):
@@ -33,6 +38,11 @@ def _compile(patterns: Any, where: str) -> list[re.Pattern[str]]:
             out.append(re.compile(str(pattern), re.IGNORECASE))
         except re.error as exc:
             raise TriageConfigError(f"{where}[{i}]: pattern does not compile: {exc}") from exc
+    if len(out) > 1:
+        try:
+            return [re.compile("|".join(f"(?:{p.pattern})" for p in out), re.IGNORECASE)]
+        except re.error:
+            pass
     return out
 
 
@@ -97,9 +107,12 @@ class PhraseRules:
     def match(self, text: str) -> RuleHits:
         """Every phrase family that matches `text`."""
         t = " ".join(text.replace("’", "'").split())
-        lesson_only = bool(_first(self.lesson_framing, t)) and not _first(self.incident_markers, t)
+        safeguarding = _first(self.safeguarding, t)
+        # Lesson framing only ever quiets a safeguarding phrase, so it is read only when one matched.
+        lesson_only = bool(safeguarding) and bool(_first(self.lesson_framing, t)) \
+            and not _first(self.incident_markers, t)
         return RuleHits(
-            safeguarding=_first(self.safeguarding, t),
+            safeguarding=safeguarding,
             data_incident=_first(self.data_incident, t),
             human_request=_first(self.human_request, t),
             frustration=_first(self.frustration, t),
