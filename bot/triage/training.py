@@ -38,6 +38,9 @@ class Hyper:
     sentence_c: float = 4.0
     embedding_weight: float = 1.0
     min_df: int = 2
+    # The sentence detectors also learn from every sentence of messages that are not concerns,
+    # since they are applied to sentences: a long coaching story's sentences are negatives.
+    sentence_negatives: bool = True
 
 
 @dataclass
@@ -64,11 +67,19 @@ def _fit(texts: Sequence[str], labels: np.ndarray, emb: np.ndarray, hyper: Hyper
     router = LogisticRegression(C=hyper.router_c, class_weight="balanced", max_iter=3000)
     router.fit(x, labels)
     detectors, sentence_detectors = {}, {}
+    split = [sentences(t) if hyper.sentence_negatives else [] for t in texts]
     for c in CONCERNS:
         y = labels == LEARNED.index(c)
         detectors[c] = LogisticRegression(C=hyper.detector_c, class_weight="balanced", max_iter=3000).fit(x, y)
+        extra = [s for parts, positive in zip(split, y) if not positive and len(parts) > 1 for s in parts]
+        sent_x, sent_y = text_x, y
+        if extra:
+            from scipy import sparse
+
+            sent_x = sparse.vstack([text_x, vectorizer.transform(extra)]).tocsr()
+            sent_y = np.concatenate([y, np.zeros(len(extra), dtype=bool)])
         sentence_detectors[c] = LogisticRegression(C=hyper.sentence_c, class_weight="balanced",
-                                                   max_iter=3000).fit(text_x, y)
+                                                   max_iter=3000).fit(sent_x, sent_y)
     return _Fitted(vectorizer, router, detectors, sentence_detectors)
 
 
