@@ -17,10 +17,12 @@ from typing import Literal
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler,
 )
@@ -98,11 +100,39 @@ async def verify_bot_token(client: AsyncWebClient) -> dict:
     return dict(resp.data) if isinstance(resp.data, dict) else {}
 
 
-def http_application(bolt: AsyncApp) -> web.Application:
-    """The aiohttp application: POST /slack/events to Bolt, GET /healthz for a load balancer."""
+def _problem(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def http_application(bolt: AsyncApp, signing_secret: str) -> web.Application:
+    """The aiohttp application: POST /slack/events to Bolt, GET /healthz for a load balancer.
+
+    The signature is checked on the raw bytes before anything parses them: an unsigned request
+    gets 401 whatever its body, a signed but malformed one 400, a body over the limit 413
+    (aiohttp's `client_max_size`), and none of them reaches Bolt or the core.
+    """
+    verifier = SignatureVerifier(signing_secret)
 
     async def events(request: web.Request) -> web.Response:
-        bolt_resp = await bolt.async_dispatch(await to_bolt_request(request))
+        raw = await request.read()  # raises 413 past client_max_size
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        try:
+            signed = bool(timestamp and signature) and verifier.is_valid(raw, timestamp, signature)
+        except ValueError:  # a timestamp that is not a number
+            signed = False
+        if not signed:
+            return _problem(401, "invalid or missing Slack request signature")
+        try:
+            bolt_request = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+        except Exception as exc:  # Bolt parses the body here: any shape it cannot read is the sender's fault
+            log.warning("signed Slack request with a malformed body refused (%s)", type(exc).__name__)
+            return _problem(400, "malformed Slack request body")
+        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
+            log.warning("signed Slack request with an empty or non-object body refused")
+            return _problem(400, "malformed Slack request body")
+        bolt_resp = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_resp)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -166,7 +196,8 @@ class SlackService:
             await self._socket.connect_async()
             log.info("Slack Socket Mode connected as %s", self.identity.get("user"))
             return
-        self._runner = web.AppRunner(http_application(self.slack.bolt), access_log=None)
+        web_app = http_application(self.slack.bolt, self.credentials.signing_secret or "")
+        self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:

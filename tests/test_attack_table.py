@@ -1,0 +1,326 @@
+"""The attack table: what a stranger can send the running servers, and what must come of it.
+
+Both servers run for real on loopback (Slack HTTP through slack-bolt on `SlackService`, Teams
+through botbuilder's CloudAdapter on the production aiohttp app), with the Slack Web API and
+Bot Connector stand-ins recording everything the bot sends. Each row says what is sent and
+the status it must get; every row also checks that nothing reached the core (no turn recorded,
+no escalation changed), nothing was posted or redrawn, and nothing was logged above WARNING.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from adapters.delivery.teams_channel import CLAIM, RESOLVE
+from adapters.wiring import Runtime, build_runtime
+from bot.handoff.escalations import EscalationRow
+from bot.models import InboundMessage
+from bot.settings import Settings, TeamsSettings
+from bot.state.memory import TurnRow
+from tests.bot_connector_server import BotConnectorServer, TeamsActivities
+from tests.conftest import CONFIG_DIR, FIXTURE_KB
+from tests.slack_api_server import SIGNING_SECRET, SlackAPIServer, block_actions, embedded_kb, event_body, im_message
+from tests.test_slack_http import FORM, INTEGRATOR, RunningApp, app, drafts_dir, kb_data_dir, runtime, settings  # noqa: F401
+from tests.test_slack_http import slack_overrides  # noqa: F401
+from tests.test_teams_server import APP_ID, start
+
+pytestmark = pytest.mark.server
+
+INTEGRATORS = "C0INTEGRAT"
+TEAMS_CHANNEL = "19:integrators@thread.tacv2"
+STAFFROOM = "19:staffroom@thread.tacv2"
+
+
+# -- what every row checks -----------------------------------------------------------------------
+
+def turns(runtime: Runtime) -> int:
+    with runtime.db.session() as s:
+        return s.scalar(select(func.count()).select_from(TurnRow))
+
+
+def escalation_state(runtime: Runtime) -> list[tuple[Any, ...]]:
+    with runtime.db.session() as s:
+        return [(r.id, r.status, r.claimed_by, r.resolved_by, len(r.details or []))
+                for r in s.scalars(select(EscalationRow).order_by(EscalationRow.id)).all()]
+
+
+def loud(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records if r.levelno > logging.WARNING]
+
+
+def open_handoff(runtime: Runtime, platform: str, conversation: str) -> int:
+    """A teacher's request for a person, straight through the core: the escalation under attack."""
+    reply = runtime.coach.handle(InboundMessage(platform=platform, conversation_id=conversation,
+                                                user_id="U2147483697", text="can I speak to a human integrator please"))
+    assert reply.handoff is not None
+    return int(reply.handoff.ticket.split("-")[1])
+
+
+def settle_outbox(runtime: Runtime, timeout: float = 10.0) -> None:
+    """Wait for the delivery worker to send what the handoff queued (so later requests are the attack's)."""
+    if runtime.delivery is None:
+        return
+    deadline = time.monotonic() + timeout
+    while runtime.delivery.outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not runtime.delivery.outbox.pending(), runtime.delivery.outbox.pending()
+
+
+# -- Slack ------------------------------------------------------------------------------------------
+
+def _raw_post(url: str, data: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _signed(data: bytes, *, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    ts = str(int(time.time()))
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + data, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+EVENT = event_body(im_message("how do I make a quick exit ticket in google forms?")).encode()
+JSON_TYPE = {"Content-Type": "application/json"}
+FORM_TYPE = {"Content-Type": FORM}
+
+# (row, body, headers builder, expected status)
+SLACK_BODIES: list[tuple[str, bytes, Any, int]] = [
+    ("unsigned event", EVENT, lambda b: JSON_TYPE, 401),
+    ("unsigned malformed JSON", b"{not json", lambda b: JSON_TYPE, 401),
+    ("unsigned malformed form", b"payload=%7Bnot-json", lambda b: FORM_TYPE, 401),
+    ("signed with another secret", EVENT, lambda b: {**JSON_TYPE, **_signed(b, secret="guessed")}, 401),
+    ("timestamp not a number", EVENT, lambda b: {**JSON_TYPE, "X-Slack-Request-Timestamp": "soon",
+                                                 "X-Slack-Signature": "v0=00"}, 401),
+    ("signed malformed JSON", b"{not json", lambda b: {**JSON_TYPE, **_signed(b)}, 400),
+    ("signed JSON array", b"[1, 2, 3]", lambda b: {**JSON_TYPE, **_signed(b)}, 400),
+    ("signed form, payload not JSON", b"payload=%7Bnot-json", lambda b: {**FORM_TYPE, **_signed(b)}, 400),
+    # slack_sdk's verifier signs text: a body that is not UTF-8 cannot be verified, so it is unsigned.
+    ("signed, not UTF-8", b"\xff\xfe{\x00", lambda b: {**JSON_TYPE, **_signed(b)}, 401),
+    ("unsigned 2 MB body", b"{" + b" " * (2 * 1024 * 1024) + b"}", lambda b: JSON_TYPE, 413),
+    ("signed 2 MB body", b"{" + b" " * (2 * 1024 * 1024) + b"}", lambda b: {**JSON_TYPE, **_signed(b)}, 413),
+]
+
+
+@pytest.mark.parametrize("row,body,headers,status", SLACK_BODIES, ids=[r[0] for r in SLACK_BODIES])
+def test_slack_bad_bodies(app: RunningApp, runtime: Runtime, caplog: pytest.LogCaptureFixture,
+                          row: str, body: bytes, headers: Any, status: int) -> None:
+    caplog.set_level(logging.INFO)
+    before = (turns(runtime), escalation_state(runtime))
+    assert _raw_post(app.url, body, headers(body)) == status, row
+    app.api.settle()
+    assert [c.method for c in app.api.requests if c.method != "auth.test"] == []
+    assert (turns(runtime), escalation_state(runtime)) == before
+    assert loud(caplog) == []
+
+
+def _handoff_message(escalation_id: int) -> dict[str, Any]:
+    buttons = [{"type": "button", "action_id": a, "value": str(escalation_id), "text": {"type": "plain_text", "text": a}}
+               for a in ("handoff_claim", "handoff_resolve")]
+    return {"ts": "1700000099.000001", "text": "New handoff",
+            "blocks": [{"type": "actions", "elements": buttons}]}
+
+
+SLACK_FORGED = [
+    ("teacher claims in the integrators' channel", "handoff_claim", "U0TEACHER1", INTEGRATORS),
+    ("teacher resolves in the integrators' channel", "handoff_resolve", "U0TEACHER1", INTEGRATORS),
+    ("teacher claims from a DM", "handoff_claim", "U0TEACHER1", "D024BE91L"),
+    ("teacher resolves from a class channel", "handoff_resolve", "U0TEACHER1", "C0CLASSRM1"),
+]
+
+
+@pytest.mark.parametrize("slack_overrides", [{"integrator_channel": INTEGRATORS}])
+@pytest.mark.parametrize("row,action,user,channel", SLACK_FORGED, ids=[r[0] for r in SLACK_FORGED])
+def test_slack_forged_claims_and_resolves_change_nothing(app: RunningApp, runtime: Runtime,
+                                                         caplog: pytest.LogCaptureFixture,
+                                                         row: str, action: str, user: str, channel: str) -> None:
+    escalation_id = open_handoff(runtime, "slack", "D0ATTACK01")
+    settle_outbox(runtime)
+    app.api.settle()
+    app.api.reset()
+    caplog.set_level(logging.INFO)
+    before = escalation_state(runtime)
+    result = app.send(block_actions(_handoff_message(escalation_id), action, str(escalation_id), user=user,
+                                    channel=channel, response_url=app.api.response_url("refusal")),
+                      content_type=FORM)
+    assert result.status == 200, row
+    [told] = app.api.wait_for("hook:refusal")  # the clicker is told why, privately
+    assert "nothing changed" in told.body["text"] and told.body.get("response_type") == "ephemeral"
+    app.api.settle()
+    assert escalation_state(runtime) == before
+    assert app.api.calls("chat.update") == [] and app.api.calls("chat.postMessage") == []
+    assert loud(caplog) == []
+
+
+# -- Teams ------------------------------------------------------------------------------------------
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _claims(service_url: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": "https://api.botframework.com", "aud": APP_ID, "serviceurl": service_url,
+            "nbf": now - 10, "exp": now + 3600}
+
+
+TOKENS = {
+    "no Authorization header": lambda url: None,
+    "Basic credentials": lambda url: "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+    "bearer garbage": lambda url: "Bearer not-a-jwt",
+    "alg=none token": lambda url: "Bearer " + _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims(url)) + ".",
+    "alg=none token with a kid": lambda url: "Bearer " + _b64({"alg": "none", "kid": "x"}) + "." + _b64(_claims(url)) + ".",
+    "HS256 token signed with the app id": lambda url: "Bearer " + jwt.encode(_claims(url), APP_ID, algorithm="HS256",
+                                                                              headers={"kid": "guessed"}),
+}
+
+
+@pytest.fixture
+def teams_kb(embedder) -> Path:
+    return embedded_kb(FIXTURE_KB, embedder)
+
+
+def _teams_runtime(tmp_path: Path, data_dir: Path, connector_url: str, **teams: Any) -> Runtime:
+    settings = Settings(data_dir=data_dir, database_url=f"sqlite:///{tmp_path / 'teams-state.db'}",
+                        config_dir=CONFIG_DIR, teams=TeamsSettings(**teams),
+                        outbox={"poll_seconds": 0.1, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2},
+                        teams_channel={"service_url": connector_url, "conversation_id": TEAMS_CHANNEL},
+                        access={"integrator": {"teams": ["aad-sam"]}})
+    return build_runtime(settings, auto_starter=False)
+
+
+@pytest.fixture
+async def teams_server(request, tmp_path: Path, teams_kb: Path) -> AsyncIterator[tuple[str, Runtime, BotConnectorServer]]:
+    """The Teams endpoint on loopback; `request.param` is the TeamsSettings (authenticated or not)."""
+    async with BotConnectorServer() as connector:
+        runtime = _teams_runtime(tmp_path, teams_kb, connector.url, **getattr(request, "param", {}))
+        runner, url, _app = await start(runtime, connector)
+        try:
+            yield f"{url}/api/messages", runtime, connector
+        finally:
+            await runner.cleanup()
+            runtime.close(flush_seconds=0.5)
+
+
+AUTHENTICATED = {"app_id": APP_ID, "app_password": SecretStr("s3cr3t-never-logged")}
+
+
+@pytest.mark.parametrize("teams_server", [AUTHENTICATED], indirect=True)
+@pytest.mark.parametrize("body_kind", ["forged claim", "message", "malformed JSON", "oversized"])
+@pytest.mark.parametrize("token", list(TOKENS))
+async def test_teams_unauthenticated_requests_get_401(teams_server, caplog, token: str, body_kind: str) -> None:
+    url, runtime, connector = teams_server
+    escalation_id = await _in_thread(open_handoff, runtime, "teams", "a:1attack")
+    acts = TeamsActivities(connector.url)
+    caplog.set_level(logging.INFO)
+    before = (turns(runtime), escalation_state(runtime), len(connector.requests))
+    if body_kind == "forged claim":
+        data = json.dumps(_teams_click(acts, TEAMS_CHANNEL, CLAIM, escalation_id, "sam"))
+    elif body_kind == "message":
+        data = json.dumps(acts.personal("can I talk to a real person please"))
+    elif body_kind == "malformed JSON":
+        data = "{not json"
+    else:
+        data = "{" + " " * (512 * 1024) + "}"
+    headers = {"Content-Type": "application/json"}
+    auth = TOKENS[token](connector.url)
+    if auth:
+        headers["Authorization"] = auth
+    async with aiohttp.ClientSession() as session, session.post(url, data=data, headers=headers) as response:
+        answer = await response.json()
+    assert response.status == 401 and "unauthorized" in answer["error"]
+    assert (turns(runtime), escalation_state(runtime), len(connector.requests)) == before
+    assert loud(caplog) == []
+    assert all("s3cr3t-never-logged" not in r.getMessage() for r in caplog.records)
+
+
+TEAMS_BODIES = [
+    ("malformed JSON", "{not json", "application/json", 400),
+    ("JSON array", "[1, 2]", "application/json", 400),
+    ("activity without a type", json.dumps({"id": "1", "serviceUrl": "http://127.0.0.1:9/"}), "application/json", 400),
+    ("text/plain body", "hello", "text/plain", 415),
+    ("oversized body", "{" + " " * (512 * 1024) + "}", "application/json", 413),
+]
+
+
+@pytest.mark.parametrize("row,data,content_type,status", TEAMS_BODIES, ids=[r[0] for r in TEAMS_BODIES])
+async def test_teams_bad_bodies(teams_server, caplog, row: str, data: str, content_type: str, status: int) -> None:
+    url, runtime, connector = teams_server
+    caplog.set_level(logging.INFO)
+    before = (turns(runtime), escalation_state(runtime), len(connector.requests))
+    async with aiohttp.ClientSession() as session, \
+            session.post(url, data=data, headers={"Content-Type": content_type}) as response:
+        await response.read()
+    assert response.status == status, row
+    assert (turns(runtime), escalation_state(runtime), len(connector.requests)) == before
+    assert loud(caplog) == []
+
+
+def _teams_click(acts: TeamsActivities, channel: str, action: str, escalation_id: int, user: str) -> dict[str, Any]:
+    if channel.startswith("19:"):
+        like = acts.channel("", channel=channel, thread="1700000000001", mention=False)
+    else:
+        like = acts.personal("", conversation=channel)
+    activity = acts.submit(like, action=action, turn_id="", reply_to="1700000000001", user=user,
+                           user_name=user.title())
+    activity["value"] = {"action": action, "escalation_id": str(escalation_id)}
+    return activity
+
+
+TEAMS_FORGED = [
+    ("teacher claims in the integrators' channel", TEAMS_CHANNEL, CLAIM, "eve", True),
+    ("teacher resolves in the integrators' channel", TEAMS_CHANNEL, RESOLVE, "eve", True),
+    ("integrator's claim from another team's channel", STAFFROOM, CLAIM, "sam", False),
+    ("teacher resolves from a personal chat", "a:1eve", RESOLVE, "eve", False),
+]
+
+
+@pytest.mark.parametrize("row,channel,action,user,told", TEAMS_FORGED, ids=[r[0] for r in TEAMS_FORGED])
+async def test_teams_forged_claims_and_resolves_change_nothing(teams_server, caplog, row: str, channel: str,
+                                                               action: str, user: str, told: bool) -> None:
+    url, runtime, connector = teams_server
+    escalation_id = await _in_thread(open_handoff, runtime, "teams", "a:1attack")
+    await _in_thread(settle_outbox, runtime)
+    caplog.set_level(logging.INFO)
+    before = escalation_state(runtime)
+    sent = len(connector.requests)
+    acts = TeamsActivities(connector.url)
+    async with aiohttp.ClientSession() as session, \
+            session.post(url, json=_teams_click(acts, channel, action, escalation_id, user)) as response:
+        await response.read()
+    assert response.status in (200, 201), row
+    assert escalation_state(runtime) == before
+    new = connector.requests[sent:]
+    assert [r for r in new if r.kind == "update"] == []  # no card redrawn, least of all at the caller's URL
+    if told:  # the clicker in the integrators' channel hears why; anywhere else nothing is said at all
+        assert len(new) == 1 and "nothing changed" in new[0].body.get("text", "")
+    else:
+        assert new == []
+    assert loud(caplog) == []
+
+
+async def _in_thread(fn, *args):
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
