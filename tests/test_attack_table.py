@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -324,3 +325,46 @@ async def _in_thread(fn, *args):
     import asyncio
 
     return await asyncio.to_thread(fn, *args)
+
+
+# -- emulator mode is for this machine only ------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "coach.district.example"])
+def test_emulator_mode_refuses_a_public_host(host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from adapters import cli
+
+    for name in [k for k in os.environ if k.startswith(("Microsoft", "COACH_"))]:
+        monkeypatch.delenv(name)
+    started = time.monotonic()
+    result = CliRunner().invoke(cli.main, ["serve", "teams", "--host", host],
+                                env={"COACH_ENV_FILE": os.devnull, "COACH_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"refusing to listen on {host}" in message
+    assert "MicrosoftAppId" in message and "MicrosoftAppPassword" in message
+    assert time.monotonic() - started < 10  # refused before the model or the knowledge base loads
+
+
+def test_emulator_mode_on_loopback_and_authenticated_mode_anywhere_are_allowed() -> None:
+    from adapters.teams.server import AUTHENTICATED as AUTH_MODE, EMULATOR, check_host
+    from adapters.wiring import StartupError
+
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
+        check_host(EMULATOR, host)
+    check_host(AUTH_MODE, "0.0.0.0")
+    with pytest.raises(StartupError, match="MicrosoftAppId"):
+        check_host(EMULATOR, "0.0.0.0")
+
+
+def test_compose_cannot_start_teams_without_credentials() -> None:
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" / "compose.yaml").read_text())
+    teams = compose["services"]["teams"]
+    env = teams["environment"]
+    # `${VAR:?message}`: Compose stops with the message when the variable is unset or empty.
+    for name in ("MicrosoftAppId", "MicrosoftAppPassword"):
+        assert env[name].startswith("${" + name + ":?"), env[name]
+    assert "COACH_DATABASE_URL" in env  # the service's own map replaces the shared one: keep the rest

@@ -9,6 +9,7 @@ machine, and says so with a WARNING.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -229,11 +230,32 @@ def default_host(mode: str) -> str:
     return "127.0.0.1" if mode == EMULATOR else "0.0.0.0"
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
+
+
+def check_host(mode: str, host: str) -> None:
+    """Emulator mode is unauthenticated, so it listens on loopback only; anything else is a start-up error."""
+    if mode == EMULATOR and not is_loopback(host):
+        raise StartupError(
+            f"refusing to listen on {host} in local emulator mode: requests would not be authenticated. "
+            "Set MicrosoftAppId and MicrosoftAppPassword (and MicrosoftAppTenantId for a single-tenant app) "
+            "from the Azure Bot registration, or listen on 127.0.0.1 for the Bot Framework Emulator")
+
+
 def run(runtime: Runtime, *, host: str | None = None, port: int | None = None) -> None:
     """Serve until interrupted (what `coach serve teams` calls)."""
-    app = build_app(runtime)
-    mode = app[MODE_KEY]
+    mode = auth_mode(runtime.settings.teams)
     host = host or default_host(mode)
+    check_host(mode, host)
+    app = build_app(runtime)
     port = port or runtime.settings.teams.port
     log.info("Teams endpoint listening on http://%s:%d/api/messages (%s mode)", host, port, mode)
     web.run_app(app, host=host, port=port, print=None, access_log=None)
