@@ -16,6 +16,9 @@ import hmac
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -368,3 +371,77 @@ def test_compose_cannot_start_teams_without_credentials() -> None:
     for name in ("MicrosoftAppId", "MicrosoftAppPassword"):
         assert env[name].startswith("${" + name + ":?"), env[name]
     assert "COACH_DATABASE_URL" in env  # the service's own map replaces the shared one: keep the rest
+
+
+# -- Slack start-up: a bad app token fails fast, SIGTERM always stops ---------------------------------
+
+APP_TOKEN = "xapp-1-A0LOOPBACK-1234-notarealtoken"
+
+
+def _serve_slack(api: SlackAPIServer, data_dir: Path, state: Path) -> subprocess.Popen[str]:
+    from tests.test_slack_cli import BOT_TOKEN as CLI_BOT_TOKEN, ROOT, _env
+
+    env = _env(COACH_DATA_DIR=str(data_dir), COACH_DATABASE_URL=f"sqlite:///{state}", SLACK_BOT_TOKEN=CLI_BOT_TOKEN,
+               SLACK_APP_TOKEN=APP_TOKEN, COACH_SLACK_API_URL=api.base_url)
+    return subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "slack"], cwd=ROOT, env=env, text=True,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int | None, str]:
+    try:
+        _out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate(timeout=10)
+        return None, err
+
+
+@pytest.fixture
+def slack_stand_in() -> Iterator[SlackAPIServer]:
+    with SlackAPIServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("failure", ["invalid_auth", "no answer"])
+def test_bad_app_token_exits_2_naming_it_within_15_s(slack_stand_in: SlackAPIServer, kb_data_dir: Path,
+                                                      tmp_path: Path, failure: str) -> None:
+    if failure == "no answer":
+        slack_stand_in.delay("apps.connections.open", 60)
+    else:
+        slack_stand_in.fail_next("apps.connections.open", failure)
+    started = time.monotonic()
+    code, err = _finish(_serve_slack(slack_stand_in, kb_data_dir, tmp_path / "state.db"), 30)
+    elapsed = time.monotonic() - started
+    assert code == 2, err
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    print(f"exit 2 after {elapsed:.1f} s")
+    assert "SLACK_APP_TOKEN" in " ".join(err.split()) and APP_TOKEN not in err
+    assert "Traceback" not in err
+
+
+def _wait_for(proc: subprocess.Popen[str], check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("when", ["serving", "waiting on Slack at start-up"])
+def test_sigterm_stops_slack_within_10_s(slack_stand_in: SlackAPIServer, kb_data_dir: Path, tmp_path: Path,
+                                         when: str) -> None:
+    if when == "serving":
+        proc = _serve_slack(slack_stand_in, kb_data_dir, tmp_path / "state.db")
+        _wait_for(proc, lambda: slack_stand_in.socket_connected, 90)
+    else:
+        slack_stand_in.delay("auth.test", 120)  # Slack accepts the connection and never answers
+        proc = _serve_slack(slack_stand_in, kb_data_dir, tmp_path / "state.db")
+        _wait_for(proc, lambda: slack_stand_in.calls("auth.test"), 90)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, err = _finish(proc, 20)
+    elapsed = time.monotonic() - started
+    assert code is not None and elapsed < 10, f"still running {elapsed:.1f} s after SIGTERM: {err[-2000:]}"
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
