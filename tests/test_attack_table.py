@@ -445,3 +445,133 @@ def test_sigterm_stops_slack_within_10_s(slack_stand_in: SlackAPIServer, kb_data
     assert code is not None and elapsed < 10, f"still running {elapsed:.1f} s after SIGTERM: {err[-2000:]}"
     assert code == 0, err[-2000:]
     assert "Traceback" not in err
+
+
+# -- knowledge files: no alias bombs, no links out of the folder ------------------------------------
+
+GOOD_NOTE = """---
+id: {id}
+title: Exit tickets in Google Forms
+kind: howto
+tags: [forms]
+subjects: [any]
+grades: [3-5]
+questions:
+  - Which question shows you who needs help tomorrow?
+{extra}---
+Three short questions at the end of the lesson.
+"""
+
+BILLION_LAUGHS = "".join(
+    [f"l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n"]
+    + [f"l{i}: &l{i} [{', '.join(['*l' + str(i - 1)] * 9)}]\n" for i in range(1, 10)])
+
+
+@pytest.mark.parametrize("extra,field", [
+    (BILLION_LAUGHS, "aliases"),
+    ("owner: &who Sam\nreviewer: *who\n", "aliases"),
+])
+def test_yaml_aliases_are_refused_fast_and_small(tmp_path: Path, extra: str, field: str) -> None:
+    import tracemalloc
+
+    from knowledge.parser import load_folder
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "bomb.md").write_text(GOOD_NOTE.format(id="bomb", extra=extra))
+    (folder / "fine.md").write_text(GOOD_NOTE.format(id="fine", extra=""))
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        result = load_folder(folder)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 and peak < 100 * 1024 * 1024, (elapsed, peak)
+    assert [e.id for e in result.entries] == ["fine"]
+    [error] = result.errors
+    assert error.path == "bomb.md" and "anchors and aliases" in error.message
+
+
+def test_kb_validate_names_the_alias_bomb(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from adapters import cli
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "bomb.md").write_text(GOOD_NOTE.format(id="bomb", extra=BILLION_LAUGHS))
+    started = time.monotonic()
+    result = CliRunner().invoke(cli.main, ["kb", "validate", str(folder)], env={"COACH_ENV_FILE": os.devnull})
+    assert time.monotonic() - started < 2
+    assert result.exit_code == 1, result.output
+    assert "bomb.md" in result.output and "anchors and aliases" in " ".join(result.output.split())
+
+
+def test_symlinks_out_of_the_knowledge_folder_are_refused(tmp_path: Path) -> None:
+    from knowledge.parser import load_folder
+
+    outside = tmp_path / "secrets"
+    outside.mkdir()
+    (outside / "passwd.md").write_text(GOOD_NOTE.format(id="stolen", extra=""))
+    folder = tmp_path / "kb"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "fine.md").write_text(GOOD_NOTE.format(id="fine", extra=""))
+    (folder / "sub" / "escape.md").symlink_to(outside / "passwd.md")
+    (folder / "again.md").symlink_to(folder / "fine.md")  # a link inside the folder is the same file, read once
+    result = load_folder(folder)
+    assert [e.id for e in result.entries] == ["fine"]
+    [error] = result.errors
+    assert error.path == "sub/escape.md" and "outside the knowledge folder" in error.message
+
+
+def test_rendered_entries_read_back_without_aliases(tmp_path: Path) -> None:
+    from knowledge.parser import load_folder, parse_text, render_entry
+
+    entry = load_folder(FIXTURE_KB).entries[0]
+    shared = ["any"]
+    entry = entry.model_copy(update={"extra": {"a": shared, "b": shared}})  # one object twice: no &id001
+    again, problems = parse_text(render_entry(entry), "again.md")
+    assert again is not None and not [p for p in problems if p.severity == "error"]
+
+
+# -- nothing invisible leaves the machine ---------------------------------------------------------
+
+BIDI = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
+FORMAT_CHARS = [BIDI, "\u2066", "\u2069", "\u200b", "\u200f", "\u00ad", "\ufeff"]
+
+
+def test_format_characters_are_stripped_from_every_handoff_delivery(tmp_path: Path, kb_data_dir: Path) -> None:
+    """E-mail (SMTP sink), webhook (loopback receiver), Slack channel card (Web API stand-in): no Cf survives."""
+    import unicodedata
+
+    from tests.webhook_receiver import SmtpSink, WebhookReceiver
+
+    with SmtpSink() as smtp, WebhookReceiver(secret="hook-secret") as hook, SlackAPIServer() as api:
+        settings = Settings(
+            data_dir=kb_data_dir, database_url=f"sqlite:///{tmp_path / 'bidi.db'}", config_dir=CONFIG_DIR,
+            slack={"bot_token": "xoxb-1-bidi", "api_url": api.base_url, "integrator_channel": INTEGRATORS},
+            outbox={"poll_seconds": 0.1, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2},
+            email={"host": "127.0.0.1", "port": smtp.port, "starttls": False, "from_addr": "coach@school.example",
+                   "integrator_to": "team@school.example", "helpdesk_to": "help@school.example"},
+            webhook={"url": hook.url, "secret": "hook-secret"})
+        rt = build_runtime(settings, auto_starter=False)
+        try:
+            spoof = f"can I speak to a human integrator please {BIDI}gpj.exe{''.join(FORMAT_CHARS)} now"
+            reply = rt.coach.handle(InboundMessage(platform="slack", conversation_id="D0BIDI0001",
+                                                   user_id="U2147483697", user_name=f"Eve{BIDI}", text=spoof))
+            assert reply.handoff is not None
+            settle_outbox(rt)
+            [mail] = smtp.wait_for(1)
+            api.wait_for("chat.postMessage")
+            parts = [str(mail["Subject"])] + [part.get_content() for part in mail.walk()
+                                              if part.get_content_maintype() == "text"]
+            sent = {"e-mail": "\n".join(parts),
+                    "webhook": json.dumps([r.body for r in hook.requests], ensure_ascii=False),
+                    "slack card": json.dumps([c.body for c in api.calls("chat.postMessage")], ensure_ascii=False)}
+        finally:
+            rt.close(flush_seconds=1)
+    for where, body in sent.items():
+        assert "gpj.exe" in body, where  # the words arrived...
+        assert not [c for c in body if unicodedata.category(c) == "Cf"], where  # ...and nothing invisible with them

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bot.handoff.escalations import ACTIVE, EscalationRow, Escalations
 from bot.state.database import aware
 from bot.handoff.context import build_context
+from bot.outbound import outbound
 from bot.settings import OutboxSettings, Settings
 from bot.state.database import Base, StateDB, utcnow
 from bot.state.memory import ConversationMemory
@@ -336,7 +337,8 @@ class Outbox:
                                                       OutboxRow.event == "opened")).first()
             return OutboxItem(
                 id=r.id, key=r.key, escalation_id=r.escalation_id, ticket=r.ticket, event=r.event, seq=r.seq,
-                channel=r.channel, payload=r.payload or {}, attempt=r.attempts, created_at=aware(r.created_at),
+                # The one point every delivery passes: nothing invisible (bidi overrides) leaves the machine.
+                channel=r.channel, payload=outbound(r.payload or {}), attempt=r.attempts, created_at=aware(r.created_at),
                 first=None if first is None else {"key": first.key, "status": first.status, "receipt": first.receipt})
 
     def _deliver_one(self, item: OutboxItem) -> str:
