@@ -278,8 +278,8 @@ class Coach:
             try:
                 self.listener.escalated(EscalationEvent(opened, text, decision, history, message.platform,
                                                         message.memory_key))
-            except Exception:  # the record is written; the outbox retries delivery later
-                log.exception("escalation %s recorded; notifying failed and will be retried", opened.ticket)
+            except Exception:  # the delivery rows were committed with the record; the worker's recovery covers the rest
+                log.exception("escalation %s recorded; waking delivery failed, recovery delivers it", opened.ticket)
         return opened
 
 
