@@ -9,6 +9,10 @@ Scenarios, each against real servers on loopback (aiosmtpd, an HMAC-verifying we
 2. Webhook 500 then 200: the receiver answers 500 to the first `--webhook-failures` POSTs.
 3. Killed mid-delivery: the real `coach handoffs deliver` worker is SIGKILLed while the
    receiver holds its answer to a POST it has already processed, then started again.
+4. Outbox write failing after the escalation commit: the escalation is recorded without its
+   delivery rows; the running worker's recovery writes and delivers them (no restart).
+5. Outbox write failing inside the escalation's transaction: nothing is recorded, the caller
+   retries, and the escalation is recorded and delivered once.
 
 Ends with a table; the exit code is 1 if any escalation was lost or delivered twice.
 """
@@ -164,6 +168,82 @@ def killed_mid_delivery(work: Path, count: int) -> Outcome:
                        len(hook.processed) + len(smtp.unique), elapsed)
 
 
+def _open(esc: Escalations, n: int):
+    text = FAULTS[n % len(FAULTS)].format(n=n)
+    return esc.open_or_add(target="helpdesk", reason="technical fault", category="fault", urgent=False,
+                           memory_key=f"slack:C{n}:{n}.0", platform="slack", user_id=f"U{n}", summary=text,
+                           detail={"text": text})
+
+
+def outbox_write_fails_after_commit(work: Path, count: int) -> Outcome:
+    """The escalation is committed, then writing its delivery rows fails (an older process, or a crash
+    between the two); the running worker's recovery writes them, and each is delivered once, no restart."""
+    with WebhookReceiver(secret=SECRET) as hook:
+        settings = Settings(data_dir=work / "after-commit", config_dir=ROOT / "config",
+                            outbox={**FAST, "recover_seconds": 1.0}, webhook={"url": hook.url, "secret": SECRET})
+        db = StateDB(settings.state_url)
+        delivery = build_delivery(settings, db, Escalations(db), ConversationMemory(db), start=False)
+        started = time.monotonic()
+        delivery.worker.start()
+        bare = Escalations(db)  # commits the escalation without the outbox as its writer
+
+        def failing(*_args, **_kwargs):
+            raise ConnectionError("outbox write failed")
+
+        delivery.outbox.enqueue_many = failing  # the listener's after-commit write fails too
+        for n in range(1, count + 1):
+            opened = _open(bare, n)
+            try:
+                delivery.listener.escalated(EscalationEvent(
+                    opened, "", Decision(Route.HELPDESK, Category.FAULT, "technical fault"), [], "slack", ""))
+            except ConnectionError:
+                pass
+        del delivery.outbox.enqueue_many
+        poll(lambda: _rows(delivery)[0] == count, 60, "every escalation recovered and delivered", interval=0.05)
+        time.sleep(2.5)  # two more recovery rounds: nothing written or sent again
+        delivery.close(2)
+        elapsed = time.monotonic() - started
+        delivered, attempts = _rows(delivery)
+        return Outcome("outbox write fails after the escalation commit", count, count, delivered, attempts,
+                       len(hook.requests), hook.duplicates, len(hook.processed), elapsed)
+
+
+def outbox_write_fails_in_transaction(work: Path, count: int) -> Outcome:
+    """Writing the delivery rows fails inside the escalation's transaction: neither is recorded, the
+    caller retries (as Slack retries an event), and the escalation is recorded and delivered once."""
+    with WebhookReceiver(secret=SECRET) as hook:
+        settings = Settings(data_dir=work / "in-transaction", config_dir=ROOT / "config", outbox=FAST,
+                            webhook={"url": hook.url, "secret": SECRET})
+        db = StateDB(settings.state_url)
+        esc = Escalations(db)
+        delivery = build_delivery(settings, db, esc, ConversationMemory(db), start=False)
+        failed: set[str] = set()
+
+        def flaky(_session, row, event, _seq) -> None:  # the first write for each escalation fails
+            if event == "opened" and row.memory_key not in failed:
+                failed.add(row.memory_key)
+                raise ConnectionError("outbox write failed")
+
+        esc.add_writer(flaky)
+        started = time.monotonic()
+        delivery.worker.start()
+        for n in range(1, count + 1):
+            for _attempt in range(3):
+                try:
+                    _open(esc, n)
+                    break
+                except ConnectionError:
+                    continue
+        poll(lambda: _rows(delivery)[0] == count, 60, "every escalation delivered", interval=0.05)
+        delivery.close(2)
+        elapsed = time.monotonic() - started
+        delivered, attempts = _rows(delivery)
+        recorded = len(esc.list(status=None, limit=100000))
+        assert recorded == count, f"{recorded} escalations recorded for {count} requests"
+        return Outcome("outbox write fails inside the escalation transaction", count, count, delivered, attempts,
+                       len(hook.requests), hook.duplicates, len(hook.processed), elapsed)
+
+
 def table(outcomes: list[Outcome]) -> str:
     head = ["scenario", "escalations", "deliveries", "delivered", "attempts", "received", "repeats dropped",
             "unique", "seconds", "exactly once"]
@@ -187,7 +267,11 @@ def main() -> int:
         outcomes = []
         for name, run in (("SMTP down", lambda: smtp_down(work, args.escalations, args.smtp_down)),
                           ("webhook 500s", lambda: webhook_flaky(work, args.escalations, args.webhook_failures)),
-                          ("killed mid-delivery", lambda: killed_mid_delivery(work, args.escalations))):
+                          ("killed mid-delivery", lambda: killed_mid_delivery(work, args.escalations)),
+                          ("outbox write after commit",
+                           lambda: outbox_write_fails_after_commit(work, args.escalations)),
+                          ("outbox write in transaction",
+                           lambda: outbox_write_fails_in_transaction(work, args.escalations))):
             print(f"running: {name} ...", file=sys.stderr, flush=True)
             outcomes.append(run())
     print(table(outcomes))

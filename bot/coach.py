@@ -20,6 +20,7 @@ from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Rout
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
+from bot.outbound import outbound
 from bot.triage.categories import Category
 from bot.triage.router import ConversationContext, Decision, Triage
 from knowledge.search import Retriever, SearchResult
@@ -277,8 +278,8 @@ class Coach:
             try:
                 self.listener.escalated(EscalationEvent(opened, text, decision, history, message.platform,
                                                         message.memory_key))
-            except Exception:  # the record is written; the outbox retries delivery later
-                log.exception("escalation %s recorded; notifying failed and will be retried", opened.ticket)
+            except Exception:  # the delivery rows were committed with the record; the worker's recovery covers the rest
+                log.exception("escalation %s recorded; waking delivery failed, recovery delivers it", opened.ticket)
         return opened
 
 
@@ -311,6 +312,6 @@ def escalation_action(settings: Settings, escalations: Escalations, memory: Conv
             status_changed(EscalationStatusEvent(change, teacher_text, history))
         except Exception:  # the status is recorded; the notification can be re-sent by an operator
             log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
-    text = build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text()
+    text = outbound(build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text())
     return ActionResult(Outcome.CHANGED, channel_text=text,
                         message=f"{row.ticket} {'claimed' if kind == 'claim' else 'resolved'}.")

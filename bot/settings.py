@@ -137,6 +137,9 @@ class OutboxSettings(BaseModel):
     lease_seconds: float = Field(120.0, gt=0, description="a row being sent by a process that died is retried after this")
     poll_seconds: float = Field(5.0, gt=0)
     batch_size: int = Field(20, ge=1)
+    recover_seconds: float = Field(60.0, gt=0, description="how often the worker looks for escalations missing "
+                                                          "delivery rows (newest first, teacher notices included)")
+    recover_days: int = Field(7, ge=1, description="how far back recovery looks")
 
 
 class InsightsSettings(BaseModel):

@@ -48,6 +48,26 @@ class FolderResult:
         return [p for p in self.problems if p.severity == "warning"]
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases: a knowledge file never needs them, and a chain of
+    aliases (the "billion laughs") expands a few lines into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed in knowledge files; "
+                            "write each value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes repeated values out in full, so what we write reads back under `_NoAliasLoader`."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _split_front_matter(text: str) -> tuple[str, str] | None:
     lines = text.split("\n")
     if not lines or lines[0].strip() != "---":
@@ -87,7 +107,7 @@ def parse_text(text: str, path: str) -> tuple[KnowledgeEntry | None, list[Proble
         return None, [Problem(path, None, "no YAML front matter (the file must start with a '---' line and close it with another)")]
     head, body = split
     try:
-        meta = yaml.safe_load(head)
+        meta = yaml.load(head, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -148,10 +168,13 @@ def parse_file(path: Path, display: str | None = None) -> tuple[KnowledgeEntry |
     return parse_text(text, name)
 
 
-def _markdown_files(root: Path) -> list[Path]:
-    # os.walk without following links cannot loop; linked files are read once by real path.
+def _markdown_files(root: Path) -> tuple[list[Path], list[Problem]]:
+    # os.walk without following links cannot loop; linked files are read once by real path, and a
+    # link that leads out of the folder is refused (it would import whatever it points at).
     found: list[Path] = []
+    problems: list[Problem] = []
     seen: set[Path] = set()
+    base = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -163,10 +186,15 @@ def _markdown_files(root: Path) -> list[Path]:
             except (OSError, RuntimeError):
                 found.append(path)  # reported as unreadable by parse_file
                 continue
+            if not real.is_relative_to(base):
+                problems.append(Problem(str(path.relative_to(root)), None,
+                                        "symlink points outside the knowledge folder; refused (copy the file "
+                                        "into the folder instead)"))
+                continue
             if real not in seen:
                 seen.add(real)
                 found.append(path)
-    return found
+    return found, problems
 
 
 def load_folder(root: Path) -> FolderResult:
@@ -175,7 +203,9 @@ def load_folder(root: Path) -> FolderResult:
     if not root.is_dir():
         result.problems.append(Problem(str(root), None, "not a folder"))
         return result
-    for path in _markdown_files(root):
+    paths, refused = _markdown_files(root)
+    result.problems.extend(refused)
+    for path in paths:
         display = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         entry, problems = parse_file(path, display)
         result.problems.extend(problems)
@@ -206,5 +236,5 @@ def render_entry(entry: KnowledgeEntry) -> str:
     if entry.updated is not None:
         meta["updated"] = entry.updated
     meta.update(entry.extra)
-    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
+    head = yaml.dump(meta, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100)
     return f"---\n{head}---\n{entry.body}"

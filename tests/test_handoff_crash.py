@@ -66,8 +66,9 @@ def test_killed_mid_delivery_delivers_once_after_restart(tmp_path):
                                  detail={"text": text})
         delivery.listener.escalated(EscalationEvent(opened, text, Decision(Route.HELPDESK, Category.FAULT, "technical fault"),
                                                     [], "slack", "slack:C1:1.1"))
-        # A second escalation whose outbox rows were never written (the process died in between).
-        orphan = esc.open_or_add(target="helpdesk", reason="technical fault", category="fault", urgent=False,
+        # A second escalation whose outbox rows were never written (recorded by a process without the
+        # outbox as its escalations' writer, as an older version did).
+        orphan = Escalations(db).open_or_add(target="helpdesk", reason="technical fault", category="fault", urgent=False,
                                  memory_key="slack:C2:2.2", platform="slack", user_id="U2", summary="printer",
                                  detail={"text": "the printer in the library is jammed"})
         outbox = delivery.outbox

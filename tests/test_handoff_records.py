@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -347,3 +348,87 @@ def test_row_model_is_on_the_shared_base():
 
     assert {"escalations", "outbox"} <= set(Base.metadata.tables)
     assert EscalationRow.__table__.c.reply_to.nullable
+
+
+# -- the transactional outbox ----------------------------------------------------------------------
+
+class TeacherRecorder:
+    """A TeacherNotifier for Slack that records what the teacher would be told."""
+
+    platform = "slack"
+
+    def __init__(self) -> None:
+        self.told: list[Any] = []
+
+    def notify_teacher(self, notice: Any) -> dict[str, Any]:
+        self.told.append(notice)
+        return {"ok": True}
+
+
+def _wired(db: StateDB, tmp_path: Path, channel: Recorder, **outbox: Any):
+    from bot.handoff.outbox import OutboxWorker, TeacherChannel
+
+    esc = Escalations(db)
+    teacher = TeacherRecorder()
+    box = Outbox(db, [channel, TeacherChannel(teacher)], FAST.model_copy(update=outbox))
+    listener = OutboxListener(box, esc, ConversationMemory(db), Settings(data_dir=tmp_path, config_dir=CONFIG_DIR))
+    esc.add_writer(listener.write)
+    worker = OutboxWorker(box, on_start=listener.recover)
+    listener.wake = worker.wake
+    return esc, box, listener, worker, teacher
+
+
+def test_escalation_and_its_delivery_rows_are_one_transaction(db, tmp_path):
+    channel = Recorder()
+    esc, box, _listener, _worker, _teacher = _wired(db, tmp_path, channel)
+    opened = open_helpdesk(esc)
+    assert [(r.escalation_id, r.event, r.channel) for r in box.rows()] == [(opened.id, "opened", "rec")]
+    esc.add_detail(opened.id, {"text": "room 12"})
+    esc.claim(opened.id, "slack:U9", "Sam")
+    assert {(r.event, r.seq, r.channel) for r in box.rows()} == {
+        ("opened", 1, "rec"), ("updated", 2, "rec"), ("claimed", 1, "rec"), ("claimed", 1, "teacher:slack")}
+
+    # The outbox write failing rolls the escalation back with it: neither is recorded.
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("outbox table unavailable")
+
+    esc.add_writer(broken)
+    with pytest.raises(RuntimeError):
+        open_helpdesk(esc, key="slack:C2:2.2")
+    assert esc.open_for("slack:C2:2.2", "helpdesk") is None
+    with pytest.raises(RuntimeError):
+        esc.resolve(opened.id, "slack:U9", "Sam")
+    assert esc.get(opened.id).status == "claimed"
+    assert {r.event for r in box.rows()} == {"opened", "updated", "claimed"}
+
+
+def test_recovery_runs_while_the_worker_runs_newest_first_teacher_notices_included(db, tmp_path):
+    channel = Recorder()
+    esc, box, listener, worker, teacher = _wired(db, tmp_path, channel, recover_seconds=0.2)
+    # Recorded by a process without the outbox as writer (an older version): no rows at all.
+    bare = Escalations(db)
+    old = open_helpdesk(bare, text="the printer in lab 2 is jammed", key="slack:C3:3.3")
+    new = open_helpdesk(bare, text="the projector in room 12 shows no signal", key="slack:C4:4.4")
+    worker.start()
+    try:
+        wait_until(lambda: len(channel.delivered) == 2)
+        first = min(box.rows(), key=lambda r: r.id)
+        assert first.escalation_id == new.id  # newest first
+        # While the worker runs (no restart): a claim recorded without its rows, teacher notice included.
+        bare.claim(new.id, "slack:U9", "Sam")
+        wait_until(lambda: len(channel.delivered) == 3 and teacher.told)
+        time.sleep(0.5)  # a few more recovery rounds: nothing is written or sent twice
+    finally:
+        worker.stop(timeout=5)
+    assert sorted((i.escalation_id, i.event) for i in channel.delivered) == sorted(
+        [(old.id, "opened"), (new.id, "opened"), (new.id, "claimed")])
+    [notice] = teacher.told
+    assert notice.ticket == new.ticket and notice.kind == "claimed" and "Sam" in notice.text
+    assert listener.recover() == 0
+
+
+def wait_until(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -117,7 +117,8 @@ def build_delivery(settings: Settings, db: StateDB, escalations: Escalations, me
     outbox = Outbox(db, built.channels, settings.outbox)
     worker = OutboxWorker(outbox)
     listener = OutboxListener(outbox, escalations, memory, settings, wake=worker.wake)
-    worker.on_start = listener.recover
+    escalations.add_writer(listener.write)  # delivery rows are written in the escalation's own transaction
+    worker.on_start = listener.recover  # and, for anything recorded without them, recovered while running
     delivery = Delivery(outbox, listener, worker, built.problems)
     if start:
         worker.start()

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+# SIGTERM stops the process within this many seconds: half for answers in flight, half for handoff notices.
+STOP_SECONDS = 8.0
+
 if TYPE_CHECKING:  # the server (Bolt, aiohttp) loads only when the command runs, so `--help` stays quick
     from adapters.slack.server import SlackService
 
@@ -29,18 +32,23 @@ def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir:
           workers: int | None) -> None:
     """Serve the coach in Slack (DMs, @coach mentions, threads, /coach, /coach-kb)."""
     from adapters.cli import Context, runtime
-    from adapters.slack.server import SlackService, check_credentials
+    from adapters.slack.server import SlackService, api_url, check_credentials, verify_app_token
 
     ctx = click_ctx.ensure_object(Context)
     # Tokens are checked before the knowledge store and model load, so a typo fails in a second.
     credentials = check_credentials(ctx.settings)
     chosen = credentials.mode if mode == "auto" else mode
+    verified = False
+    if chosen == "socket" and credentials.app_token:
+        asyncio.run(verify_app_token(credentials.app_token, api_url(ctx.settings)))
+        verified = True
     rt = runtime(ctx)
     try:
-        service = SlackService(rt, host=host, port=port, mode=chosen, drafts_dir=drafts_dir, workers=workers)
+        service = SlackService(rt, host=host, port=port, mode=chosen, drafts_dir=drafts_dir, workers=workers,
+                               app_token_verified=verified)
         asyncio.run(_serve(service))
     finally:
-        rt.close()  # deliver handoff notices already due before the process exits
+        rt.close(flush_seconds=STOP_SECONDS / 2)  # deliver handoff notices already due, briefly
 
 
 async def _serve(service: SlackService) -> None:
@@ -55,12 +63,25 @@ async def _serve(service: SlackService) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C still raises KeyboardInterrupt
             pass
-    await service.start()
-    where = ("Socket Mode (no public URL needed)" if service.mode == "socket"
-             else f"HTTP, Request URL path /slack/events on {service.host}:{service.port}")
-    # One line on stderr that a person (and the tests) can wait for; no secrets in it.
-    print(f"coach: Slack ready as @{service.identity.get('user', '?')} via {where}", file=sys.stderr, flush=True)
+    # Start-up races the signal: SIGTERM or Ctrl-C while Slack is slow to answer still stops the process.
+    starting = asyncio.ensure_future(service.start())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        starting.result()  # a StartupError ends here, with exit 2
+        where = ("Socket Mode (no public URL needed)" if service.mode == "socket"
+                 else f"HTTP, Request URL path /slack/events on {service.host}:{service.port}")
+        # One line on stderr that a person (and the tests) can wait for; no secrets in it.
+        print(f"coach: Slack ready as @{service.identity.get('user', '?')} via {where}", file=sys.stderr, flush=True)
+        await stopping
     finally:
-        await service.stop()
+        stopping.cancel()
+        try:  # answers in flight get a bounded moment; the inbound queue's sweeper answers the rest later
+            await asyncio.wait_for(service.stop(), STOP_SECONDS / 2)
+        except asyncio.TimeoutError:
+            print("coach: stopped before every answer in flight was sent; they are answered after restart",
+                  file=sys.stderr, flush=True)

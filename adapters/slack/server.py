@@ -17,10 +17,12 @@ from typing import Literal
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler,
 )
@@ -98,11 +100,63 @@ async def verify_bot_token(client: AsyncWebClient) -> dict:
     return dict(resp.data) if isinstance(resp.data, dict) else {}
 
 
-def http_application(bolt: AsyncApp) -> web.Application:
-    """The aiohttp application: POST /slack/events to Bolt, GET /healthz for a load balancer."""
+def _problem(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+APP_TOKEN_TIMEOUT = 5.0  # seconds for apps.connections.open at start-up; a bad token fails well inside 15 s
+
+
+async def verify_app_token(app_token: str, base_url: str, *, session: aiohttp.ClientSession | None = None,
+                           timeout: float = APP_TOKEN_TIMEOUT) -> None:
+    """apps.connections.open once, with a timeout, so a revoked or mistyped SLACK_APP_TOKEN fails at start-up.
+
+    Without it the Socket Mode client retries a refused connection forever, and start-up never returns.
+    """
+    client = AsyncWebClient(base_url=base_url, session=session, timeout=max(int(timeout), 1))
+    try:
+        await asyncio.wait_for(client.apps_connections_open(app_token=app_token), timeout)
+    except SlackApiError as exc:
+        raise StartupError(f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}); create an app-level "
+                           "token with the connections:write scope (Basic Information, App-Level Tokens) and "
+                           "set it again") from None
+    except asyncio.TimeoutError:
+        raise StartupError(f"Slack did not answer apps.connections.open within {timeout:.0f} s, so SLACK_APP_TOKEN "
+                           "could not be checked; check the network, or COACH_SLACK_API_URL") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise StartupError(f"cannot reach the Slack Web API at {base_url} to check SLACK_APP_TOKEN "
+                           f"({type(exc).__name__}); check the network, or COACH_SLACK_API_URL") from None
+
+
+def http_application(bolt: AsyncApp, signing_secret: str) -> web.Application:
+    """The aiohttp application: POST /slack/events to Bolt, GET /healthz for a load balancer.
+
+    The signature is checked on the raw bytes before anything parses them: an unsigned request
+    gets 401 whatever its body, a signed but malformed one 400, a body over the limit 413
+    (aiohttp's `client_max_size`), and none of them reaches Bolt or the core.
+    """
+    verifier = SignatureVerifier(signing_secret)
 
     async def events(request: web.Request) -> web.Response:
-        bolt_resp = await bolt.async_dispatch(await to_bolt_request(request))
+        raw = await request.read()  # raises 413 past client_max_size
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        try:
+            signed = bool(timestamp and signature) and verifier.is_valid(raw, timestamp, signature)
+        except ValueError:  # a timestamp that is not a number
+            signed = False
+        if not signed:
+            return _problem(401, "invalid or missing Slack request signature")
+        try:
+            bolt_request = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+        except Exception as exc:  # Bolt parses the body here: any shape it cannot read is the sender's fault
+            log.warning("signed Slack request with a malformed body refused (%s)", type(exc).__name__)
+            return _problem(400, "malformed Slack request body")
+        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
+            log.warning("signed Slack request with an empty or non-object body refused")
+            return _problem(400, "malformed Slack request body")
+        bolt_resp = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_resp)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -118,8 +172,9 @@ class SlackService:
     """One running Slack adapter: built, checked, started and stopped in the same event loop."""
 
     def __init__(self, runtime: Runtime, *, host: str = "0.0.0.0", port: int = 3000, mode: Mode | None = None,
-                 drafts_dir: Path | None = None, workers: int | None = None) -> None:
+                 drafts_dir: Path | None = None, workers: int | None = None, app_token_verified: bool = False) -> None:
         self.runtime = runtime
+        self.app_token_verified = app_token_verified  # `coach serve slack` checks it before the model loads
         self.host, self.port = host, port
         self.credentials = check_credentials(runtime.settings)
         self.mode: Mode = mode or self.credentials.mode
@@ -162,11 +217,23 @@ class SlackService:
         # Every process sweeps the inbound queue: events a killed process acked but never answered.
         self.slack.bridge.start_sweeper()
         if self.mode == "socket":
+            if not self.app_token_verified:
+                try:
+                    await verify_app_token(self.credentials.app_token or "", base_url, session=self._session)
+                except StartupError:
+                    await self.stop()
+                    raise
             self._socket = AsyncSocketModeHandler(self.slack.bolt, app_token=self.credentials.app_token)
-            await self._socket.connect_async()
+            try:
+                await asyncio.wait_for(self._socket.connect_async(), APP_TOKEN_TIMEOUT)
+            except asyncio.TimeoutError:
+                await self.stop()
+                raise StartupError(f"the Socket Mode connection did not open within {APP_TOKEN_TIMEOUT:.0f} s; "
+                                   "check the network (outbound WebSocket to Slack)") from None
             log.info("Slack Socket Mode connected as %s", self.identity.get("user"))
             return
-        self._runner = web.AppRunner(http_application(self.slack.bolt), access_log=None)
+        web_app = http_application(self.slack.bolt, self.credentials.signing_secret or "")
+        self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:

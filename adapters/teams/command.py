@@ -13,11 +13,12 @@ import click
 def teams(port: int | None, host: str | None) -> None:
     """Serve the coach to Microsoft Teams on POST /api/messages (and GET /healthz)."""
     from adapters.cli import Context, err, runtime
-    from adapters.teams.server import EMULATOR, auth_mode, default_host, run
+    from adapters.teams.server import EMULATOR, auth_mode, check_host, default_host, run
 
     ctx = click.get_current_context().ensure_object(Context)
     settings = ctx.settings
     mode = auth_mode(settings.teams)  # a half-set registration fails here, before the model loads
+    check_host(mode, host or default_host(mode))  # and an unauthenticated public bot too
     rt = runtime(ctx)
     where = f"http://{host or default_host(mode)}:{port or settings.teams.port}/api/messages"
     if mode == EMULATOR:

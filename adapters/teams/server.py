@@ -9,12 +9,14 @@ machine, and says so with a WARNING.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import requests
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
@@ -108,6 +110,28 @@ async def _on_turn_error(turn_context: TurnContext, error: Exception) -> None:
             log.warning("could not tell the teacher about the failure", exc_info=True)
 
 
+# The Bot Framework and Azure AD sign their tokens with RSA keys published by key id.
+TOKEN_ALGORITHMS = frozenset({"RS256"})
+
+
+def token_problem(authorization: str) -> str | None:
+    """Why an Authorization header cannot carry a Bot Framework token (None when it might).
+
+    Only the shape is checked here: a bearer JWT signed with RS256 naming its key. `alg=none`,
+    HMAC-signed and garbage tokens are refused before the body is read or the SDK runs.
+    """
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "this bot requires a Bot Framework token (Authorization: Bearer ...)"
+    try:
+        header = jwt.get_unverified_header(token.strip())
+    except jwt.PyJWTError:
+        return "the Authorization header is not a JWT"
+    if header.get("alg") not in TOKEN_ALGORITHMS or not header.get("kid"):
+        return f"token algorithm {str(header.get('alg'))[:20]!r} or key id not accepted"
+    return None
+
+
 def _problem(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
@@ -115,9 +139,13 @@ def _problem(status: int, reason: str) -> web.Response:
 async def _messages(request: web.Request) -> web.StreamResponse:
     """POST /api/messages: check the body, then hand it to the SDK (which authenticates it)."""
     app = request.app
-    if app[MODE_KEY] == AUTHENTICATED and not request.headers.get("Authorization"):
-        # Nothing about the body is told to a caller without a token.
-        return _problem(401, "unauthorized: this bot requires a Bot Framework token (Authorization: Bearer ...)")
+    if app[MODE_KEY] == AUTHENTICATED:
+        # Nothing about the body is told to a caller without a plausible token. The SDK verifies the
+        # signature after reading the activity (it checks the token's serviceUrl claim against it).
+        problem = token_problem(request.headers.get("Authorization", ""))
+        if problem:
+            log.warning("Teams request refused: %s", problem)
+            return _problem(401, f"unauthorized: {problem}")
     if "application/json" not in request.headers.get("Content-Type", ""):
         return _problem(415, "Content-Type must be application/json (a Bot Framework activity)")
     raw = await request.read()
@@ -133,8 +161,13 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     except web.HTTPUnauthorized:
         return _problem(401, "unauthorized: this bot requires a valid Bot Framework token "
                              "(Authorization: Bearer ...)")
-    except (PermissionError, jwt.PyJWTError):  # a token that is not even a JWT fails in PyJWT, before the SDK's check
+    except (PermissionError, KeyError, jwt.PyJWTError):  # PyJWT, or no signing key with the token's kid
+        log.warning("Teams request refused: the Bot Framework token was not accepted")
         return _problem(401, "unauthorized: the Bot Framework token was not accepted")
+    except requests.RequestException as exc:  # the Bot Framework's signing keys could not be fetched
+        log.warning("Teams request not authenticated: cannot fetch the Bot Framework signing keys (%s)",
+                    type(exc).__name__)
+        return _problem(503, "cannot verify the token right now; try again")
     return response if response is not None else web.Response(status=201)
 
 
@@ -197,11 +230,32 @@ def default_host(mode: str) -> str:
     return "127.0.0.1" if mode == EMULATOR else "0.0.0.0"
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
+
+
+def check_host(mode: str, host: str) -> None:
+    """Emulator mode is unauthenticated, so it listens on loopback only; anything else is a start-up error."""
+    if mode == EMULATOR and not is_loopback(host):
+        raise StartupError(
+            f"refusing to listen on {host} in local emulator mode: requests would not be authenticated. "
+            "Set MicrosoftAppId and MicrosoftAppPassword (and MicrosoftAppTenantId for a single-tenant app) "
+            "from the Azure Bot registration, or listen on 127.0.0.1 for the Bot Framework Emulator")
+
+
 def run(runtime: Runtime, *, host: str | None = None, port: int | None = None) -> None:
     """Serve until interrupted (what `coach serve teams` calls)."""
-    app = build_app(runtime)
-    mode = app[MODE_KEY]
+    mode = auth_mode(runtime.settings.teams)
     host = host or default_host(mode)
+    check_host(mode, host)
+    app = build_app(runtime)
     port = port or runtime.settings.teams.port
     log.info("Teams endpoint listening on http://%s:%d/api/messages (%s mode)", host, port, mode)
     web.run_app(app, host=host, port=port, print=None, access_log=None)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, inspect, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.state.database import Base, StateDB, aware, utcnow
 
@@ -67,6 +67,10 @@ class EscalationRow(Base):
         return self.resolved_by_name or self.resolved_by
 
 
+# Called inside the transaction that changed an escalation: (session, row, event, seq).
+Writer = Callable[[Session, "EscalationRow", str, int], None]
+
+
 @dataclass(frozen=True)
 class Transition:
     """A claim or resolve that changed an escalation; `row` is the record after the change."""
@@ -93,7 +97,17 @@ class Escalations:
 
     def __init__(self, db: StateDB) -> None:
         self.db = db
+        self._writers: list[Writer] = []
         add_missing_columns(db.engine, EscalationRow)
+
+    def add_writer(self, writer: Writer) -> None:
+        """Run `writer(session, row, event, seq)` inside every transaction that opens, adds to, claims or
+        resolves an escalation (the outbox writes its delivery rows there): both are committed, or neither."""
+        self._writers.append(writer)
+
+    def _written(self, session: Session, row: EscalationRow, event: str, seq: int) -> None:
+        for writer in self._writers:
+            writer(session, row, event, seq)
 
     def open_or_add(self, *, target: str, reason: str, category: str, urgent: bool, memory_key: str,
                     platform: str, user_id: str, summary: str, detail: dict[str, Any],
@@ -122,6 +136,7 @@ class Escalations:
                 row.urgent = row.urgent or urgent
                 row.updated_at = now
             s.flush()
+            self._written(s, row, "opened" if created else "updated", 1 if created else len(row.details))
             return Opened(row.id, row.ticket, row.target, row.reason, row.urgent, created)
 
     def get(self, escalation_id: int) -> EscalationRow | None:
@@ -167,6 +182,7 @@ class Escalations:
             row.details = [*row.details, detail]
             row.updated_at = utcnow()
             s.flush()
+            self._written(s, row, "updated", len(row.details))
             return row
 
     def claim(self, escalation_id: int, user_id: str, user_name: str | None = None) -> Transition | None:
@@ -198,6 +214,7 @@ class Escalations:
                 return None
             s.flush()
             s.refresh(before)
+            self._written(s, before, "claimed" if action == "claim" else "resolved", 1)
             return Transition(action, previous, before)
 
 

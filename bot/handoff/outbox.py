@@ -25,6 +25,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,11 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.handoff.escalations import ACTIVE, EscalationRow, Escalations
+from bot.compose import replies
+from bot.handoff.escalations import EscalationRow, Escalations
 from bot.state.database import aware
 from bot.handoff.context import build_context
+from bot.outbound import outbound
 from bot.settings import OutboxSettings, Settings
 from bot.state.database import Base, StateDB, utcnow
 from bot.state.memory import ConversationMemory
@@ -231,22 +234,42 @@ class Outbox:
         """Write one pending row per channel; a row whose key exists already is left alone (idempotent)."""
         if not channels:
             return []
-        keys = {idempotency_key(escalation, event, seq, c): c for c in channels}
         for _ in range(3):  # a concurrent writer of the same key loses the race cleanly, then we re-read
             try:
                 with self.db.session() as s:
-                    existing = set(s.scalars(select(OutboxRow.key).where(OutboxRow.key.in_(list(keys)))).all())
-                    now = self.clock()
-                    rows = [OutboxRow(key=k, escalation_id=escalation.id, ticket=escalation.ticket, event=event,
-                                      seq=seq, channel=c, payload=payload, status=PENDING, attempts=0,
-                                      next_attempt_at=now, created_at=now, updated_at=now)
-                            for k, c in keys.items() if k not in existing]
-                    s.add_all(rows)
-                    s.flush()
-                    return [r.id for r in rows]
+                    return self.add_rows(s, escalation, event, seq, [(c, payload) for c in channels])
             except IntegrityError:
                 continue
         return []
+
+    def enqueue_many(self, escalation: EscalationRow, event: str, seq: int,
+                     deliveries: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        """`add_rows` in a transaction of its own (idempotent, like `enqueue`)."""
+        if not deliveries:
+            return []
+        for _ in range(3):
+            try:
+                with self.db.session() as s:
+                    return self.add_rows(s, escalation, event, seq, deliveries)
+            except IntegrityError:
+                continue
+        return []
+
+    def add_rows(self, session: Session, escalation: EscalationRow, event: str, seq: int,
+                 deliveries: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Add pending rows (channel, payload) in the caller's transaction, skipping keys already written."""
+        keys = {idempotency_key(escalation, event, seq, c): (c, payload) for c, payload in deliveries}
+        if not keys:
+            return []
+        existing = set(session.scalars(select(OutboxRow.key).where(OutboxRow.key.in_(list(keys)))).all())
+        now = self.clock()
+        rows = [OutboxRow(key=k, escalation_id=escalation.id, ticket=escalation.ticket, event=event, seq=seq,
+                          channel=c, payload=payload, status=PENDING, attempts=0, next_attempt_at=now,
+                          created_at=now, updated_at=now)
+                for k, (c, payload) in keys.items() if k not in existing]
+        session.add_all(rows)
+        session.flush()
+        return [r.id for r in rows]
 
     # -- draining --------------------------------------------------------------------------------
 
@@ -336,7 +359,8 @@ class Outbox:
                                                       OutboxRow.event == "opened")).first()
             return OutboxItem(
                 id=r.id, key=r.key, escalation_id=r.escalation_id, ticket=r.ticket, event=r.event, seq=r.seq,
-                channel=r.channel, payload=r.payload or {}, attempt=r.attempts, created_at=aware(r.created_at),
+                # The one point every delivery passes: nothing invisible (bidi overrides) leaves the machine.
+                channel=r.channel, payload=outbound(r.payload or {}), attempt=r.attempts, created_at=aware(r.created_at),
                 first=None if first is None else {"key": first.key, "status": first.status, "receipt": first.receipt})
 
     def _deliver_one(self, item: OutboxItem) -> str:
@@ -453,60 +477,116 @@ class OutboxListener:
             names = [c.name for c in chans if "integrator" in c.targets]
         return names
 
+    def write(self, session: Session, row: EscalationRow, event: str, seq: int) -> None:
+        """The Escalations writer: delivery rows for this change, in the transaction that made it."""
+        self.outbox.add_rows(session, row, event, seq, self.deliveries(row, event, seq))
+
+    def deliveries(self, row: EscalationRow, event: str, seq: int,
+                   history: Sequence[Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(channel, payload) for every channel that takes this event, and the teacher's notice for a claim or resolve."""
+        channels = self.route(row.target, event)
+        notice = self._teacher_notice(row, event)
+        if not channels and notice is None:
+            return []
+        if history is None:
+            history = self.memory.history(row.memory_key)
+        detail = None
+        if event == "updated" and 0 < seq <= len(row.details or []):
+            detail = (row.details[seq - 1] or {}).get("text")
+        context = build_context(row, history, self.settings, event=event, new_detail=detail)
+        out = [(c, {"context": context.as_dict()}) for c in channels]
+        if notice is not None:
+            out.append(notice)
+        return out
+
+    def _tells_teacher(self, row: EscalationRow) -> bool:
+        """A chat platform's bot process (or this process's notifier) can tell the teacher later."""
+        return TEACHER_PREFIX + row.platform in self.outbox.channels or row.platform in CHAT_PLATFORMS
+
+    def _teacher_notice(self, row: EscalationRow, event: str) -> tuple[str, dict[str, Any]] | None:
+        if event not in ("claimed", "resolved"):
+            return None
+        channel = TEACHER_PREFIX + row.platform
+        if not self._tells_teacher(row):
+            log.info("%s %s: no notifier for %s teachers; the teacher is not told", row.ticket, event, row.platform)
+            return None
+        if event == "claimed":
+            text = replies.handoff_claimed(row.ticket, row.target, row.category, row.claimed_by_name, self.settings)
+        else:
+            text = replies.handoff_resolved(row.ticket, row.target, row.category, row.resolved_by_name, self.settings)
+        reply_to = row.reply_to or {}
+        notice = TeacherNotice(
+            platform=row.platform, conversation_id=str(reply_to.get("conversation_id") or ""),
+            thread_id=reply_to.get("thread_id"), user_id=row.user_id, text=text, ticket=row.ticket, kind=event,
+            platform_ref=dict(reply_to.get("platform_ref") or {}), memory_key=row.memory_key)
+        return channel, {"notice": notice.as_dict()}
+
     def escalated(self, event: EscalationEvent) -> None:
-        """A turn opened an escalation, or added details to the open one."""
+        """A turn opened an escalation, or added to it: its rows were written with it; deliver now."""
         row = self.escalations.get(event.opened.id)
         if row is None:
             raise LookupError(f"escalation {event.opened.id} is not in the state database")
         kind = "opened" if event.opened.created else "updated"
         seq = 1 if event.opened.created else len(row.details or [])
-        context = build_context(row, event.history, self.settings, event=kind,
-                                new_detail=None if event.opened.created else event.message_text)
-        self.outbox.enqueue(row, kind, seq, self.route(row.target, kind), {"context": context.as_dict()})
+        # Idempotent: with this listener registered as the escalations' writer the rows exist already.
+        self.outbox.enqueue_many(row, kind, seq, self.deliveries(row, kind, seq, history=event.history))
         self.wake()
 
     def status_changed(self, event: EscalationStatusEvent) -> None:
-        """Someone claimed or resolved an escalation: tell the channels that track it, and the teacher."""
+        """Someone claimed or resolved an escalation: the channels that track it, and the teacher, are told."""
         row = event.transition.row
         kind = "claimed" if event.transition.action == "claim" else "resolved"
-        context = build_context(row, event.history, self.settings, event=kind)
-        self.outbox.enqueue(row, kind, 1, self.route(row.target, kind), {"context": context.as_dict()})
-        channel = TEACHER_PREFIX + row.platform
-        if event.teacher_text and (channel in self.outbox.channels or row.platform in CHAT_PLATFORMS):
-            reply_to = row.reply_to or {}
-            notice = TeacherNotice(
-                platform=row.platform, conversation_id=str(reply_to.get("conversation_id") or ""),
-                thread_id=reply_to.get("thread_id"), user_id=row.user_id, text=event.teacher_text,
-                ticket=row.ticket, kind=kind, platform_ref=dict(reply_to.get("platform_ref") or {}),
-                memory_key=row.memory_key)
-            self.outbox.enqueue(row, kind, 1, [channel], {"notice": notice.as_dict()})
-        elif event.teacher_text:
-            log.info("%s %s: no notifier for %s teachers; the teacher is not told", row.ticket, kind, row.platform)
+        self.outbox.enqueue_many(row, kind, 1, self.deliveries(row, kind, 1, history=event.history))
         self.wake()
 
-    def recover(self, *, days: int = 7, limit: int = 500) -> int:
-        """Write rows a crash between 'escalation recorded' and 'outbox written' left out; returns how many."""
-        since = utcnow() - timedelta(days=days)
+    def recover(self, *, days: int | None = None, page: int = 200) -> int:
+        """Write the delivery rows any escalation is missing; returns how many.
+
+        Newest first, every escalation changed in the last `days` (settings.outbox.recover_days), teacher
+        notices included. With the rows written in the escalation's own transaction this finds nothing,
+        unless a process of an older version (or one without this listener) recorded the escalation.
+        """
+        since = utcnow() - timedelta(days=days or self.outbox.settings.recover_days)
         written = 0
-        with self.escalations.db.session() as s:
-            rows = list(s.scalars(select(EscalationRow).where(EscalationRow.status.in_(ACTIVE),
-                                                               EscalationRow.created_at >= since)
-                                  .order_by(EscalationRow.id).limit(limit)).all())
-            have = {(r.escalation_id, r.event, r.seq, r.channel) for r in s.scalars(select(OutboxRow).where(
-                OutboxRow.escalation_id.in_([r.id for r in rows]))).all()} if rows else set()
-        for row in rows:
-            wanted = [("opened", 1)] + [("updated", n) for n in range(2, len(row.details or []) + 1)]
-            for kind, seq in wanted:
-                missing = [c for c in self.route(row.target, kind) if (row.id, kind, seq, c) not in have]
-                if not missing:
-                    continue
-                history = self.memory.history(row.memory_key)
-                detail = row.details[seq - 1].get("text") if kind == "updated" else None
-                context = build_context(row, history, self.settings, event=kind, new_detail=detail)
-                written += len(self.outbox.enqueue(row, kind, seq, missing, {"context": context.as_dict()}))
+        before_id: int | None = None
+        while True:
+            query = (select(EscalationRow).where(EscalationRow.updated_at >= since)
+                     .order_by(EscalationRow.id.desc()).limit(page))
+            if before_id is not None:
+                query = query.where(EscalationRow.id < before_id)
+            with self.escalations.db.session() as s:
+                rows = list(s.scalars(query).all())
+                have = {(r.escalation_id, r.event, r.seq, r.channel) for r in s.scalars(select(OutboxRow).where(
+                    OutboxRow.escalation_id.in_([r.id for r in rows]))).all()} if rows else set()
+            if not rows:
+                break
+            before_id = rows[-1].id
+            for row in rows:
+                written += self._recover_one(row, have)
         if written:
             log.warning("outbox recovery wrote %d missing delivery row(s)", written)
             self.wake()
+        return written
+
+    def _recover_one(self, row: EscalationRow, have: set[tuple[int, str, int, str]]) -> int:
+        wanted = [("opened", 1)] + [("updated", n) for n in range(2, len(row.details or []) + 1)]
+        if row.claimed_at is not None:
+            wanted.append(("claimed", 1))
+        if row.status == "resolved":
+            wanted.append(("resolved", 1))
+        written = 0
+        history = None
+        for kind, seq in wanted:
+            channels = self.route(row.target, kind)
+            if kind in ("claimed", "resolved") and self._tells_teacher(row):
+                channels = [*channels, TEACHER_PREFIX + row.platform]
+            if all((row.id, kind, seq, c) in have for c in channels):
+                continue
+            if history is None:
+                history = self.memory.history(row.memory_key)
+            missing = [(c, p) for c, p in self.deliveries(row, kind, seq, history=history)
+                       if (row.id, kind, seq, c) not in have]
+            written += len(self.outbox.enqueue_many(row, kind, seq, missing))
         return written
 
 
@@ -516,10 +596,13 @@ class OutboxWorker:
     """Drains the outbox in a daemon thread: at once when woken, else when the next row falls due."""
 
     def __init__(self, outbox: Outbox, *, poll_seconds: float | None = None,
-                 on_start: Callable[[], Any] | None = None) -> None:
+                 on_start: Callable[[], Any] | None = None, recover_seconds: float | None = None) -> None:
         self.outbox = outbox
         self.poll_seconds = poll_seconds or outbox.settings.poll_seconds
+        # Recovery (`on_start`) runs at start and then every `recover_seconds` while the worker runs.
         self.on_start = on_start
+        self.recover_seconds = recover_seconds or outbox.settings.recover_seconds
+        self._recovered_at = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush = False
@@ -553,14 +636,20 @@ class OutboxWorker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _recover(self) -> None:
+        if self.on_start is None or time.monotonic() - self._recovered_at < self.recover_seconds:
+            return
+        self._recovered_at = time.monotonic()
+        try:
+            self.on_start()
+        except Exception:  # the database may be down for a moment; the next round tries again
+            log.exception("outbox recovery failed; continuing with delivery")
+
     def _run(self) -> None:
-        if self.on_start is not None:
-            try:
-                self.on_start()
-            except Exception:
-                log.exception("outbox start-up recovery failed; continuing with delivery")
         while not (self._stop.is_set() and not self._flush):
             self._wake.clear()
+            if not self._stop.is_set():
+                self._recover()
             try:
                 report = self.outbox.deliver_due()
                 self.report.add(report)
@@ -568,7 +657,7 @@ class OutboxWorker:
                     continue  # there may be more due right now
                 if self._stop.is_set():
                     break  # flushed: nothing more is due
-                wait = self.poll_seconds
+                wait = min(self.poll_seconds, max(self._recovered_at + self.recover_seconds - time.monotonic(), 0.05))
                 due = self.outbox.next_due()
                 if due is not None:
                     wait = min(wait, max((due - utcnow()).total_seconds(), 0.05))
