@@ -191,7 +191,9 @@ class TeamsChannel:
         if item.event == "opened":
             self._channel_reference()
             text = context.channel_text() + f"\n\nTo take it: `coach handoffs claim {context.ticket}` (the teacher is told)."
-            card = handoff_card(text, context.escalation_id, "open")
+            if context.notice_only:  # a safeguarding concern: the lead acts on it, not this channel
+                text = context.channel_text()
+            card = handoff_card(text, context.escalation_id, "notice" if context.notice_only else "open")
             # The receipt's activity_id is what claimed/resolved redraw, and what updates thread under.
             return {"activity_id": _send_card(self.notifier, channel_key(self.channel_id), card, context.subject())}
         if item.event == "updated":
@@ -211,7 +213,8 @@ class TeamsChannel:
 
     def _redraw(self, activity_id: str, context: HandoffContext) -> dict[str, Any] | None:
         """Update the posted card to the context's status; None when Teams says it cannot be updated."""
-        card = handoff_card(context.channel_text(), context.escalation_id, context.status)
+        card = handoff_card(context.channel_text(), context.escalation_id,
+                            "notice" if context.notice_only else context.status)
         # The root post lives in the channel itself (not "<channel>;messageid=..."): update it there.
         reference = self._channel_reference()
         try:

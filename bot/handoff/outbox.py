@@ -36,7 +36,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.handoff.escalations import ACTIVE, EscalationRow, Escalations
 from bot.state.database import aware
-from bot.handoff.context import build_context
+from bot.handoff.context import build_context, concern_notice
 from bot.settings import OutboxSettings, Settings
 from bot.state.database import Base, StateDB, utcnow
 from bot.state.memory import ConversationMemory
@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 STATUSES = (PENDING, SENDING, DELIVERED, FAILED)
 TEACHER_PREFIX = "teacher:"
+# Delivery targets beyond the escalation targets (helpdesk, integrator): the safeguarding lead and deputy.
+SAFEGUARDING_LEAD = "safeguarding"
+SAFEGUARDING_DEPUTY = "safeguarding_deputy"
+SAFEGUARDING_CATEGORY = "safeguarding"
 # Platforms whose teachers can be told later by a bot process even if this process has no notifier.
 CHAT_PLATFORMS = frozenset({"slack", "teams"})
 
@@ -453,6 +457,41 @@ class OutboxListener:
             names = [c.name for c in chans if "integrator" in c.targets]
         return names
 
+    def safeguarding_channels(self) -> list[str]:
+        """The channels that reach the safeguarding lead (empty: nobody can be told automatically)."""
+        return self.route(SAFEGUARDING_LEAD, "opened")
+
+    def reaches(self, target: str) -> list[str]:
+        """Channels an escalation with this target (or `safeguarding`) is delivered to when opened."""
+        return self.safeguarding_channels() if target == SAFEGUARDING_LEAD else self.route(target, "opened")
+
+    def _enqueue_event(self, row: EscalationRow, kind: str, seq: int, history: Sequence[Any],
+                       new_detail: str | None = None, channels: Sequence[str] | None = None) -> list[int]:
+        """Write the rows of one escalation event; a safeguarding concern's account goes to the lead alone.
+
+        The lead's channels get the full, unmasked account (they need it to act); every shared
+        channel (integrators, helpdesk, webhook) gets only a one-line notice that the concern
+        exists and where it went, and no updates. `channels` limits the rows to those (recovery).
+        """
+        def only(names: list[str]) -> list[str]:
+            return names if channels is None else [c for c in names if c in channels]
+
+        if row.category != SAFEGUARDING_CATEGORY:
+            context = build_context(row, history, self.settings, event=kind, new_detail=new_detail)
+            return self.outbox.enqueue(row, kind, seq, only(self.route(row.target, kind)), {"context": context.as_dict()})
+        written: list[int] = []
+        lead = self.route(SAFEGUARDING_LEAD, kind)
+        if lead:
+            unmasked = self.settings.model_copy(update={"handoff": self.settings.handoff.model_copy(
+                update={"mask_transcripts": False})})
+            full = build_context(row, history, unmasked, event=kind, new_detail=new_detail)
+            written += self.outbox.enqueue(row, kind, seq, only(lead), {"context": full.as_dict()})
+        if kind != "updated":
+            notice = concern_notice(row, self.settings, event=kind, passed_on=bool(self.safeguarding_channels()))
+            written += self.outbox.enqueue(row, kind, seq, only(self.route(row.target, kind)),
+                                           {"context": notice.as_dict()})
+        return written
+
     def escalated(self, event: EscalationEvent) -> None:
         """A turn opened an escalation, or added details to the open one."""
         row = self.escalations.get(event.opened.id)
@@ -460,17 +499,14 @@ class OutboxListener:
             raise LookupError(f"escalation {event.opened.id} is not in the state database")
         kind = "opened" if event.opened.created else "updated"
         seq = 1 if event.opened.created else len(row.details or [])
-        context = build_context(row, event.history, self.settings, event=kind,
-                                new_detail=None if event.opened.created else event.message_text)
-        self.outbox.enqueue(row, kind, seq, self.route(row.target, kind), {"context": context.as_dict()})
+        self._enqueue_event(row, kind, seq, event.history, None if event.opened.created else event.message_text)
         self.wake()
 
     def status_changed(self, event: EscalationStatusEvent) -> None:
         """Someone claimed or resolved an escalation: tell the channels that track it, and the teacher."""
         row = event.transition.row
         kind = "claimed" if event.transition.action == "claim" else "resolved"
-        context = build_context(row, event.history, self.settings, event=kind)
-        self.outbox.enqueue(row, kind, 1, self.route(row.target, kind), {"context": context.as_dict()})
+        self._enqueue_event(row, kind, 1, event.history)
         channel = TEACHER_PREFIX + row.platform
         if event.teacher_text and (channel in self.outbox.channels or row.platform in CHAT_PLATFORMS):
             reply_to = row.reply_to or {}
@@ -497,13 +533,15 @@ class OutboxListener:
         for row in rows:
             wanted = [("opened", 1)] + [("updated", n) for n in range(2, len(row.details or []) + 1)]
             for kind, seq in wanted:
-                missing = [c for c in self.route(row.target, kind) if (row.id, kind, seq, c) not in have]
+                routed = self.route(row.target, kind)
+                if row.category == SAFEGUARDING_CATEGORY:
+                    routed = self.route(SAFEGUARDING_LEAD, kind) + ([] if kind == "updated" else routed)
+                missing = [c for c in routed if (row.id, kind, seq, c) not in have]
                 if not missing:
                     continue
                 history = self.memory.history(row.memory_key)
                 detail = row.details[seq - 1].get("text") if kind == "updated" else None
-                context = build_context(row, history, self.settings, event=kind, new_detail=detail)
-                written += len(self.outbox.enqueue(row, kind, seq, missing, {"context": context.as_dict()}))
+                written += len(self._enqueue_event(row, kind, seq, history, detail, channels=missing))
         if written:
             log.warning("outbox recovery wrote %d missing delivery row(s)", written)
             self.wake()
