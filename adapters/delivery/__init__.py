@@ -127,8 +127,10 @@ def _person_channels(settings: Settings, db: StateDB, person: SafeguardingTarget
             from adapters.teams.references import ReferenceStore
 
             bot_id = f"28:{settings.teams.app_id}" if settings.teams.app_id else None
-            found.append(TeamsChannel(TeamsNotifier.from_settings(settings, db), ReferenceStore(db), person.teams,
-                                      service_url=settings.teams_channel.service_url, bot_id=bot_id))
+            private = TeamsChannel(TeamsNotifier.from_settings(settings, db), ReferenceStore(db), person.teams,
+                                   service_url=settings.teams_channel.service_url, bot_id=bot_id)
+            private.with_transcript = True
+            found.append(private)
         except Exception as exc:  # a half-configured Teams registration
             out.problems.append(f"{setting}.teams: {exc}")
     for channel in found:
