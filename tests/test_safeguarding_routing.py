@@ -176,3 +176,38 @@ def test_teams_lead_chat_gets_the_account_and_the_teams_channel_one_line(make_ru
     shared = json.dumps([r.body for r in connector.messages(channel)])
     assert f"passed to the safeguarding lead ({ticket})" in shared and leaked(shared) == []
     assert '"Claim"' not in shared
+
+
+def test_an_unclaimed_concern_goes_to_the_deputy_once_and_a_claimed_one_does_not(make_runtime):
+    from datetime import timedelta
+
+    from bot.state.database import utcnow
+
+    with SmtpSink() as smtp:
+        email = {"host": "127.0.0.1", "port": smtp.port, "starttls": False, "from_addr": "coach@school.example"}
+        people = {"target": {"email": "dsl@school.example"}, "deputy": {"email": "deputy@school.example"}}
+        # The running worker sends it on its own once the (here very short) time has passed.
+        runtime = make_runtime(email=email, safeguarding={**people, "deputy_after_minutes": 0.01})
+        runtime.coach.handle(message(DISCLOSURE))
+        mails = poll(lambda: len(smtp.messages) >= 2 and smtp.messages, 10.0, "the lead's and the deputy's e-mails")
+        [deputy] = [m for m in mails if m["To"] == "deputy@school.example"]
+        body = deputy.get_content()
+        assert "stepdad" in body and "Maya" in body and "as the deputy safeguarding lead" in body
+        assert [m["To"] for m in mails].count("dsl@school.example") == 1
+        runtime.close(flush_seconds=1)
+
+        # Thirty minutes: an unclaimed concern goes on; a claimed one does not; neither twice.
+        runtime = make_runtime(email=email, safeguarding={**people, "deputy_after_minutes": 30})
+        listener = runtime.delivery.listener
+        waiting = runtime.coach.handle(InboundMessage(platform="slack", conversation_id="C0THIRD", user_id="U0T3",
+                                                     text=DISCLOSURE)).handoff.ticket
+        claimed = runtime.coach.handle(InboundMessage(platform="slack", conversation_id="C0OTHER", user_id="U0T2",
+                                                     text=DISCLOSURE)).handoff.ticket
+        esc = runtime.coach.escalations
+        esc.claim(esc.get_by_ticket(claimed).id, "cli:dsl", "Ms Okafor")
+        assert listener.escalate_unclaimed(now=utcnow() + timedelta(minutes=29)) == 0
+        assert listener.escalate_unclaimed(now=utcnow() + timedelta(minutes=31)) == 1
+        assert listener.escalate_unclaimed(now=utcnow() + timedelta(minutes=45)) == 0
+        rows = runtime.delivery.outbox.rows()
+        to_deputy = [r.ticket for r in rows if r.channel == "safeguarding_deputy_email"]
+        assert to_deputy.count(waiting) == 1 and claimed not in to_deputy

@@ -167,6 +167,7 @@ def build_delivery(settings: Settings, db: StateDB, escalations: Escalations, me
     worker = OutboxWorker(outbox)
     listener = OutboxListener(outbox, escalations, memory, settings, wake=worker.wake)
     worker.on_start = listener.recover
+    worker.on_poll = listener.escalate_unclaimed
     delivery = Delivery(outbox, listener, worker, built.problems)
     if start:
         worker.start()

@@ -190,6 +190,8 @@ def handoff_claimed(ticket: str, target: str, category: str, who: str | None, se
     person = f"{who} from {team}" if who else f"someone from {team}"
     if category == Category.SAFEGUARDING:
         sg = settings.safeguarding
+        # The safeguarding lead acts on a concern, not the integrators' team.
+        person = who or sg.contact_name
         return (f"{person[0].upper()}{person[1:]} has picked up the concern you raised (ref {ticket}) and will be in touch. "
                 f"If you haven't yet, please follow {sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today.")
     return (f"Good news: {person} has picked up your request (ref {ticket}) and will be in touch "

@@ -25,8 +25,9 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -520,6 +521,41 @@ class OutboxListener:
             log.info("%s %s: no notifier for %s teachers; the teacher is not told", row.ticket, kind, row.platform)
         self.wake()
 
+    def escalate_unclaimed(self, *, now: datetime | None = None) -> int:
+        """Safeguarding concerns nobody claimed within `deputy_after_minutes` go to the deputy too, once.
+
+        The ladder student-safety systems use: the lead first, then a second person, so one absence
+        cannot leave a concern unread. Returns the rows written (idempotent: a key is written once).
+        """
+        sg = self.settings.safeguarding
+        deputy = self.route(SAFEGUARDING_DEPUTY, "opened")
+        if not deputy or sg.deputy_after_minutes <= 0:
+            return 0
+        now = now or utcnow()
+        due = now - timedelta(minutes=sg.deputy_after_minutes)
+        with self.escalations.db.session() as s:
+            rows = list(s.scalars(select(EscalationRow).where(
+                EscalationRow.category == SAFEGUARDING_CATEGORY, EscalationRow.status == "open",
+                EscalationRow.created_at <= due, EscalationRow.created_at >= now - timedelta(days=7))
+                .order_by(EscalationRow.id).limit(100)).all())
+            sent = {r for r in s.scalars(select(OutboxRow.escalation_id).where(
+                OutboxRow.escalation_id.in_([r.id for r in rows]), OutboxRow.channel.in_(deputy)))} if rows else set()
+        written = 0
+        unmasked = self.settings.model_copy(update={"handoff": self.settings.handoff.model_copy(
+            update={"mask_transcripts": False})})
+        for row in rows:
+            if row.id in sent:
+                continue
+            context = build_context(row, self.memory.history(row.memory_key), unmasked, event="opened")
+            note = (f"Nobody has claimed this concern {int(sg.deputy_after_minutes)} minutes after it was raised, "
+                    "so it comes to you as the deputy safeguarding lead.")
+            context = replace(context, status_line=note)
+            written += len(self.outbox.enqueue(row, "opened", 1, deputy, {"context": context.as_dict()}))
+            log.warning("%s not claimed after %s minutes: sent to the deputy", row.ticket, sg.deputy_after_minutes)
+        if written:
+            self.wake()
+        return written
+
     def recover(self, *, days: int = 7, limit: int = 500) -> int:
         """Write rows a crash between 'escalation recorded' and 'outbox written' left out; returns how many."""
         since = utcnow() - timedelta(days=days)
@@ -554,10 +590,12 @@ class OutboxWorker:
     """Drains the outbox in a daemon thread: at once when woken, else when the next row falls due."""
 
     def __init__(self, outbox: Outbox, *, poll_seconds: float | None = None,
-                 on_start: Callable[[], Any] | None = None) -> None:
+                 on_start: Callable[[], Any] | None = None, on_poll: Callable[[], Any] | None = None) -> None:
         self.outbox = outbox
         self.poll_seconds = poll_seconds or outbox.settings.poll_seconds
         self.on_start = on_start
+        self.on_poll = on_poll  # periodic work beside delivery (the safeguarding deputy ladder)
+        self._polled = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush = False
@@ -599,6 +637,12 @@ class OutboxWorker:
                 log.exception("outbox start-up recovery failed; continuing with delivery")
         while not (self._stop.is_set() and not self._flush):
             self._wake.clear()
+            if self.on_poll is not None and time.monotonic() - self._polled >= self.poll_seconds:
+                self._polled = time.monotonic()
+                try:
+                    self.on_poll()
+                except Exception:
+                    log.exception("outbox periodic check failed; continuing with delivery")
             try:
                 report = self.outbox.deliver_due()
                 self.report.add(report)
