@@ -205,6 +205,7 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
     """LLM mode: the model writes replies (templates as fallback) and, if asked, helps triage."""
     # Imported here so template mode never loads the openai SDK.
     from bot.compose.llm import ChatModel, LLMComposer, LLMConfigError
+    from bot.privacy.masker import Masker
     from bot.triage.model_assisted import ModelAssistedTriage
     from bot.state.usage import UsageLog
 
@@ -214,9 +215,15 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
             composer = LLMComposer(settings, usage=usage, fallback=TemplateComposer())
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
+            remote_masked = settings.embeddings == "openai" and settings.openai.mask_private_data
+
+            def confidence(text: str, vector: np.ndarray | None) -> float:
+                # Remote embeddings see masked text only, as in Coach._retrieve.
+                query = Masker().mask(text).text if remote_masked else text
+                return retriever.search(query, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence
+
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
-                triage, chat, confidence=lambda text, vector: retriever.search(
-                    text, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence,
+                triage, chat, confidence=confidence,
                 min_confidence=settings.retrieval.min_confidence,
                 mask_private_data=settings.openai.mask_private_data)
     except LLMConfigError as exc:

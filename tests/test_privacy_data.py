@@ -194,7 +194,19 @@ def aged(db: StateDB, model: type, days: float, *where: object, **columns: str) 
 
 
 def test_purge_removes_what_is_past_retention_and_nothing_else(tmp_path):
-    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    purge_by_kind(StateDB(f"sqlite:///{tmp_path / 'state.db'}"))
+
+
+@pytest.mark.server
+def test_purge_removes_what_is_past_retention_and_nothing_else_on_postgresql(postgres_server):
+    db = StateDB(postgres_server.create_database())
+    try:
+        purge_by_kind(db)
+    finally:
+        db.engine.dispose()
+
+
+def purge_by_kind(db: StateDB) -> None:
     turns = fill(db)
     retention = RetentionSettings(turns_days=30, inbound_days=7, feedback_days=60, resolved_escalations_days=90,
                                   outbox_days=14)
