@@ -51,6 +51,14 @@ def test_data_dir_is_created_0700_and_the_database_0600(tmp_path):
             assert mode(settings.data_dir / name) == 0o600, name
 
 
+def test_a_database_url_pointing_into_a_shared_folder_leaves_the_folder_alone(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    StateDB(f"sqlite:///{shared / 'coach.db'}")
+    assert mode(shared) == 0o755 and mode(shared / "coach.db") == 0o600
+
+
 def test_an_existing_world_readable_data_dir_and_database_are_tightened(tmp_path):
     data = tmp_path / "old"
     data.mkdir(mode=0o755)

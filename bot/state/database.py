@@ -45,14 +45,16 @@ def aware(value: datetime | None) -> datetime | None:
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable by the coach's user only; tighten it if it exists already.
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create `path` (and parents) readable by the coach's user only; with `tighten`, also an existing one.
 
     The data directory holds conversations and safeguarding accounts: nobody else on the server
-    needs to read it.
+    needs to read it. A directory the coach does not own outright (the folder a database URL
+    points into) is only created private, never changed.
     """
+    existed = path.exists()
     path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o777 != PRIVATE_DIR:
+    if (tighten or not existed) and path.stat().st_mode & 0o777 != PRIVATE_DIR:
         try:
             path.chmod(PRIVATE_DIR)
         except PermissionError:  # not ours (a mounted volume): say so rather than fail
@@ -90,7 +92,7 @@ class StateDB:
             if url.startswith("sqlite:///"):
                 path = Path(url.removeprefix("sqlite:///"))
                 if str(path) != ":memory:":
-                    private_dir(path.parent)
+                    private_dir(path.parent, tighten=False)
                     private_file(path)
             self.engine: Engine = create_engine(url, pool_pre_ping=True, future=True)
             if self.engine.dialect.name == "sqlite":
