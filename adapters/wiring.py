@@ -215,11 +215,11 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
             composer = LLMComposer(settings, usage=usage, fallback=TemplateComposer())
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
-            remote_masked = settings.embeddings == "openai" and settings.openai.mask_private_data
+            masker = Masker() if settings.embeddings == "openai" and settings.openai.mask_private_data else None
 
             def confidence(text: str, vector: np.ndarray | None) -> float:
                 # Remote embeddings see masked text only, as in Coach._retrieve.
-                query = Masker().mask(text).text if remote_masked else text
+                query = masker.mask(text).text if masker is not None else text
                 return retriever.search(query, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence
 
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage

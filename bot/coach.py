@@ -100,6 +100,7 @@ class Coach:
     fallback: Composer = field(default_factory=TemplateComposer)
     listener: EscalationListener | None = None
     _lexical: Retriever | None = field(default=None, init=False, repr=False)
+    _masker: Masker | None = field(default=None, init=False, repr=False)  # built on first use
 
     def handle(self, message: InboundMessage) -> Reply:
         """Answer one teacher message; the reply says the route, sources, and any handoff."""
@@ -268,7 +269,9 @@ class Coach:
                 retriever, vector = self._lexical_retriever(), None
             elif self.settings.openai.mask_private_data:
                 # The embeddings endpoint sees masked text only (names are no use to retrieval anyway).
-                masker = Masker()
+                if self._masker is None:
+                    self._masker = Masker()
+                masker = self._masker
                 text, context = masker.mask(text).text, masker.mask(context).text if context else ""
         result = retriever.search(text, context=context, k=5, boost=boost, vector=vector,
                                        context_weight=1.0 if context and len(text.split()) <= SHORT_FOLLOW_UP else None)
