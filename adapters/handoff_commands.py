@@ -311,6 +311,10 @@ def doctor(obj: Any) -> None:
                   and not c.name.startswith("teacher:")]
         note = "" if direct or not route else " (no helpdesk target: integrators get them)"
         checks.append(Check(f"{target} handoffs go to", bool(route), (", ".join(route) or "nowhere: recorded only") + note))
+    lead = listener.safeguarding_channels()
+    checks.append(Check("safeguarding concerns go to", True if lead else None, ", ".join(lead) or
+                        "nobody: set safeguarding.target in config/coach.yaml; until then teachers are told that no "
+                        "one has been told and to go to the safeguarding lead in person"))
     counts = outbox.counts()
     oldest = min((aware(r.created_at) for r in outbox.rows(status=("pending", "sending"), limit=1)), default=None)
     age = f", oldest waiting {int((utcnow() - oldest).total_seconds())}s" if oldest else ""

@@ -17,7 +17,8 @@ from bot.compose.templates import Composer, TemplateComposer
 from bot.handoff.escalations import Escalations
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
-from bot.state.database import StateDB, StateError
+from bot.state.database import StateDB, StateError, private_dir
+from bot.state.privacy import PrivacyStore, RetentionWorker
 from bot.triage.build import load_triage
 from bot.triage.corpus import TriageConfigError
 from bot.triage.router import Triage
@@ -40,7 +41,7 @@ class StartupError(RuntimeError):
 def check_data_dir(data_dir: Path) -> None:
     """Fail early, and clearly, on a data directory that cannot be used."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         # A name of its own per process: several bots may share one data directory.
         probe = data_dir / f".write-test-{os.getpid()}"
         probe.write_text("ok")
@@ -154,9 +155,12 @@ class Runtime:
     store: KnowledgeStore
     db: StateDB
     delivery: Delivery | None = None  # the handoff outbox and its worker; None when nothing is delivered
+    retention: RetentionWorker | None = None  # the daily purge; None for one-off runs such as replay
 
     def close(self, flush_seconds: float = 5.0) -> None:
         """Stop the handoff worker after delivering what is due; undelivered rows wait in the outbox."""
+        if self.retention is not None:
+            self.retention.stop()
         if self.delivery is not None:
             self.delivery.close(flush_seconds)
 
@@ -191,7 +195,9 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
         listener = delivery.listener if delivery is not None else None
     coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=memory,
                   escalations=escalations, composer=composer or TemplateComposer(), listener=listener)
-    return Runtime(settings, coach, store, db, delivery)
+    # A process that delivers is a running bot: it also applies the retention policy, once a day.
+    retention = RetentionWorker(PrivacyStore(db, settings.retention)).start() if deliver else None
+    return Runtime(settings, coach, store, db, delivery, retention)
 
 
 def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Triage,
@@ -199,6 +205,7 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
     """LLM mode: the model writes replies (templates as fallback) and, if asked, helps triage."""
     # Imported here so template mode never loads the openai SDK.
     from bot.compose.llm import ChatModel, LLMComposer, LLMConfigError
+    from bot.privacy.masker import Masker
     from bot.triage.model_assisted import ModelAssistedTriage
     from bot.state.usage import UsageLog
 
@@ -208,9 +215,15 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
             composer = LLMComposer(settings, usage=usage, fallback=TemplateComposer())
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
+            masker = Masker() if settings.embeddings == "openai" and settings.openai.mask_private_data else None
+
+            def confidence(text: str, vector: np.ndarray | None) -> float:
+                # Remote embeddings see masked text only, as in Coach._retrieve.
+                query = masker.mask(text).text if masker is not None else text
+                return retriever.search(query, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence
+
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
-                triage, chat, confidence=lambda text, vector: retriever.search(
-                    text, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence,
+                triage, chat, confidence=confidence,
                 min_confidence=settings.retrieval.min_confidence,
                 mask_private_data=settings.openai.mask_private_data)
     except LLMConfigError as exc:

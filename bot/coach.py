@@ -21,6 +21,7 @@ from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
 from bot.outbound import outbound
+from bot.privacy.masker import Masker
 from bot.triage.categories import Category
 from bot.triage.router import ConversationContext, Decision, Triage
 from knowledge.search import Retriever, SearchResult
@@ -99,6 +100,8 @@ class Coach:
     composer: Composer = field(default_factory=TemplateComposer)
     fallback: Composer = field(default_factory=TemplateComposer)
     listener: EscalationListener | None = None
+    _lexical: Retriever | None = field(default=None, init=False, repr=False)
+    _masker: Masker | None = field(default=None, init=False, repr=False)  # built on first use
 
     def handle(self, message: InboundMessage) -> Reply:
         """Answer one teacher message; the reply says the route, sources, and any handoff."""
@@ -109,10 +112,13 @@ class Coach:
         if not text:
             return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
         history = self.memory.history(key)
+        # A conversation that raised a concern stays on this machine from then on.
+        local_only = self.escalations.sensitive(key)
+        triage = self._local_triage() if local_only else self.triage
         # One embedding of the message serves triage and, for a first turn, retrieval.
-        vector = self.triage.embed(text)
-        decision = self.triage.decide(text, self._context(history, key), vector=vector)
-        if not self.triage.shares_retrieval_vector:
+        vector = triage.embed(text)
+        decision = triage.decide(text, self._context(history, key), vector=vector)
+        if not triage.shares_retrieval_vector:
             vector = None
 
         sources: list[Source] = []
@@ -121,9 +127,9 @@ class Coach:
         confidence = 0.0
         actions: list[Action] = []
         if decision.route is Route.COACH:
-            result = self._retrieve(text, history, vector)
+            result = self._retrieve(text, history, vector, local_only=local_only)
             confidence = result.confidence
-            composition = self._compose(text, result, history, key)
+            composition = self._compose(text, result, history, key, local_only=local_only)
             reply_text, composer_name = composition.text, composition.composer
             sources = self._sources(result, composition)
             actions = list(COACH_ACTIONS)
@@ -135,7 +141,8 @@ class Coach:
                 reply_text = replies.helpdesk_reply(text, decision, opened.ticket, opened.created, self.settings,
                                                     live=message.platform in LIVE_PLATFORMS)
             else:
-                reply_text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
+                reply_text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings,
+                                                      reached=self._reached(decision))
         else:
             reply_text = replies.other_reply(decision, first_turn=not history)
         offer = replies.alternative_offer(decision)
@@ -186,7 +193,8 @@ class Coach:
             text = replies.helpdesk_reply(turn.text, decision, opened.ticket, opened.created, self.settings,
                                           live=event.platform in LIVE_PLATFORMS)
         else:
-            text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings)
+            text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings,
+                                            reached=self._reached(decision))
         return Reply(text=text, route=route, handoff=handoff, turn_id=turn.id)
 
     # -- handoff desk ----------------------------------------------------------------
@@ -217,8 +225,9 @@ class Coach:
 
     def _coach_instead(self, text: str, memory_key: str, turn_id: str) -> Reply:
         """"Coach me on it instead": the message a router sent elsewhere, answered as coaching."""
-        result = self._retrieve(text, [])
-        composition = self._compose(text, result, [], memory_key)
+        local_only = self.escalations.sensitive(memory_key)
+        result = self._retrieve(text, [], local_only=local_only)
+        composition = self._compose(text, result, [], memory_key, local_only=local_only)
         return Reply(text=composition.text, route=Route.COACH, sources=self._sources(result, composition),
                      actions=[Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON], turn_id=turn_id,
                      composer=composition.composer)
@@ -234,7 +243,19 @@ class Coach:
                               score=round(hit.score, 4)))
         return out
 
-    def _retrieve(self, text: str, history: Sequence[PastTurn], vector: np.ndarray | None = None) -> SearchResult:
+    def _reached(self, decision: Decision) -> list[str]:
+        """The channels this handoff is being delivered to; a safeguarding concern's are the lead's alone."""
+        reaches = getattr(self.listener, "reaches", None)
+        if reaches is None:  # replay, or no delivery target at all: nobody is told
+            return []
+        return list(reaches("safeguarding" if decision.category is Category.SAFEGUARDING else decision.route.value))
+
+    def _local_triage(self) -> Triage:
+        """Triage without the model's help (model-assisted triage wraps the local router as `.triage`)."""
+        return getattr(self.triage, "triage", self.triage)
+
+    def _retrieve(self, text: str, history: Sequence[PastTurn], vector: np.ndarray | None = None, *,
+                  local_only: bool = False) -> SearchResult:
         # A follow-up ("and for year 2?") is read with the coaching turn before it.
         context = ""
         boost: dict[str, float] = {}
@@ -242,20 +263,41 @@ class Coach:
             context = history[-1].text
             boost = {sid: 0.03 for sid in history[-1].sources}
             vector = None  # the query vector must include the context
-        result = self.retriever.search(text, context=context, k=5, boost=boost, vector=vector,
+        retriever = self.retriever
+        if self.settings.embeddings == "openai":
+            if local_only:
+                # Remote embeddings would send the conversation out: BM25 over the same store instead.
+                retriever, vector = self._lexical_retriever(), None
+            elif self.settings.openai.mask_private_data:
+                # The embeddings endpoint sees masked text only (names are no use to retrieval anyway).
+                if self._masker is None:
+                    self._masker = Masker()
+                masker = self._masker
+                text, context = masker.mask(text).text, masker.mask(context).text if context else ""
+        result = retriever.search(text, context=context, k=5, boost=boost, vector=vector,
                                        context_weight=1.0 if context and len(text.split()) <= SHORT_FOLLOW_UP else None)
         if result.confidence < self.settings.retrieval.min_confidence:
             log.info("low retrieval confidence %.2f for %r", result.confidence, text[:80])
         return result
 
+    def _lexical_retriever(self) -> Retriever:
+        if self._lexical is None:
+            r = self.retriever
+            self._lexical = Retriever(r.store, mode="lexical", lexical_weight=r.lexical_weight,
+                                      context_weight=r.context_weight, glossary=r.glossary, late_interaction=False)
+        return self._lexical
+
     def _compose(self, text: str, result: SearchResult, history: Sequence[PastTurn],
-                 memory_key: str | None = None) -> Composition:
+                 memory_key: str | None = None, *, local_only: bool = False) -> Composition:
         request = CoachingRequest(
             text=text, hits=result.hits,
             confident=result.confidence >= self.settings.retrieval.min_confidence,
             history=history, max_words=self.settings.reply.max_words,
             max_sources=self.settings.retrieval.max_sources, memory_key=memory_key,
         )
+        if local_only:
+            # The composer may be a remote model; a concern's conversation is answered from templates.
+            return self.fallback.compose(request)
         try:
             return self.composer.compose(request)
         except Exception:  # the teacher always gets an answer

@@ -45,10 +45,39 @@ class ComposerSettings(BaseModel):
     max_message_chars: int = Field(4000, ge=200, description="longer messages are cut, with a notice")
 
 
+class SafeguardingTarget(BaseModel):
+    """Where one person (the safeguarding lead, or a deputy) is reached privately; any or all of them."""
+
+    email: str | None = Field(None, description="their address(es), comma-separated; needs COACH_EMAIL__HOST")
+    slack: str | None = Field(None, description="their Slack member id (a direct message) or a private channel id; "
+                              "needs SLACK_BOT_TOKEN")
+    teams: str | None = Field(None, description="a private Teams conversation with them (chat or private channel "
+                              "id); needs the Teams credentials and COACH_TEAMS_CHANNEL__SERVICE_URL")
+
+    def configured(self) -> bool:
+        return bool(self.email or self.slack or self.teams)
+
+
 class SafeguardingSettings(BaseModel):
     contact_name: str = "the designated safeguarding lead"
     contact_detail: str = "through the school office"
     procedure: str = "your school's safeguarding procedure"
+    target: SafeguardingTarget = Field(default_factory=SafeguardingTarget, description="the safeguarding lead: "
+                                       "receives the full, unmasked account of a concern; nobody else does")
+    deputy: SafeguardingTarget = Field(default_factory=SafeguardingTarget, description="receives the concern "
+                                       "too when nobody has claimed it after `deputy_after_minutes`")
+    deputy_after_minutes: float = Field(30.0, ge=0, description="0 never re-sends to the deputy")
+
+
+class RetentionSettings(BaseModel):
+    """How long each kind of stored data is kept, in days (0 keeps it); applied daily and by `coach privacy purge`."""
+
+    turns_days: int = Field(365, ge=0, description="conversation turns (teacher text, replies), their Teams "
+                            "reply cards and model-usage rows")
+    inbound_days: int = Field(7, ge=0, description="inbound platform payloads and their dedupe keys")
+    feedback_days: int = Field(365, ge=0, description="button clicks on replies")
+    resolved_escalations_days: int = Field(365, ge=0, description="resolved handoffs, with their delivery rows")
+    outbox_days: int = Field(30, ge=0, description="bodies of delivered handoff messages (the delivery record stays)")
 
 
 class HandoffSettings(BaseModel):
@@ -178,6 +207,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     teams_channel: TeamsChannelSettings = Field(default_factory=TeamsChannelSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     access: AccessSettings = Field(default_factory=AccessSettings, description="who may claim and resolve handoffs "
                                    "and use the integrators' tools, per role and platform identity (bot/access.py)")
 

@@ -21,6 +21,7 @@ TABLE_MODULES = (
     "bot.handoff.escalations",     # escalations
     "bot.handoff.outbox",          # outbox
     "bot.state.usage",             # llm_usage
+    "bot.state.privacy",           # privacy_audit
     "adapters.teams.references",   # teams_conversation_refs, teams_reply_cards
 )
 

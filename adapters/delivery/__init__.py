@@ -7,6 +7,8 @@
 | `slack_channel` | slack_channel.py | SLACK_BOT_TOKEN + COACH_SLACK__INTEGRATOR_CHANNEL | integrator handoffs |
 | `teams_channel` | teams_channel.py | COACH_TEAMS_CHANNEL__CONVERSATION_ID (+ __SERVICE_URL) | integrator handoffs |
 | `teacher:slack`, `teacher:teams` | slack_channel.py, teams_channel.py | the platform's credentials | claimed, resolved |
+| `safeguarding_email`, `_slack`, `_teams` | the same three | `safeguarding.target` in config/coach.yaml | safeguarding concerns, in full |
+| `safeguarding_deputy_email`, ... | the same three | `safeguarding.deputy` | concerns nobody claimed in time |
 
 The core (bot/outbox.py) owns the table, the retries and the protocols; nothing here decides
 routes or keeps state of its own.
@@ -20,8 +22,9 @@ import os
 from dataclasses import dataclass, field
 
 from bot.handoff.escalations import Escalations
-from bot.handoff.outbox import DeliveryChannel, Outbox, OutboxListener, OutboxWorker, TeacherChannel, TeacherNotifier
-from bot.settings import Settings
+from bot.handoff.outbox import (SAFEGUARDING_DEPUTY, SAFEGUARDING_LEAD, DeliveryChannel, Outbox, OutboxListener,
+                                 OutboxWorker, TeacherChannel, TeacherNotifier)
+from bot.settings import SafeguardingTarget, Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB
 
@@ -85,9 +88,55 @@ def build_channels(settings: Settings, db: StateDB) -> Channels:
             out.channels.append(TeacherChannel(TeamsTeacherNotifier(notifier, references)))
         except Exception as exc:  # a half-configured Teams registration (StartupError names the variable)
             out.problems.append(f"Teams: {exc}")
+    _person_channels(settings, db, settings.safeguarding.target, SAFEGUARDING_LEAD, "safeguarding", out)
+    _person_channels(settings, db, settings.safeguarding.deputy, SAFEGUARDING_DEPUTY, "safeguarding_deputy", out)
     for problem in out.problems:
         log.error("handoff delivery: %s", problem)
     return out
+
+
+def _person_channels(settings: Settings, db: StateDB, person: SafeguardingTarget, target: str, prefix: str,
+                     out: Channels) -> None:
+    """The private channels to one person (the safeguarding lead or deputy): their e-mail, Slack DM, Teams chat.
+
+    The same channel classes as the integrators' targets, under their own names (each row's
+    idempotency key names its channel) and for the one delivery target only.
+    """
+    setting = f"safeguarding.{'target' if target == SAFEGUARDING_LEAD else 'deputy'}"
+    found: list[DeliveryChannel] = []
+    if person.email:
+        if settings.email.host:
+            from adapters.delivery.email import EmailChannel
+
+            found.append(EmailChannel(settings.email.model_copy(update={"integrator_to": person.email,
+                                                                        "helpdesk_to": None})))
+        else:
+            out.problems.append(f"{setting}.email is set but COACH_EMAIL__HOST is not")
+    if person.slack:
+        token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else ""
+        if token:
+            from adapters.delivery.slack_channel import SlackChannel
+
+            found.append(SlackChannel(token, person.slack, api_url=slack_api_url(settings)))
+        else:
+            out.problems.append(f"{setting}.slack is set but SLACK_BOT_TOKEN is not")
+    if person.teams:
+        try:
+            from adapters.delivery.teams_channel import TeamsChannel
+            from adapters.teams.proactive import TeamsNotifier
+            from adapters.teams.references import ReferenceStore
+
+            bot_id = f"28:{settings.teams.app_id}" if settings.teams.app_id else None
+            private = TeamsChannel(TeamsNotifier.from_settings(settings, db), ReferenceStore(db), person.teams,
+                                   service_url=settings.teams_channel.service_url, bot_id=bot_id)
+            private.with_transcript = True
+            found.append(private)
+        except Exception as exc:  # a half-configured Teams registration
+            out.problems.append(f"{setting}.teams: {exc}")
+    for channel in found:
+        channel.name = f"{prefix}_{channel.name.split('_')[0]}"  # safeguarding_email, safeguarding_slack, ...
+        channel.targets = frozenset({target})
+        out.channels.append(channel)
 
 
 @dataclass
@@ -119,6 +168,7 @@ def build_delivery(settings: Settings, db: StateDB, escalations: Escalations, me
     listener = OutboxListener(outbox, escalations, memory, settings, wake=worker.wake)
     escalations.add_writer(listener.write)  # delivery rows are written in the escalation's own transaction
     worker.on_start = listener.recover  # and, for anything recorded without them, recovered while running
+    worker.on_poll = listener.escalate_unclaimed
     delivery = Delivery(outbox, listener, worker, built.problems)
     if start:
         worker.start()

@@ -88,9 +88,12 @@ class SlackChannel:
             head = "Transcript" + (" (student names, e-mails and phone numbers masked)" if context.masked else "")
             blocks.append({"type": "section", "block_id": "coach.handoff.transcript",
                            "text": {"type": "mrkdwn", "text": (f"_{head}_\n" + "\n".join(lines))[:SECTION_LIMIT]}})
-        blocks.append({"type": "context", "block_id": "coach.handoff.meta", "elements": [{"type": "mrkdwn", "text": mrkdwn(
-            f"Why: {context.why} · Teacher: {context.teacher} · Opened {context.created_at}")[:3000]}]})
+        if not context.notice_only:
+            blocks.append({"type": "context", "block_id": "coach.handoff.meta", "elements": [{"type": "mrkdwn", "text": mrkdwn(
+                f"Why: {context.why} · Teacher: {context.teacher} · Opened {context.created_at}")[:3000]}]})
         buttons = []
+        if context.notice_only:
+            status = "notice"  # the safeguarding lead acts on it, from their own copy
         if status == "open":
             buttons.append({"type": "button", "action_id": CLAIM, "style": "primary", "value": str(context.escalation_id),
                             "text": {"type": "plain_text", "text": "Claim"}})

@@ -151,6 +151,8 @@ class TeamsChannel:
     name = "teams_channel"
     events = frozenset({"opened", "updated", "claimed", "resolved"})
     targets = frozenset({"integrator"})
+    # The safeguarding lead's private conversation carries the whole account, transcript included.
+    with_transcript = False
 
     def __init__(self, notifier: TeamsNotifier, references: ReferenceStore, conversation_id: str, *,
                  service_url: str | None = None, bot_id: str | None = None) -> None:
@@ -191,7 +193,11 @@ class TeamsChannel:
         if item.event == "opened":
             self._channel_reference()
             text = context.channel_text() + f"\n\nTo take it: `coach handoffs claim {context.ticket}` (the teacher is told)."
-            card = handoff_card(text, context.escalation_id, "open")
+            if context.notice_only:  # a safeguarding concern: the lead acts on it, not this channel
+                text = context.channel_text()
+            elif self.with_transcript and context.transcript:
+                text += "\n\nTranscript:\n" + "\n".join(f"{s}: {t}" for s, t in context.transcript)
+            card = handoff_card(text, context.escalation_id, "notice" if context.notice_only else "open")
             # The receipt's activity_id is what claimed/resolved redraw, and what updates thread under.
             return {"activity_id": _send_card(self.notifier, channel_key(self.channel_id), card, context.subject())}
         if item.event == "updated":
@@ -211,7 +217,8 @@ class TeamsChannel:
 
     def _redraw(self, activity_id: str, context: HandoffContext) -> dict[str, Any] | None:
         """Update the posted card to the context's status; None when Teams says it cannot be updated."""
-        card = handoff_card(context.channel_text(), context.escalation_id, context.status)
+        card = handoff_card(context.channel_text(), context.escalation_id,
+                            "notice" if context.notice_only else context.status)
         # The root post lives in the channel itself (not "<channel>;messageid=..."): update it there.
         reference = self._channel_reference()
         try:

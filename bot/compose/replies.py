@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from bot.settings import Settings
 from bot.models import Action, Route
@@ -63,23 +64,47 @@ def helpdesk_reply(text: str, decision: Decision, ticket: str, created: bool, se
     return head + ask + when
 
 
-def integrator_reply(decision: Decision, ticket: str, created: bool, settings: Settings) -> str:
+_BY = (("email", "by e-mail"), ("slack", "on Slack"), ("teams", "in Teams"), ("webhook", "in the school's ticket system"))
+
+
+def delivery_words(channels: Sequence[str]) -> str:
+    """How a handoff travels, as a teacher reads it: `by e-mail and on Slack`."""
+    words = [phrase for key, phrase in _BY if any(key in c for c in channels)]
+    return _join(words)
+
+
+def integrator_reply(decision: Decision, ticket: str, created: bool, settings: Settings,
+                     reached: Sequence[str] = ()) -> str:
+    """The reply when a person is needed; `reached` names the channels the handoff is being sent to.
+
+    For a safeguarding concern those are the safeguarding lead's own channels, and the reply says
+    exactly who was told; with none, it says nobody has been told yet and whom to go to now.
+    """
     who, when = settings.handoff.integrator_name, settings.handoff.integrator_response
     sg = settings.safeguarding
     if decision.category is Category.SAFEGUARDING:
+        keep = ("If a child may be in immediate danger, contact emergency services now. "
+                "Please don't investigate further or ask the student to repeat it; write down what you saw or were "
+                "told, in their words, with the time.")
+        if reached:
+            return (
+                f"Thank you for telling me; this needs a person, not a coach. I've sent what you told me to "
+                f"{sg.contact_name} {delivery_words(reached)} (ref {ticket}), and to nobody else. Please still follow "
+                f"{sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today. {keep}"
+            )
         return (
-            "Thank you for telling me; this needs a person, not a coach. Please follow "
-            f"{sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today. "
-            "If a child may be in immediate danger, contact emergency services now. "
-            "Please don't investigate further or ask the student to repeat it; write down what you saw or were told, "
-            f"in their words, with the time. I've also alerted {who} urgently (ref {ticket})."
+            "Thank you for telling me; this needs a person, not a coach. I can't pass this on automatically, so "
+            f"no one has been told yet: please go to {sg.contact_name} now, in person ({sg.contact_detail}), and "
+            f"follow {sg.procedure}. {keep} (ref {ticket})"
         )
     if decision.category is Category.DATA_INCIDENT:
-        return (
-            "Thanks for flagging this quickly. If you can, stop the sharing now (turn off link access or "
-            f"recall the message), then report it to {sg.contact_name} {sg.contact_detail} and the school's "
-            f"data protection lead today. I've alerted {who} urgently (ref {ticket}) so someone can help you through it."
-        )
+        head = ("Thanks for flagging this quickly. If you can, stop the sharing now (turn off link access or "
+                f"recall the message), then report it to {sg.contact_name} {sg.contact_detail} and the school's "
+                "data protection lead today.")
+        if reached:
+            return f"{head} I've alerted {who} urgently (ref {ticket}) so someone can help you through it."
+        return (f"{head} I can't alert anyone automatically, so no one has been told yet (ref {ticket}): "
+                "please tell them yourself now.")
     if not created:
         return f"I've added this to your request with {who} (ref {ticket}); they'll be in touch {when}."
     if decision.category is Category.FRUSTRATION:
@@ -165,6 +190,8 @@ def handoff_claimed(ticket: str, target: str, category: str, who: str | None, se
     person = f"{who} from {team}" if who else f"someone from {team}"
     if category == Category.SAFEGUARDING:
         sg = settings.safeguarding
+        # The safeguarding lead acts on a concern, not the integrators' team.
+        person = who or sg.contact_name
         return (f"{person[0].upper()}{person[1:]} has picked up the concern you raised (ref {ticket}) and will be in touch. "
                 f"If you haven't yet, please follow {sg.procedure} and speak to {sg.contact_name} {sg.contact_detail} today.")
     return (f"Good news: {person} has picked up your request (ref {ticket}) and will be in touch "

@@ -93,6 +93,8 @@ class HandoffContext:
     new_detail: str | None = None
     status_line: str | None = None
     masked: bool = True
+    # A safeguarding concern as the shared channels see it: one line, no detail, no buttons.
+    notice_only: bool = False
 
     @property
     def urgent(self) -> bool:
@@ -114,8 +116,9 @@ class HandoffContext:
         width = max((len(k) for k, _ in self.fields), default=0)
         for key, value in self.fields:
             lines.append(f"{key + ':':<{width + 1}} {value}")
-        lines += ["", f"Why handed off: {self.why}", f"Teacher: {self.teacher}",
-                  f"Conversation: {self.conversation}", f"Opened: {self.created_at}", ""]
+        lines += [""] + [f"{label}: {value}" for label, value in (
+            ("Why handed off", self.why), ("Teacher", self.teacher), ("Conversation", self.conversation),
+            ("Opened", self.created_at)) if value] + [""]
         if self.transcript:
             lines.append("Transcript" + (" (student names, e-mails and phone numbers masked)" if self.masked else "") + ":")
             for speaker, text in self.transcript:
@@ -141,6 +144,7 @@ class HandoffContext:
             "fields": {k: v for k, v in self.fields},
             "transcript": [{"speaker": s, "text": t} for s, t in self.transcript],
             "new_detail": self.new_detail, "status_line": self.status_line, "masked": self.masked,
+            "notice_only": self.notice_only,
         }
 
     @classmethod
@@ -154,6 +158,7 @@ class HandoffContext:
             created_at=data.get("created_at", ""), fields=list((data.get("fields") or {}).items()),
             transcript=[(t["speaker"], t["text"]) for t in data.get("transcript") or []],
             new_detail=data.get("new_detail"), status_line=data.get("status_line"), masked=bool(data.get("masked", True)),
+            notice_only=bool(data.get("notice_only", False)),
         )
 
 
@@ -209,6 +214,31 @@ def build_context(row: EscalationRow, history: Sequence[PastTurn], settings: Set
         created_at=_when(row.created_at), fields=fields, transcript=transcript, new_detail=new_detail,
         status_line=status_line, masked=masked,
     )
+
+
+def concern_notice(row: EscalationRow, settings: Settings, *, event: str, passed_on: bool) -> HandoffContext:
+    """What a shared channel (integrators, helpdesk, webhook) is told of a safeguarding concern: that it exists.
+
+    No words of the teacher's, no teacher, no conversation: only the safeguarding lead gets those.
+    `passed_on` says whether a safeguarding-lead target was configured to receive the account.
+    """
+    if passed_on:
+        title = "Safeguarding concern passed to the safeguarding lead"
+        summary = f"A safeguarding concern was passed to the safeguarding lead ({row.ticket})."
+    else:
+        title = "Safeguarding concern: not passed on automatically"
+        summary = (f"A safeguarding concern was raised ({row.ticket}). No safeguarding-lead target is configured, "
+                   f"so nobody was sent it; the teacher was asked to go to {settings.safeguarding.contact_name} "
+                   "in person now.")
+    status_line = None
+    if row.status == "claimed":
+        status_line = f"Claimed by {row.claimer} at {_when(row.claimed_at)}"
+    elif row.status == "resolved":
+        status_line = f"Resolved by {row.resolver or 'someone'} at {_when(row.resolved_at)}"
+    return HandoffContext(
+        escalation_id=row.id, ticket=row.ticket, target=row.target, event=event, category=row.category,
+        title=title, summary=summary, why="", urgency=row.urgency, status=row.status, teacher="", conversation="",
+        created_at=_when(row.created_at), status_line=status_line, masked=True, notice_only=True)
 
 
 # -- extraction ------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 PREFIX = {"helpdesk": "H", "integrator": "I"}
 STATUSES = ("open", "claimed", "resolved")
 ACTIVE = ("open", "claimed")
+# Conversations with these never reach an outside service (bot.access names the same two).
+SENSITIVE_CATEGORIES = ("safeguarding", "data_incident")
 _TICKET = re.compile(r"^\s*(?:([A-Za-z])-?)?0*(\d+)\s*$")
 
 
@@ -142,6 +144,17 @@ class Escalations:
     def get(self, escalation_id: int) -> EscalationRow | None:
         with self.db.session() as s:
             return s.get(EscalationRow, escalation_id)
+
+    def sensitive(self, memory_key: str) -> bool:
+        """True when the conversation has raised a safeguarding concern or a data incident (any status).
+
+        Such a conversation stays on this machine: no model, no remote embeddings, until the
+        record itself is purged under the retention policy.
+        """
+        with self.db.session() as s:
+            return s.scalar(select(EscalationRow.id).where(
+                EscalationRow.memory_key == memory_key,
+                EscalationRow.category.in_(SENSITIVE_CATEGORIES)).limit(1)) is not None
 
     def open_for(self, memory_key: str, target: str) -> EscalationRow | None:
         with self.db.session() as s:

@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,7 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from bot.compose import replies
 from bot.handoff.escalations import EscalationRow, Escalations
 from bot.state.database import aware
-from bot.handoff.context import build_context
+from bot.handoff.context import build_context, concern_notice
 from bot.outbound import outbound
 from bot.settings import OutboxSettings, Settings
 from bot.state.database import Base, StateDB, utcnow
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 STATUSES = (PENDING, SENDING, DELIVERED, FAILED)
 TEACHER_PREFIX = "teacher:"
+# Delivery targets beyond the escalation targets (helpdesk, integrator): the safeguarding lead and deputy.
+SAFEGUARDING_LEAD = "safeguarding"
+SAFEGUARDING_DEPUTY = "safeguarding_deputy"
+SAFEGUARDING_CATEGORY = "safeguarding"
 # Platforms whose teachers can be told later by a bot process even if this process has no notifier.
 CHAT_PLATFORMS = frozenset({"slack", "teams"})
 
@@ -477,24 +481,60 @@ class OutboxListener:
             names = [c.name for c in chans if "integrator" in c.targets]
         return names
 
+    def safeguarding_channels(self) -> list[str]:
+        """The channels that reach the safeguarding lead (empty: nobody can be told automatically)."""
+        return self.route(SAFEGUARDING_LEAD, "opened")
+
+    def reaches(self, target: str) -> list[str]:
+        """Channels an escalation with this target (or `safeguarding`) is delivered to when opened."""
+        return self.safeguarding_channels() if target == SAFEGUARDING_LEAD else self.route(target, "opened")
+
+    def channels_for(self, row: EscalationRow, event: str) -> list[str]:
+        """Every channel (teacher notices aside) that takes this event of this escalation.
+
+        A safeguarding concern goes to the lead's channels; the shared ones hear only that it
+        exists (never its updates).
+        """
+        shared = self.route(row.target, event)
+        if row.category != SAFEGUARDING_CATEGORY:
+            return shared
+        return self.route(SAFEGUARDING_LEAD, event) + ([] if event == "updated" else shared)
+
     def write(self, session: Session, row: EscalationRow, event: str, seq: int) -> None:
         """The Escalations writer: delivery rows for this change, in the transaction that made it."""
         self.outbox.add_rows(session, row, event, seq, self.deliveries(row, event, seq))
 
     def deliveries(self, row: EscalationRow, event: str, seq: int,
                    history: Sequence[Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """(channel, payload) for every channel that takes this event, and the teacher's notice for a claim or resolve."""
-        channels = self.route(row.target, event)
+        """(channel, payload) for every channel that takes this event, and the teacher's notice for a claim or resolve.
+
+        A safeguarding concern's full, unmasked account goes to the safeguarding lead's channels
+        alone (they need it to act); every shared channel (integrators, helpdesk, webhook) gets a
+        one-line notice that the concern exists and where it went.
+        """
         notice = self._teacher_notice(row, event)
-        if not channels and notice is None:
+        shared = self.route(row.target, event)
+        lead = self.route(SAFEGUARDING_LEAD, event) if row.category == SAFEGUARDING_CATEGORY else []
+        if not shared and not lead and notice is None:
             return []
         if history is None:
             history = self.memory.history(row.memory_key)
         detail = None
         if event == "updated" and 0 < seq <= len(row.details or []):
             detail = (row.details[seq - 1] or {}).get("text")
-        context = build_context(row, history, self.settings, event=event, new_detail=detail)
-        out = [(c, {"context": context.as_dict()}) for c in channels]
+        out: list[tuple[str, dict[str, Any]]] = []
+        if row.category != SAFEGUARDING_CATEGORY:
+            context = build_context(row, history, self.settings, event=event, new_detail=detail)
+            out += [(c, {"context": context.as_dict()}) for c in shared]
+        else:
+            if lead:
+                unmasked = self.settings.model_copy(update={"handoff": self.settings.handoff.model_copy(
+                    update={"mask_transcripts": False})})
+                full = build_context(row, history, unmasked, event=event, new_detail=detail)
+                out += [(c, {"context": full.as_dict()}) for c in lead]
+            if event != "updated":
+                brief = concern_notice(row, self.settings, event=event, passed_on=bool(self.safeguarding_channels()))
+                out += [(c, {"context": brief.as_dict()}) for c in shared]
         if notice is not None:
             out.append(notice)
         return out
@@ -539,6 +579,41 @@ class OutboxListener:
         self.outbox.enqueue_many(row, kind, 1, self.deliveries(row, kind, 1, history=event.history))
         self.wake()
 
+    def escalate_unclaimed(self, *, now: datetime | None = None) -> int:
+        """Safeguarding concerns nobody claimed within `deputy_after_minutes` go to the deputy too, once.
+
+        The ladder student-safety systems use: the lead first, then a second person, so one absence
+        cannot leave a concern unread. Returns the rows written (idempotent: a key is written once).
+        """
+        sg = self.settings.safeguarding
+        deputy = self.route(SAFEGUARDING_DEPUTY, "opened")
+        if not deputy or sg.deputy_after_minutes <= 0:
+            return 0
+        now = now or utcnow()
+        due = now - timedelta(minutes=sg.deputy_after_minutes)
+        with self.escalations.db.session() as s:
+            rows = list(s.scalars(select(EscalationRow).where(
+                EscalationRow.category == SAFEGUARDING_CATEGORY, EscalationRow.status == "open",
+                EscalationRow.created_at <= due, EscalationRow.created_at >= now - timedelta(days=7))
+                .order_by(EscalationRow.id).limit(100)).all())
+            sent = {r for r in s.scalars(select(OutboxRow.escalation_id).where(
+                OutboxRow.escalation_id.in_([r.id for r in rows]), OutboxRow.channel.in_(deputy)))} if rows else set()
+        written = 0
+        unmasked = self.settings.model_copy(update={"handoff": self.settings.handoff.model_copy(
+            update={"mask_transcripts": False})})
+        for row in rows:
+            if row.id in sent:
+                continue
+            context = build_context(row, self.memory.history(row.memory_key), unmasked, event="opened")
+            note = (f"Nobody has claimed this concern {int(sg.deputy_after_minutes)} minutes after it was raised, "
+                    "so it comes to you as the deputy safeguarding lead.")
+            context = replace(context, status_line=note)
+            written += len(self.outbox.enqueue(row, "opened", 1, deputy, {"context": context.as_dict()}))
+            log.warning("%s not claimed after %s minutes: sent to the deputy", row.ticket, sg.deputy_after_minutes)
+        if written:
+            self.wake()
+        return written
+
     def recover(self, *, days: int | None = None, page: int = 200) -> int:
         """Write the delivery rows any escalation is missing; returns how many.
 
@@ -577,7 +652,7 @@ class OutboxListener:
         written = 0
         history = None
         for kind, seq in wanted:
-            channels = self.route(row.target, kind)
+            channels = self.channels_for(row, kind)
             if kind in ("claimed", "resolved") and self._tells_teacher(row):
                 channels = [*channels, TEACHER_PREFIX + row.platform]
             if all((row.id, kind, seq, c) in have for c in channels):
@@ -596,13 +671,16 @@ class OutboxWorker:
     """Drains the outbox in a daemon thread: at once when woken, else when the next row falls due."""
 
     def __init__(self, outbox: Outbox, *, poll_seconds: float | None = None,
-                 on_start: Callable[[], Any] | None = None, recover_seconds: float | None = None) -> None:
+                 on_start: Callable[[], Any] | None = None, recover_seconds: float | None = None,
+                 on_poll: Callable[[], Any] | None = None) -> None:
         self.outbox = outbox
         self.poll_seconds = poll_seconds or outbox.settings.poll_seconds
         # Recovery (`on_start`) runs at start and then every `recover_seconds` while the worker runs.
         self.on_start = on_start
         self.recover_seconds = recover_seconds or outbox.settings.recover_seconds
         self._recovered_at = float("-inf")
+        self.on_poll = on_poll  # periodic work beside delivery (the safeguarding deputy ladder)
+        self._polled = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush = False
@@ -650,6 +728,12 @@ class OutboxWorker:
             self._wake.clear()
             if not self._stop.is_set():
                 self._recover()
+            if self.on_poll is not None and time.monotonic() - self._polled >= self.poll_seconds:
+                self._polled = time.monotonic()
+                try:
+                    self.on_poll()
+                except Exception:  # the database may be down for a moment; the next round tries again
+                    log.exception("outbox periodic check failed; continuing with delivery")
             try:
                 report = self.outbox.deliver_due()
                 self.report.add(report)

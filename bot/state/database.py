@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -41,6 +42,38 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create `path` (and parents) readable by the coach's user only; with `tighten`, also an existing one.
+
+    The data directory holds conversations and safeguarding accounts: nobody else on the server
+    needs to read it. A directory the coach does not own outright (the folder a database URL
+    points into) is only created private, never changed.
+    """
+    existed = path.exists()
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if (tighten or not existed) and path.stat().st_mode & 0o777 != PRIVATE_DIR:
+        try:
+            path.chmod(PRIVATE_DIR)
+        except PermissionError:  # not ours (a mounted volume): say so rather than fail
+            log.warning("cannot make %s private (mode 0700); check who owns it", path)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 if missing, or tighten it; SQLite's -wal and -shm follow the database's mode."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.exists() and p.stat().st_mode & 0o777 != PRIVATE_FILE:
+                p.chmod(PRIVATE_FILE)
+        except PermissionError:
+            log.warning("cannot make %s private (mode 0600); check who owns it", p)
+
+
 class StateError(RuntimeError):
     """The state database cannot be opened or written; the message says where."""
 
@@ -58,7 +91,9 @@ class StateDB:
         try:
             if url.startswith("sqlite:///"):
                 path = Path(url.removeprefix("sqlite:///"))
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if str(path) != ":memory:":
+                    private_dir(path.parent, tighten=False)
+                    private_file(path)
             self.engine: Engine = create_engine(url, pool_pre_ping=True, future=True)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
