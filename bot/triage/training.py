@@ -27,6 +27,9 @@ THRESHOLD_CEILING = 0.5
 SENTENCE_CEILING = 0.8
 # ...nor so low that more than this share of held-out messages that are not concerns would fire it.
 FALSE_ALARM_BUDGET = 0.03
+# Sentence bars take the strictest of these false-alarm budgets that catches every fold concern
+# the loosest one does: the sentence detector reads words alone and is the noisier part.
+SENTENCE_BUDGETS = (0.005, 0.01, 0.02, FALSE_ALARM_BUDGET)
 FOLDS = 5
 ROUTES = (Route.COACH, Route.HELPDESK, Route.INTEGRATOR, Route.OTHER)
 
@@ -210,9 +213,10 @@ def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: ConcernParts
     """Per concern: just below the lowest held-out score of a concern the router would not escalate.
 
     One bar for the whole message and its sentences, set on the higher of the two (within a
-    floor); a sentence of a longer message must also clear what the FALSE_ALARM_BUDGET of
-    ordinary messages of that length (or longer) reach, since more sentences give chance more
-    tries. Returns the bars and a note for each concern they leave uncaught.
+    floor); a sentence of a longer message must also clear what a small share of ordinary
+    messages of that length (or longer) reach, since more sentences give chance more tries:
+    the strictest share in SENTENCE_BUDGETS that misses no more fold concerns than the
+    loosest. Returns the bars and a note for each concern they leave uncaught.
     """
     whole, sentence, notes = [], [], []
     concern_idx = [LEARNED.index(c) for c in CONCERNS]
@@ -223,19 +227,24 @@ def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: ConcernParts
     for j, c in enumerate(CONCERNS):
         open_ = (labels == LEARNED.index(c)) & ~caught_by_router
         t, floor = _bar(best[open_, j], best[ordinary, j], THRESHOLD_CEILING)
-        bars: list[float] = []
-        for b in range(len(SENTENCE_BUCKETS)):
-            longer = concerns.sentence[ordinary & (buckets >= b), j]
-            length_floor = float(np.quantile(longer, 1 - FALSE_ALARM_BUDGET)) if len(longer) else t
-            bars.append(min(max([t, length_floor] + bars), SENTENCE_CEILING))  # longer never lower
-        thresholds = Thresholds([t], [tuple(bars)])
         one = ConcernParts(concerns.whole[:, [j]], concerns.sentence[:, [j]], concerns.count)
-        missed = int(np.sum(open_ & ~thresholds.fired(one)[:, 0]))
+
+        def bars_for(budget: float) -> tuple[tuple[float, ...], int]:
+            bars: list[float] = []
+            for b in range(len(SENTENCE_BUCKETS)):
+                longer = concerns.sentence[ordinary & (buckets >= b), j]
+                length_floor = float(np.quantile(longer, 1 - budget)) if len(longer) else t
+                bars.append(min(max([t, length_floor] + bars), SENTENCE_CEILING))  # longer never lower
+            missed = int(np.sum(open_ & ~Thresholds([t], [tuple(bars)]).fired(one)[:, 0]))
+            return tuple(bars), missed
+
+        chosen = [bars_for(budget) for budget in SENTENCE_BUDGETS]
+        bars, missed = next(b for b in chosen if b[1] <= chosen[-1][1])
         if missed:
             notes.append(f"{c.value}: {missed} held-out concern(s) below the bars (whole {t:.3f}, sentences "
                          f"{', '.join(f'{x:.3f}' for x in bars)}; floor {floor:.3f})")
         whole.append(t)
-        sentence.append(tuple(bars))
+        sentence.append(bars)
     return Thresholds(whole, sentence), notes
 
 
