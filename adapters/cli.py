@@ -48,9 +48,10 @@ def import_progress() -> tuple[Progress, callable]:
 
 def runtime(ctx: Context, **kwargs):
     """Build the coach; on the very first run the starter knowledge base is imported with a progress bar."""
-    from adapters.wiring import build_runtime, open_store, read_source
+    from adapters.wiring import build_runtime, check_triage_files, open_store, read_source
 
     settings = ctx.settings
+    check_triage_files(settings)
     first_run = False
     if kwargs.get("auto_starter", True):
         store = open_store(settings)

@@ -19,8 +19,9 @@ from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB, StateError, private_dir
 from bot.state.privacy import PrivacyStore, RetentionWorker
-from bot.triage.build import load_triage
-from bot.triage.corpus import TriageConfigError
+from bot.triage.build import CORPUS_FOLDER, load_triage
+from bot.triage.corpus import TriageConfigError, load_corpus
+from bot.triage.rules import PhraseRules
 from bot.triage.router import Triage
 from knowledge.glossary import Glossary
 from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
@@ -106,6 +107,15 @@ def ensure_knowledge(store: KnowledgeStore, settings: Settings,
     return report
 
 
+def check_triage_files(settings: Settings) -> None:
+    """Read the triage phrases and corpus once, so a broken file stops start-up before anything slow."""
+    try:
+        PhraseRules.from_file(settings.config_dir / "triage.yaml")
+        load_corpus(settings.config_dir / CORPUS_FOLDER)
+    except TriageConfigError as exc:
+        raise StartupError(f"triage: {exc}") from None
+
+
 def make_triage(settings: Settings, retriever: Retriever | None = None) -> Triage:
     """Phrase rules and the learned router over the local MiniLM vector of each message.
 
@@ -174,6 +184,7 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
     background worker delivers them to the configured targets. `coach replay` passes
     `deliver=False`: escalations are recorded, nothing is sent.
     """
+    check_triage_files(settings)
     store = open_store(settings)
     if auto_starter:
         try:

@@ -35,7 +35,7 @@ from bot.models import Route  # noqa: E402
 from bot.triage.build import CORPUS_FOLDER, ENCODINGS, SHIPPED, EncodingCache, load_triage, training_arrays  # noqa: E402
 from bot.triage.categories import CONCERNS, LEARNED, ROUTE_OF  # noqa: E402
 from bot.triage.corpus import load_corpus  # noqa: E402
-from bot.triage.training import ROUTES, Hyper, cross_validate, route_report, routes_of  # noqa: E402
+from bot.triage.training import ROUTES, Hyper, Thresholds, cross_validate, route_report, routes_of  # noqa: E402
 from knowledge.embeddings import MiniLMEmbedder  # noqa: E402
 from knowledge.glossary import Glossary  # noqa: E402
 
@@ -162,7 +162,8 @@ def main(argv: list[str]) -> int:
             for k, c in enumerate(LEARNED):
                 sums[ROUTES.index(ROUTE_OF[c])] += row[k]
             alone[i] = int(sums.argmax())
-        thresholds = [new.model.thresholds[c] for c in CONCERNS]
+        thresholds = Thresholds([new.model.thresholds[c] for c in CONCERNS],
+                                [new.model.sentence_thresholds[c] for c in CONCERNS])
         old_pred = np.array([route_index[old.decide(t, vector=v).route.value] for t, v in zip(texts, emb)])
         table(f"corpus, 5 folds grouped by family ({len(texts)} messages, {len(set(families))} families, "
               f"{time.monotonic() - started:.0f}s)", {
@@ -183,7 +184,9 @@ def main(argv: list[str]) -> int:
     ms = sorted(v * 1000 for v in added)
     print(f"| added by the router and detectors | {statistics.median(ms):.2f} | {ms[int(0.95 * (len(ms) - 1))]:.2f} | "
           f"{loaded_mb:.1f} |")
-    print(f"\nshipped thresholds: {json.dumps({c.value: t for c, t in new.model.thresholds.items()})}")
+    print(f"\nshipped thresholds, whole message: {json.dumps({c.value: t for c, t in new.model.thresholds.items()})}; "
+          f"a sentence, in messages of 2, 3, 4+ sentences: "
+          f"{json.dumps({c.value: t for c, t in new.model.sentence_thresholds.items()})}")
     return 0
 
 

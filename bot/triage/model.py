@@ -19,7 +19,15 @@ import numpy as np
 from bot.triage.categories import CONCERNS, LEARNED, Category
 from bot.triage.features import CHAR_SIZES, sentences, tokens
 
-FORMAT = 1
+FORMAT = 2
+# Sentence-detector thresholds by how many sentences a message has (2, 3, 4 or more): the
+# worst of more sentences is higher by chance alone, so longer messages need a higher bar.
+SENTENCE_BUCKETS = (2, 3, 4)
+
+
+def sentence_bucket(count: int) -> int:
+    """Index into a concern's sentence thresholds for a message of `count` sentences (count >= 2)."""
+    return min(max(count, SENTENCE_BUCKETS[0]), SENTENCE_BUCKETS[-1]) - SENTENCE_BUCKETS[0]
 
 
 @dataclass
@@ -45,7 +53,7 @@ def _sigmoid(x: float) -> float:
 
 @dataclass(frozen=True)
 class ConcernScore:
-    """A detector's view of one message: the higher of the whole message and its worst sentence."""
+    """A detector's view of one message: the whole message, or its worst sentence when that is nearer its bar."""
 
     category: Category
     score: float
@@ -67,7 +75,8 @@ class TriageModel:
     router: Linear
     detectors: dict[Category, Linear]  # whole message: embedding + n-grams
     sentence_detectors: dict[Category, Linear]  # n-grams only, applied to each sentence
-    thresholds: dict[Category, float]
+    thresholds: dict[Category, float]  # whole-message detectors
+    sentence_thresholds: dict[Category, tuple[float, ...]]  # per SENTENCE_BUCKETS
     digest: str
     report: dict[str, Any]
 
@@ -119,19 +128,26 @@ class TriageModel:
         return {c: float(p) for c, p in zip(LEARNED, probs)}
 
     def concern_scores(self, embedding: np.ndarray | None, text: str) -> dict[Category, ConcernScore]:
-        """Each concern detector's score: the whole message, and each sentence by its words."""
+        """Each concern detector on the whole message, and on each sentence by its words.
+
+        A sentence counts against the bar for messages of that many sentences; the part
+        nearest (or furthest over) its bar is the one reported.
+        """
         whole = self.features(text)
         parts = sentences(text)
         # A one-sentence message is read whole: its vector says more than its few words.
         split = [self.features(s) for s in parts] if len(parts) > 1 else []
         out: dict[Category, ConcernScore] = {}
         for c in CONCERNS:
-            best, where = _sigmoid(float(self.detectors[c].scores(embedding, whole)[0])), text
-            for part, feats in zip(parts, split):
-                s = _sigmoid(float(self.sentence_detectors[c].scores(None, feats)[0]))
-                if s > best:
-                    best, where = s, part
-            out[c] = ConcernScore(c, best, self.thresholds[c], where)
+            found = ConcernScore(c, _sigmoid(float(self.detectors[c].scores(embedding, whole)[0])),
+                                 self.thresholds[c], text)
+            if split:
+                bar = self.sentence_thresholds[c][sentence_bucket(len(parts))]
+                for part, feats in zip(parts, split):
+                    s = _sigmoid(float(self.sentence_detectors[c].scores(None, feats)[0]))
+                    if s / bar > found.score / found.threshold:
+                        found = ConcernScore(c, s, bar, part)
+            out[c] = found
         return out
 
     # -- files --------------------------------------------------------------------------
@@ -143,7 +159,9 @@ class TriageModel:
             "vocabulary": np.array(words, dtype=object).astype(str),
             "idf": self.idf.astype(np.float32),
             "meta": np.array(json.dumps({"format": FORMAT, "digest": self.digest, "report": self.report,
-                                         "thresholds": {c.value: t for c, t in self.thresholds.items()}})),
+                                         "thresholds": {c.value: t for c, t in self.thresholds.items()},
+                                         "sentence_thresholds": {c.value: list(t) for c, t in
+                                                                 self.sentence_thresholds.items()}})),
         }
         for name, layer in [("router", self.router)] + [(f"det_{c.value}", l) for c, l in self.detectors.items()] \
                 + [(f"sent_{c.value}", l) for c, l in self.sentence_detectors.items()]:
@@ -172,6 +190,8 @@ class TriageModel:
                 detectors={c: layer(f"det_{c.value}") for c in CONCERNS},
                 sentence_detectors={c: layer(f"sent_{c.value}") for c in CONCERNS},
                 thresholds={Category(k): float(v) for k, v in meta["thresholds"].items()},
+                sentence_thresholds={Category(k): tuple(float(x) for x in v)
+                                     for k, v in meta["sentence_thresholds"].items()},
                 digest=str(meta["digest"]),
                 report=meta.get("report", {}),
             )

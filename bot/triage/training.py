@@ -18,13 +18,18 @@ import numpy as np
 from bot.models import Route
 from bot.triage.categories import CONCERNS, LEARNED, ROUTE_OF, Category
 from bot.triage.features import ngrams, sentences
-from bot.triage.model import Linear, TriageModel
+from bot.triage.model import SENTENCE_BUCKETS, Linear, TriageModel, sentence_bucket
 
 # The lowest a threshold may go: below this a detector fires on ordinary coaching.
 THRESHOLD_FLOOR = 0.12
 THRESHOLD_CEILING = 0.5
+# A sentence's bar may go higher: in a long message some sentence scores high by chance.
+SENTENCE_CEILING = 0.8
 # ...nor so low that more than this share of held-out messages that are not concerns would fire it.
 FALSE_ALARM_BUDGET = 0.03
+# Sentence bars take the strictest of these false-alarm budgets that catches every fold concern
+# the loosest one does: the sentence detector reads words alone and is the noisier part.
+SENTENCE_BUDGETS = (0.005, 0.01, 0.02, FALSE_ALARM_BUDGET)
 FOLDS = 5
 ROUTES = (Route.COACH, Route.HELPDESK, Route.INTEGRATOR, Route.OTHER)
 
@@ -89,29 +94,60 @@ def _probabilities(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyp
     return full
 
 
-def _concern_scores(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyper) -> np.ndarray:
-    """(n, len(CONCERNS)): max of the whole-message detector and the worst sentence."""
+@dataclass
+class ConcernParts:
+    """Out-of-fold detector scores: the whole message, its worst sentence, and its sentence count."""
+
+    whole: np.ndarray  # (n, len(CONCERNS))
+    sentence: np.ndarray  # (n, len(CONCERNS)); 0 for one-sentence messages
+    count: np.ndarray  # (n,) sentences, 0 when read whole
+
+    def take(self, rows: np.ndarray) -> "ConcernParts":
+        """The rows `rows` of each array."""
+        return ConcernParts(self.whole[rows], self.sentence[rows], self.count[rows])
+
+
+@dataclass
+class Thresholds:
+    """Each concern's bar for the whole message, and for a sentence by message length."""
+
+    whole: list[float]
+    sentence: list[tuple[float, ...]]  # per SENTENCE_BUCKETS
+
+    def fired(self, parts: ConcernParts) -> np.ndarray:
+        """(n, len(CONCERNS)) booleans: the detector fires on the row, as TriageModel.concern_scores."""
+        out = parts.whole >= np.array(self.whole)
+        multi = parts.count > 1
+        if multi.any():
+            bucket = np.array([sentence_bucket(int(n)) for n in parts.count[multi]])
+            bars = np.array([[t[b] for t in self.sentence] for b in bucket])
+            out[multi] |= parts.sentence[multi] >= bars
+        return out
+
+
+def _concern_scores(f: _Fitted, texts: Sequence[str], emb: np.ndarray, hyper: Hyper) -> ConcernParts:
+    """Whole-message detector scores and the worst sentence's, as TriageModel.concern_scores reads them."""
     x = _design(f.vectorizer, texts, emb, hyper.embedding_weight)
-    parts = [p if len(p) > 1 else [] for p in (sentences(t) for t in texts)]  # as TriageModel.concern_scores
+    parts = [p if len(p) > 1 else [] for p in (sentences(t) for t in texts)]
     flat = [s for p in parts for s in p]
     owner = np.repeat(np.arange(len(texts)), [len(p) for p in parts])
     flat_x = f.vectorizer.transform(flat) if flat else None
-    out = np.zeros((len(texts), len(CONCERNS)))
+    whole = np.zeros((len(texts), len(CONCERNS)))
+    worst = np.zeros((len(texts), len(CONCERNS)))
     for j, c in enumerate(CONCERNS):
-        whole = f.detectors[c].predict_proba(x)[:, 1]
+        whole[:, j] = f.detectors[c].predict_proba(x)[:, 1]
         per = f.sentence_detectors[c].predict_proba(flat_x)[:, 1] if flat else np.zeros(0)
-        worst = np.zeros(len(texts))
-        np.maximum.at(worst, owner, per)
-        out[:, j] = np.maximum(whole, worst)
-    return out
+        np.maximum.at(worst[:, j], owner, per)
+    return ConcernParts(whole, worst, np.array([len(p) for p in parts]))
 
 
-def routes_of(probs: np.ndarray, concerns: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+def routes_of(probs: np.ndarray, concerns: ConcernParts, thresholds: Thresholds) -> np.ndarray:
     """The route index (into ROUTES) the shipped decision gives each row, rules aside."""
     out = np.empty(len(probs), dtype=np.int64)
     concern_idx = [LEARNED.index(c) for c in CONCERNS]
+    fired = thresholds.fired(concerns).any(axis=1)
     for i, row in enumerate(probs):
-        if int(row.argmax()) in concern_idx or any(concerns[i, j] >= t for j, t in enumerate(thresholds)):
+        if int(row.argmax()) in concern_idx or fired[i]:
             out[i] = ROUTES.index(Route.INTEGRATOR)
             continue
         sums = np.zeros(len(ROUTES))
@@ -147,41 +183,69 @@ def route_report(truth: np.ndarray, predicted: np.ndarray, is_safeguarding: np.n
 
 
 def cross_validate(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb: np.ndarray,
-                   hyper: Hyper) -> tuple[np.ndarray, np.ndarray]:
+                   hyper: Hyper) -> tuple[np.ndarray, ConcernParts]:
     """Out-of-fold router probabilities and concern scores, folds grouped by family."""
     from sklearn.model_selection import GroupKFold
 
     probs = np.zeros((len(texts), len(LEARNED)))
-    concerns = np.zeros((len(texts), len(CONCERNS)))
+    concerns = ConcernParts(np.zeros((len(texts), len(CONCERNS))), np.zeros((len(texts), len(CONCERNS))),
+                            np.zeros(len(texts), dtype=np.int64))
     text_list = list(texts)
     for train, test in GroupKFold(n_splits=FOLDS).split(text_list, labels, groups=list(families)):
         f = _fit([text_list[i] for i in train], labels[train], emb[train], hyper)
         held = [text_list[i] for i in test]
         probs[test] = _probabilities(f, held, emb[test], hyper)
-        concerns[test] = _concern_scores(f, held, emb[test], hyper)
+        part = _concern_scores(f, held, emb[test], hyper)
+        concerns.whole[test], concerns.sentence[test], concerns.count[test] = part.whole, part.sentence, part.count
     return probs, concerns
 
 
-def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: np.ndarray) -> tuple[list[float], list[str]]:
+def _bar(need: np.ndarray, ordinary: np.ndarray, ceiling: float) -> tuple[float, float]:
+    """Just below the lowest concern still to catch, within [floor, ceiling]; returns (bar, floor)."""
+    floor = THRESHOLD_FLOOR
+    if len(ordinary):
+        floor = max(floor, float(np.quantile(ordinary, 1 - FALSE_ALARM_BUDGET)))
+    t = float(need.min()) * 0.98 if len(need) else ceiling
+    return min(max(t, floor), ceiling), floor
+
+
+def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: ConcernParts) -> tuple[Thresholds, list[str]]:
     """Per concern: just below the lowest held-out score of a concern the router would not escalate.
 
-    Returns the thresholds and a note for each concern the floor still leaves uncaught.
+    One bar for the whole message and its sentences, set on the higher of the two (within a
+    floor); a sentence of a longer message must also clear what a small share of ordinary
+    messages of that length (or longer) reach, since more sentences give chance more tries:
+    the strictest share in SENTENCE_BUDGETS that misses no more fold concerns than the
+    loosest. Returns the bars and a note for each concern they leave uncaught.
     """
-    thresholds, notes = [], []
+    whole, sentence, notes = [], [], []
     concern_idx = [LEARNED.index(c) for c in CONCERNS]
     caught_by_router = np.isin(probs.argmax(axis=1), concern_idx)
     ordinary = ~np.isin(labels, concern_idx)
+    buckets = np.array([sentence_bucket(int(n)) if n > 1 else -1 for n in concerns.count])
+    best = np.maximum(concerns.whole, concerns.sentence)
     for j, c in enumerate(CONCERNS):
-        positive = labels == LEARNED.index(c)
-        need = concerns[positive & ~caught_by_router, j]
-        floor = max(THRESHOLD_FLOOR, float(np.quantile(concerns[ordinary, j], 1 - FALSE_ALARM_BUDGET)))
-        t = float(need.min()) * 0.98 if len(need) else THRESHOLD_CEILING
-        t = min(max(t, floor), THRESHOLD_CEILING)
-        missed = int(np.sum(need < t))
+        open_ = (labels == LEARNED.index(c)) & ~caught_by_router
+        t, floor = _bar(best[open_, j], best[ordinary, j], THRESHOLD_CEILING)
+        one = ConcernParts(concerns.whole[:, [j]], concerns.sentence[:, [j]], concerns.count)
+
+        def bars_for(budget: float) -> tuple[tuple[float, ...], int]:
+            bars: list[float] = []
+            for b in range(len(SENTENCE_BUCKETS)):
+                longer = concerns.sentence[ordinary & (buckets >= b), j]
+                length_floor = float(np.quantile(longer, 1 - budget)) if len(longer) else t
+                bars.append(min(max([t, length_floor] + bars), SENTENCE_CEILING))  # longer never lower
+            missed = int(np.sum(open_ & ~Thresholds([t], [tuple(bars)]).fired(one)[:, 0]))
+            return tuple(bars), missed
+
+        chosen = [bars_for(budget) for budget in SENTENCE_BUDGETS]
+        bars, missed = next(b for b in chosen if b[1] <= chosen[-1][1])
         if missed:
-            notes.append(f"{c.value}: {missed} held-out concern(s) score below the floor {floor:.3f}")
-        thresholds.append(t)
-    return thresholds, notes
+            notes.append(f"{c.value}: {missed} held-out concern(s) below the bars (whole {t:.3f}, sentences "
+                         f"{', '.join(f'{x:.3f}' for x in bars)}; floor {floor:.3f})")
+        whole.append(t)
+        sentence.append(bars)
+    return Thresholds(whole, sentence), notes
 
 
 def train(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb: np.ndarray, digest: str,
@@ -189,7 +253,8 @@ def train(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb
     """Cross-validate (for thresholds and the report), then fit on everything and export arrays."""
     report: dict[str, Any] = {"examples": len(texts), "families": len(set(families)),
                               "hyper": hyper.__dict__}
-    thresholds = [THRESHOLD_CEILING * 0.6] * len(CONCERNS)
+    thresholds = Thresholds([THRESHOLD_CEILING * 0.6] * len(CONCERNS),
+                            [(THRESHOLD_CEILING * 0.6,) * len(SENTENCE_BUCKETS)] * len(CONCERNS))
     if folds:
         probs, concerns = cross_validate(texts, labels, families, emb, hyper)
         thresholds, notes = set_thresholds(labels, probs, concerns)
@@ -221,7 +286,8 @@ def train(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb
         router=export(f.router, len(LEARNED), True),
         detectors={c: export(f.detectors[c], 1, True) for c in CONCERNS},
         sentence_detectors={c: export(f.sentence_detectors[c], 1, False) for c in CONCERNS},
-        thresholds={c: round(t, 4) for c, t in zip(CONCERNS, thresholds)},
+        thresholds={c: round(t, 4) for c, t in zip(CONCERNS, thresholds.whole)},
+        sentence_thresholds={c: tuple(round(x, 4) for x in t) for c, t in zip(CONCERNS, thresholds.sentence)},
         digest=digest,
         report=report,
     )
