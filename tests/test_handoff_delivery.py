@@ -85,7 +85,7 @@ def test_helpdesk_ticket_arrives_by_email_masked_and_threaded(make_runtime):
         raw = mail.as_string()
         for planted in PLANTED:
             assert planted not in raw, planted
-        assert "[STUDENT-1]" in body and "[PHONE-1]" in body and "[EMAIL-1]" in body
+        assert "[NAME-1]" in body and "[PHONE-1]" in body and "[EMAIL-1]" in body
 
         # Details the teacher adds later go to the same ticket, as a threaded update.
         more = runtime.coach.handle(message("it's the Epson one and the light is blinking orange"))

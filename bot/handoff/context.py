@@ -4,7 +4,7 @@ An integrator gets a short summary, the teacher's goal in their own words, grade
 tool when the teacher mentioned them, what the coach already asked and offered, and why it
 handed off. The helpdesk gets the fault, the device, the room, what is on the screen and how
 urgent it is. Both get the transcript. When `settings.handoff.mask_transcripts` is on, every
-piece of teacher-written text is masked with one mapping (bot.privacy.masker.Masker), so `[STUDENT-1]`
+piece of teacher-written text is masked with one mapping (bot.privacy.masker.Masker), so `[NAME-1]`
 is the same child in the subject line, the fields and the transcript: a ticket system or a
 chat channel is not the place for student names, e-mail addresses or phone numbers.
 """
@@ -117,7 +117,7 @@ class HandoffContext:
         lines += ["", f"Why handed off: {self.why}", f"Teacher: {self.teacher}",
                   f"Conversation: {self.conversation}", f"Opened: {self.created_at}", ""]
         if self.transcript:
-            lines.append("Transcript" + (" (student names, e-mails and phone numbers masked)" if self.masked else "") + ":")
+            lines.append("Transcript" + (" (names, e-mails, phones, addresses, student numbers and classes masked)" if self.masked else "") + ":")
             for speaker, text in self.transcript:
                 lines.append(f"  {speaker}: {text}")
         return "\n".join(lines).rstrip() + "\n"
