@@ -23,7 +23,7 @@ import openai
 
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
 from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, check_reply
-from bot.privacy.masker import Masked, Masker
+from bot.privacy.masker import Masked, Masker, shared_masker
 from bot.settings import OpenAISettings, Settings
 from bot.models import PastTurn
 from bot.state.usage import UsageLog
@@ -303,7 +303,7 @@ class LLMComposer:
         self.settings = settings
         self.chat = ChatModel(settings.openai, client=client, usage=usage, sleep=sleep)
         self.fallback = fallback or TemplateComposer()
-        self.masker = masker or Masker()
+        self.masker = masker or shared_masker(settings)
         self.name = f"llm:{settings.openai.model}"[:COMPOSER_NAME_CHARS]
 
     def compose(self, request: CoachingRequest) -> Composition:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bot.privacy.kinds import PRIORITY, Kind
 from bot.privacy.roster import Roster, digest, fold
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ DEFAULT_ALLOW = (
     "fortnite", "github", "replit", "python", "wifi", "wi-fi", "bluetooth", "hdmi", "usb", "airdrop",
     "airplay", "duolingo", "brainpop", "twinkl", "showbie", "notability", "goodnotes", "keynote", "pages",
     "numbers", "safari", "chrome", "edge", "firefox", "securly", "goguardian", "lightspeed", "smoothwall",
+    "epson", "hp", "dell", "lenovo", "acer", "asus", "samsung", "sony", "benq", "optoma", "promethean", "clevertouch",
+    "viewsonic", "brother", "canon", "logitech", "smartboard", "apple tv", "jamf", "intune", "gaggle", "powerschool",
     "turnitin", "grammarly", "immersive reader", "reading progress", "assignments", "forms", "flip", "flipgrid",
     "clips", "padlet", "seesaw", "canva", "scratch", "kahoot", "quizizz", "blooket", "nearpod", "classdojo",
     "class dojo", "minecraft", "minecraft education", "sphero", "tinkercad", "micro:bit", "jamboard", "chatgpt",
@@ -69,6 +72,9 @@ class Masked:
     text: str
     mapping: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    # With a seed (an escalation's id), a placeholder is derived from the seed and the value, so
+    # every e-mail, webhook and card of one ticket shows the same person as the same [NAME-xxxx].
+    seed: str | None = None
 
     def unmask(self, text: str) -> str:
         """Put the original spans back (only ever on the school's side)."""
@@ -80,6 +86,31 @@ class Masked:
     def from_keys(cls, keys: dict[str, str] | None) -> Masked:
         """Placeholders recorded earlier (an escalation's), to be reused and extended."""
         return cls("", {}, dict(keys or {}))
+
+
+_SHARED: dict[tuple[str, str], Masker] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_masker(settings: Settings) -> Masker:
+    """The process's one masker for these settings: the school's tool glossary, its roster and salt.
+
+    adapters/wiring.py builds it at start-up; every exit (handoff context, LLM, embeddings,
+    report) asks for the same one, so the spaCy pipeline is loaded once.
+    """
+    key = (str(settings.config_dir), str(settings.data_dir))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            roster = Roster.load(settings.data_dir)
+            _SHARED[key] = Masker(tools=glossary_tools(settings.config_dir / "tool-glossary.yaml")
+                                  + list(settings.masking.allow), roster=roster)
+        return _SHARED[key]
+
+
+def forget_shared_maskers() -> None:
+    """After `coach privacy roster` changes the roster, the next request builds the masker again."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
 
 
 @functools.lru_cache(maxsize=2)
@@ -306,6 +337,8 @@ class Masker:
                     tag = result.keys.get(self._key(kind, alias))
                     if tag:
                         break
+            if tag is None and result.seed is not None:
+                tag = f"[{kind.tag}-{digest(self.salt, f'{result.seed}|{key}')[:4].upper()}]"
             if tag is None:
                 used = {t for t in result.keys.values() if t.startswith(f"[{kind.tag}-")}
                 tag = f"[{kind.tag}-{len(used) + 1}]"
