@@ -32,8 +32,8 @@ _ENTITIES = [k.entity for k in Kind]
 _PRESIDIO = [Kind.NAME.entity, Kind.EMAIL.entity, Kind.PHONE.entity]  # Presidio's own recognisers
 # Never names, whatever the tagger says: days, months, school words, greetings.
 NOT_NAMES = frozenset(
-    "i i'm i've i'd monday tuesday wednesday thursday friday saturday sunday january february march april may june "
-    "july august september october november december year grade yr gr reception kindergarten english maths math "
+    "i i'm i've i'd monday tuesday wednesday thursday friday saturday sunday january february march "
+    "july september october november december year grade yr gr reception kindergarten english maths math "
     "science history geography french spanish german art music pe drama computing ict hi hello hey thanks thank "
     "ok okay please sorry mr mrs ms miss sir dr mum mom dad the a an and but so my our we they she he his her "
     "their team staff class teacher head deputy senco sen ehcp iep send dsl ta lsa it itself help urgent".split())
@@ -154,6 +154,36 @@ def _english_words(model: str = SPACY_MODEL) -> frozenset[str]:
     return frozenset(words)
 
 
+@functools.lru_cache(maxsize=2)
+def _common_words(model: str, names: frozenset[str]) -> frozenset[str]:
+    # Verbs, adjectives and adverbs, and nouns that are not also names: "grace" and "will" stay
+    # common (they are verbs), "olivia" and "robinson" do not.
+    nlp = load_analyzer(model).nlp_engine.nlp["en"]
+    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    from spacy.strings import get_string_id
+
+    noun = get_string_id("noun")
+    common: set[str] = set()
+    for key, values in table.items():
+        common.update(w for w in values if key != noun or w not in names)
+    return frozenset(w for w in common if "_" not in w) | frozenset(nlp.Defaults.stop_words)
+
+
+@functools.lru_cache(maxsize=1)
+def _census_names() -> tuple[frozenset[str], frozenset[str]]:
+    # Given names and the 40,000 commonest surnames of the US census (the `names` package's
+    # data files): evidence that a capitalised pair is a person, and that "olivia" is a name.
+    from importlib.resources import files
+
+    data = files("names")
+
+    def read(name: str, limit: int) -> frozenset[str]:
+        rows = data.joinpath(name).read_text().splitlines()[:limit]
+        return frozenset(r.split()[0].lower() for r in rows if r.strip())
+
+    return read("dist.female.first", 10_000) | read("dist.male.first", 10_000), read("dist.all.last", 40_000)
+
+
 def glossary_tools(path: Path) -> list[str]:
     """Tool names from the school's tool glossary (`config/tool-glossary.yaml`), keys only."""
     if not path.exists():
@@ -181,8 +211,12 @@ class Masker:
         self.roster = roster if roster is not None and len(roster) else None
         self.salt = roster.salt if roster is not None else salt
         self.tools = tool_matcher([*DEFAULT_ALLOW, *tools])
+        first, last = _census_names()
+        self.common = _common_words(model, first | last)
         self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
-                                           on_roster=self._on_roster if self.roster else None)
+                                           is_common=self.common.__contains__,
+                                           on_roster=self._on_roster if self.roster else None,
+                                           first_names=first, surnames=last)
         self._patterns = SchoolPatternRecognizer()
         self._lock = threading.Lock()  # the spaCy pipeline is shared by the bot's threads
 
@@ -248,13 +282,22 @@ class Masker:
     def _tool_context(self, text: str, start: int, end: int) -> bool:
         """'uses Roblox Studio', 'PowerSchool', 'Bee-Bot': a product, not a person (roster names excepted)."""
         value = text[start:end]
-        if self._on_roster(value.split()[0]):
-            return False
+        if self._on_roster(value.split()[0]) or re.search(r"['’]s?$", value) or text[end:end + 1] in {"'", "’"}:
+            return False  # a possessive is a person's: "Angus Fraser's Chromebook"
         if re.search(r"[a-z][A-Z]", value) and not re.search(r"\b(?:Mc|Mac|O'|O’|De|La|Le|Di|Da|Van)[A-Z]", value):
             return True
         if re.match(r"-[A-Z]", text[end:end + 2]) or re.search(r"[A-Z]\w*-$", text[max(0, start - 12):start]):
             return not re.match(r"-[A-Z][a-z]+['’]s", text[end:end + 12])
         before = text[max(0, start - 30):start].lower()
+        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:[A-Z][\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]):
+            return True  # "the Mathspace rollout", "a DJI Tello": products take articles, children do not
+        prev = re.search(r"([\w.:-]+)\s+$", text[:start])
+        nxt = re.match(r"\s+([\w.:-]+)", text[end:])
+        if (prev and self.tools(prev.group(1))) or (nxt and self.tools(nxt.group(1)) and nxt.group(1)[:1].isupper()):
+            return True  # "Roblox Studio", "Scratch Jr", "Microsoft Whiteboard"
+        joined = re.search(r"([\w.:-]+)\s*(?:,|and|or|&)\s*$", text[:start])
+        if joined and self.tools(joined.group(1)) and joined.group(1)[:1].isupper():
+            return True  # "on Sparx and Seneca"
         if re.search(r"\b(?:use|uses|using|used|bought|into|via|through|work on|on|in|with|licen[cs]e for|rollout of)\s+$",
                      before) and not re.match(r"['’]s?\b", text[end:end + 2]):
             nxt = text[end:end + 20]

@@ -126,9 +126,15 @@ class SchoolNameRecognizer(EntityRecognizer):
     """
 
     def __init__(self, *, is_word: Callable[[str], bool], is_tool: Callable[[str], bool],
-                 on_roster: Callable[[str], bool] | None = None) -> None:
+                 on_roster: Callable[[str], bool] | None = None, first_names: Collection[str] = (),
+                 surnames: Collection[str] = (), is_common: Callable[[str], bool] | None = None) -> None:
         super().__init__(supported_entities=[Kind.NAME.entity], name="SchoolNameRecognizer", supported_language="en")
+        self.first_names = first_names
+        self.surnames = surnames
         self.is_word = is_word
+        # "Common" English excludes nouns that are also given names or surnames (WordNet lists
+        # "olivia" and "robinson"): a capitalised one of those is a person.
+        self.is_common = is_common or is_word
         self.is_tool = is_tool
         self.on_roster = on_roster
 
@@ -164,6 +170,10 @@ class SchoolNameRecognizer(EntityRecognizer):
 
         for i, tok in enumerate(doc):
             low = tok.text.lower()
+            if low in self.first_names and tok.text[:1].isupper() and i == tok.sent.start and _verb_next(doc, i) \
+                    and not self.is_tool(tok.text):
+                found[i] = 0.7  # "Will can't hear": a given name that is also a word, as the subject
+                continue
             if not nameish(tok):
                 # A cue word: the next word (or two, if capitalised) is a name, in any case.
                 if low in NAME_CUES or (low in TITLES and i + 1 < len(doc)):
@@ -185,7 +195,28 @@ class SchoolNameRecognizer(EntityRecognizer):
             cap = tok.text[:1].isupper()
             if i in people:
                 continue
-            if cap and _class_after(doc, i) and not self.is_tool(tok.text):
+            parts = [p for p in low.split("-") if p]
+            given = low in self.first_names or (len(parts) > 1 and parts[0] in self.first_names)
+            if given and (not tok.is_stop or cap) and i == tok.sent.start and _verb_next(doc, i):
+                found[i] = 0.7  # "Will can't hear", "amber's parents", "ash keeps changing"
+                continue
+            if given and not tok.is_stop and cap and not self.is_common(low):
+                found[i] = 0.75
+                surname_after(i, 0.75)
+                continue
+            if given and not tok.is_stop and (not self.is_word(low) or (cap and _person_slot(doc, i))
+                                             or (cap and i + 1 < len(doc) and doc[i + 1].text[:1].isupper()
+                                                 and doc[i + 1].lower_ in self.surnames)):
+                # A given name English does not otherwise use, in any case; "Grace" or "Will" only
+                # where a person stands, or before a surname.
+                found[i] = 0.75
+                surname_after(i, 0.75)
+                continue
+            if i + 1 < len(doc) and doc[i + 1].text[:1].isupper() == cap and doc[i + 1].lower_ in self.surnames \
+                    and (not self.is_word(low) or given) and not doc[i + 1].is_stop and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
+                found[i] = found[i + 1] = 0.7  # "Aaliyah Robinson": an unknown word before a surname
+                continue
+            if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
                 continue
             if cap and i == tok.sent.start and tok.dep_ in {"nsubj", "nsubjpass"} and unknown_word(tok):
@@ -216,6 +247,14 @@ class SchoolNameRecognizer(EntityRecognizer):
                         break
         return [_result(Kind.NAME, doc[i].idx, doc[i].idx + len(doc[i].text), score, self.name)
                 for i, score in sorted(found.items())]
+
+
+def _verb_next(doc, i: int) -> bool:  # noqa: ANN001
+    """The next token is a finite verb, a modal or a possessive: 'X keeps', 'X can't', "X's"."""
+    if i + 1 >= len(doc):
+        return False
+    nxt = doc[i + 1]
+    return nxt.tag_ in {"VBZ", "VBD", "MD", "POS"} or nxt.text in {"'s", "’s", "'", "’"}
 
 
 def _class_after(doc, i: int) -> bool:  # noqa: ANN001
@@ -252,7 +291,6 @@ def tool_matcher(tools: Iterable[str]) -> Callable[[str], bool]:
         t = tool.strip().lower()
         if t:
             words.add(t)
-            words.update(p for p in re.split(r"[\s]+", t) if len(p) > 2)
 
     def is_tool(span: str) -> bool:
         s = span.strip().lower().rstrip("'’s").strip()
