@@ -51,7 +51,7 @@ DEFAULT_ALLOW = (
     "airplay", "duolingo", "brainpop", "twinkl", "showbie", "notability", "goodnotes", "keynote", "pages",
     "numbers", "safari", "chrome", "edge", "firefox", "securly", "goguardian", "lightspeed", "smoothwall",
     "epson", "hp", "dell", "lenovo", "acer", "asus", "samsung", "sony", "benq", "optoma", "promethean", "clevertouch",
-    "viewsonic", "brother", "canon", "logitech", "smartboard", "apple tv", "jamf", "intune", "gaggle", "powerschool",
+    "viewsonic", "canon", "logitech", "smartboard", "apple tv", "jamf", "intune", "gaggle", "powerschool",
     "turnitin", "grammarly", "immersive reader", "reading progress", "assignments", "forms", "flip", "flipgrid",
     "clips", "padlet", "seesaw", "canva", "scratch", "kahoot", "quizizz", "blooket", "nearpod", "classdojo",
     "class dojo", "minecraft", "minecraft education", "sphero", "tinkercad", "micro:bit", "jamboard", "chatgpt",
@@ -88,6 +88,8 @@ class Masked:
         return cls("", {}, dict(keys or {}))
 
 
+# The other half of a hyphenated product name: "Bee-Bot", "Blue-Bot", "Pro-Pad".
+_PRODUCT_PARTS = frozenset({"bot", "bots", "book", "books", "pad", "board", "kit", "cam", "box", "link", "net"})
 _SHARED: dict[tuple[str, str], Masker] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -210,8 +212,13 @@ class Masker:
         self.words = _english_words(model)
         self.roster = roster if roster is not None and len(roster) else None
         self.salt = roster.salt if roster is not None else salt
-        self.tools = tool_matcher([*DEFAULT_ALLOW, *tools])
+        all_tools = sorted({t.strip().lower() for t in [*DEFAULT_ALLOW, *tools] if t.strip()}, key=len, reverse=True)
+        self.tools = tool_matcher(all_tools)
+        # Where a tool's name stands in a text, no name does: "Book Creator", "Dr Frost Maths".
+        self._tool_re = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(t) for t in all_tools) + r")(?![\w-])",
+                                   re.IGNORECASE)
         first, last = _census_names()
+        self.first_names = first
         self.common = _common_words(model, first | last)
         self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
                                            is_common=self.common.__contains__,
@@ -276,20 +283,31 @@ class Masker:
                 if start >= end:
                     continue
             spans.append((start, end, kind))
-        spans = [s for s in spans if not (s[2] is Kind.NAME and self._tool_context(text, s[0], s[1]))]
+        tools = [m.span() for m in self._tool_re.finditer(text)]
+        spans = [s for s in spans if not (s[2] is Kind.NAME and (
+            self._tool_context(text, s[0], s[1])
+            or (any(a < s[1] and s[0] < b for a, b in tools) and not self._on_roster(text[s[0]:s[1]]))))]
         return _join_names(text, self._widen_names(text, _resolve(spans)))
 
     def _tool_context(self, text: str, start: int, end: int) -> bool:
         """'uses Roblox Studio', 'PowerSchool', 'Bee-Bot': a product, not a person (roster names excepted)."""
         value = text[start:end]
+        words = value.split()
+        if len(words) >= 2 and not any(self._on_roster(w) for w in words) and all(
+                w.lower() in self.common and w.lower() not in self.first_names for w in words):
+            return True  # "Snap Map", "Purple Mash": two ordinary words capitalised are a product
         if self._on_roster(value.split()[0]) or re.search(r"['’]s?$", value) or text[end:end + 1] in {"'", "’"}:
             return False  # a possessive is a person's: "Angus Fraser's Chromebook"
         if re.search(r"[a-z][A-Z]", value) and not re.search(r"\b(?:Mc|Mac|O'|O’|De|La|Le|Di|Da|Van)[A-Z]", value):
             return True
-        if re.match(r"-[A-Z]", text[end:end + 2]) or re.search(r"[A-Z]\w*-$", text[max(0, start - 12):start]):
-            return not re.match(r"-[A-Z][a-z]+['’]s", text[end:end + 12])
+        after = re.match(r"-([A-Z]\w*)", text[end:end + 20])
+        before_part = re.search(r"([A-Z]\w*)-$", text[max(0, start - 20):start])
+        for part in (after, before_part):
+            if part and (self.tools(part.group(1)) or part.group(1).lower() in _PRODUCT_PARTS
+                         or value.lower() in _PRODUCT_PARTS):
+                return True  # "Bee-Bot", "Blue-Bot"; "Ava-Rose" is a child
         before = text[max(0, start - 30):start].lower()
-        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:[A-Z][\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]):
+        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]):
             return True  # "the Mathspace rollout", "a DJI Tello": products take articles, children do not
         prev = re.search(r"([\w.:-]+)\s+$", text[:start])
         nxt = re.match(r"\s+([\w.:-]+)", text[end:])
@@ -316,8 +334,8 @@ class Masker:
                         break
                     start = m.start(1)
                 while True:
-                    m = re.match(r"([ -])([A-Z][^\W\d_]+(?:['’][A-Za-z]+)?|[a-z]+)(?!['’]?\w)", text[end:])
-                    if not m or (m.group(1) == " " and (not m.group(2)[:1].isupper() or self._not_a_name(m.group(2))
+                    m = re.match(r"((?:['\"’”)])?[ -])([A-Z][^\W\d_]+(?:['’][A-Za-z]+)?|[a-z]+)(?!['’]?\w)", text[end:])
+                    if not m or (m.group(1) != "-" and (not m.group(2)[:1].isupper() or self._not_a_name(m.group(2))
                                                          or m.group(2).lower() in self.words)):
                         break
                     end += m.end(2)

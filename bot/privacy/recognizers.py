@@ -63,6 +63,12 @@ CHAT_WORDS = frozenset(
     "hw homework uni sen senco ehcp iep ks1 ks2 ks3 ks4 yr yrs chromebook chromebooks wifi bluetooth dm dms gif gifs "
     "emoji emojis selfie selfies vid vids smartboard whiteboard touchscreen trackpad webcam headphones headset "
     "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru".split())
+# Things that "keep crashing" at the start of a chat message; never a person.
+DEVICE_WORDS = frozenset(
+    "projector printer laptop screen board tablet computer pc phone keyboard mouse speaker camera internet network "
+    "server account password display tv monitor charger app website site sound audio video microphone tablet "
+    "everything nothing something everyone someone nobody anyone homework lesson class school wifi ipad "
+    "chromebook device software update system page link file folder document doc slide sheet form quiz".split())
 # Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
 TITLES = frozenset("mr mrs ms miss mx dr sir".split())
 
@@ -182,9 +188,9 @@ class SchoolNameRecognizer(EntityRecognizer):
                         j += 1
                     if j < len(doc) and nameish(doc[j]) and (
                             doc[j].text[:1].isupper() or unknown_word(doc[j]) or doc[j].pos_ == "PROPN"
-                            or low in TITLES or low in {"named", "called"}):
+                            or low in TITLES or low in {"named", "called"} or not self.is_common(doc[j].lower_)):
                         if doc[j].pos_ in {"VERB", "AUX", "ADP", "DET", "PRON", "ADV", "SCONJ", "CCONJ", "NUM"} \
-                                and doc[j].text[:1].islower():
+                                and doc[j].text[:1].islower() and self.is_common(doc[j].lower_):
                             continue
                         found[j] = 0.85
                         surname_after(j, 0.85)
@@ -218,6 +224,14 @@ class SchoolNameRecognizer(EntityRecognizer):
                 continue
             if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
+                continue
+            if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", "."} \
+                    and any(t.lower_ in NAME_CUES for t in doc[max(0, i - 7):i]):
+                found[i] = 0.7  # "The new girl in 5P, Paisley, needs ..."
+                continue
+            if i == tok.sent.start and tok.tag_ in {"NN", "NNP"} and _verb_next(doc, i) and low not in DEVICE_WORDS \
+                    and any(t.lower_ in {"he", "his", "him", "she", "her", "hers"} for t in tok.sent):
+                found[i] = 0.6  # "ash keeps changing his Kahoot name": a bare singular subject that is a he or she
                 continue
             if cap and i == tok.sent.start and tok.dep_ in {"nsubj", "nsubjpass"} and unknown_word(tok):
                 found[i] = 0.6  # "Ayla keeps switching the Teams language"
