@@ -12,7 +12,8 @@ Each line of a set is {"text": ..., "planted": [{"kind": "name", "value": "Kayde
 - report   an example question as `coach report` and its HTML page quote it (`Scrubber`)
 
 A planted value leaks when it is found in what the exit sent: the whole value (a name: any of
-its words but titles and particles), case-sensitively for names and as written otherwise.
+its words but titles and particles), case-sensitively for names and class codes, in any case
+otherwise. `report` is the masking `coach report` and its HTML page apply to every quoted example.
 A tool is left alone when its name is still in what was sent.
 
     .venv/bin/python benchmarks/privacy.py                      # the team set, without and with a roster
@@ -53,7 +54,9 @@ def leaked(kind: str, value: str, sent: str) -> bool:
         words = [w.strip("'\"’.,") for w in value.split()]
         words = [w for w in words if len(w) >= 2 and w.lower() not in _NOT_NAME_WORDS]
         return any(re.search(rf"(?<![\w\[-]){re.escape(w)}(?![\w-])", sent) for w in words)
-    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", sent, re.IGNORECASE) is not None
+    # Class codes as written ("4O" is not the "4o" of a model name); the rest in any case.
+    flags = 0 if kind == Kind.CLASS_CODE.value else re.IGNORECASE
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", sent, flags) is not None
 
 
 def tool_kept(tool: str, sent: str) -> bool:

@@ -56,7 +56,7 @@ DEFAULT_ALLOW = (
     "clips", "padlet", "seesaw", "canva", "scratch", "kahoot", "quizizz", "blooket", "nearpod", "classdojo",
     "class dojo", "minecraft", "minecraft education", "sphero", "tinkercad", "micro:bit", "jamboard", "chatgpt",
     "gemini", "copilot", "claude", "wakelet", "mentimeter", "slido", "edpuzzle", "loom", "screencastify",
-    "book creator", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
+    "book creator", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
 )
 
 
@@ -409,14 +409,17 @@ class Masker:
             result.mapping.setdefault(tag, value)
             return tag
 
-        # Known names (from other texts of the conversation, or this one) not already covered.
+        # Known names (from other texts of the conversation, or this one) not already covered,
+        # except where a tool's name stands in this text.
+        tools = [m.span() for m in self._tool_re.finditer(text)]
         extra: list[tuple[int, int, Kind]] = []
         for name in sorted(names, key=len, reverse=True):
             if not name.strip():
                 continue
             flags = re.IGNORECASE if name.islower() or self._on_roster(name) else 0
             for m in re.finditer(rf"(?<![\w\[-]){re.escape(name)}(?![\w-])", text, flags):
-                extra.append((m.start(), m.end(), Kind.NAME))
+                if self._on_roster(name) or not any(a < m.end() and m.start() < b for a, b in tools):
+                    extra.append((m.start(), m.end(), Kind.NAME))
         if self.roster is not None:
             for m in re.finditer(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*", text):
                 if self._on_roster(m.group(0)) and not self.tools(m.group(0)):
