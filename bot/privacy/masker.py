@@ -21,6 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from presidio_anonymizer.entities import OperatorConfig
+from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
+
 from bot.privacy.kinds import PRIORITY, Kind
 from bot.privacy.roster import Roster, digest, fold
 from bot.settings import Settings
@@ -426,8 +429,10 @@ class Masker:
                     extra.append((m.start(), m.end(), Kind.NAME))
         spans = _resolve(spans + extra)
         first_names = {n.split()[0]: n for n in sorted(names, key=len) if " " in n}
-        out: list[str] = []
-        pos = 0
+        # Placeholders are chosen in reading order (so [NAME-1] is the first person named); Presidio's
+        # anonymizer then writes them in.
+        tags: dict[tuple[Kind, str], str] = {}
+        found = []
         for start, end, kind in spans:
             value = text[start:end]
             if kind is Kind.NAME:
@@ -440,10 +445,20 @@ class Masker:
                     result.keys.setdefault(self._key(kind, value.split()[0]), tag)
             else:
                 tag = placeholder(kind, value)
-            out += [text[pos:start], tag]
-            pos = end
-        out.append(text[pos:])
-        return "".join(out)
+            tags[(kind, value)] = tag
+            found.append(AnonymizerResult(entity_type=kind.entity, start=start, end=end, score=1.0))
+        if not found:
+            return text
+        operators = {kind.entity: OperatorConfig("custom", {"lambda": functools.partial(
+            lambda k, value: tags[(k, value)], kind)}) for kind in Kind}
+        return _anonymizer().anonymize(text=text, analyzer_results=found, operators=operators).text
+
+
+@functools.lru_cache(maxsize=1)
+def _anonymizer():  # noqa: ANN202  (presidio_anonymizer.AnonymizerEngine)
+    from presidio_anonymizer import AnonymizerEngine
+
+    return AnonymizerEngine()
 
 
 def _resolve(spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
