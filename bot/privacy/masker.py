@@ -287,8 +287,11 @@ class Masker:
                     continue
             spans.append((start, end, kind))
         tools = [m.span() for m in self._tool_re.finditer(text)]
+        # A tool named in full ("Khan Academy") is a tool even when a listed student shares a word of it.
+        phrases = [(a, b) for a, b in tools if " " in text[a:b]]
         spans = [s for s in spans if not (s[2] is Kind.NAME and (
             self._tool_context(text, s[0], s[1])
+            or any(a < s[1] and s[0] < b for a, b in phrases)
             or (any(a < s[1] and s[0] < b for a, b in tools) and not self._on_roster(text[s[0]:s[1]]))))]
         return _join_names(text, self._widen_names(text, _resolve(spans)))
 
@@ -424,14 +427,16 @@ class Masker:
                 if self._on_roster(name) or not any(a < m.end() and m.start() < b for a, b in tools):
                     extra.append((m.start(), m.end(), Kind.NAME))
         if self.roster is not None:
+            phrases = [(a, b) for a, b in tools if " " in text[a:b]]
             for m in re.finditer(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*", text):
-                if self._on_roster(m.group(0)) and not self.tools(m.group(0)):
+                if self._on_roster(m.group(0)) and not self.tools(m.group(0)) \
+                        and not any(a < m.end() and m.start() < b for a, b in phrases):
                     extra.append((m.start(), m.end(), Kind.NAME))
         spans = _resolve(spans + extra)
         first_names = {n.split()[0]: n for n in sorted(names, key=len) if " " in n}
         # Placeholders are chosen in reading order (so [NAME-1] is the first person named); Presidio's
         # anonymizer then writes them in.
-        tags: dict[tuple[Kind, str], str] = {}
+        operators: dict[str, OperatorConfig] = {}
         found = []
         for start, end, kind in spans:
             value = text[start:end]
@@ -445,12 +450,12 @@ class Masker:
                     result.keys.setdefault(self._key(kind, value.split()[0]), tag)
             else:
                 tag = placeholder(kind, value)
-            tags[(kind, value)] = tag
-            found.append(AnonymizerResult(entity_type=kind.entity, start=start, end=end, score=1.0))
+            # One entity type per span: Presidio would otherwise join two names with only a space between.
+            entity = f"{kind.entity}#{len(found)}"
+            operators[entity] = OperatorConfig("replace", {"new_value": tag})
+            found.append(AnonymizerResult(entity_type=entity, start=start, end=end, score=1.0))
         if not found:
             return text
-        operators = {kind.entity: OperatorConfig("custom", {"lambda": functools.partial(
-            lambda k, value: tags[(k, value)], kind)}) for kind in Kind}
         return _anonymizer().anonymize(text=text, analyzer_results=found, operators=operators).text
 
 

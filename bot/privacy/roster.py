@@ -21,6 +21,8 @@ from pathlib import Path
 SALT_FILE = "privacy-salt"
 ROSTER_FILE = "roster-hashes.json"
 # Column headings a school export uses for names; any other column is ignored.
+# Titles and particles are not names of their own: "Mrs", "van", "der" would mask ordinary words.
+_NOT_PARTS = frozenset("mr mrs ms miss mx dr sir van von der den de da di du la le el al bin ben".split())
 NAME_COLUMNS = ("name", "full name", "student name", "first name", "forename", "given name", "preferred name",
                 "surname", "last name", "family name", "legal first name", "legal surname")
 
@@ -83,7 +85,7 @@ class Roster:
         """Add names (and each of their parts of two or more letters); returns how many names."""
         n = 0
         for name in names:
-            parts = [p for p in fold(name).replace(",", " ").split() if len(p) >= 2]
+            parts = [p for p in fold(name).replace(",", " ").split() if len(p) >= 2 and p.strip(".") not in _NOT_PARTS]
             if not parts:
                 continue
             n += 1
