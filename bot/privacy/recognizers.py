@@ -219,7 +219,8 @@ class SchoolNameRecognizer(EntityRecognizer):
                 surname_after(i, 0.75)
                 continue
             if i + 1 < len(doc) and doc[i + 1].text[:1].isupper() == cap and doc[i + 1].lower_ in self.surnames \
-                    and (not self.is_word(low) or given) and not doc[i + 1].is_stop and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
+                    and (unknown_word(tok) or given) and tok.tag_ != "NNS" and not doc[i + 1].is_stop \
+                    and (cap or not self.is_common(doc[i + 1].lower_)) and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
                 found[i] = found[i + 1] = 0.7  # "Aaliyah Robinson": an unknown word before a surname
                 continue
             if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
