@@ -1,4 +1,4 @@
-"""`coach privacy purge|export|erase|audit`: retention and a teacher's rights over their data, from the command line.
+"""`coach privacy purge|export|erase|audit|roster`: retention, a teacher's rights over their data, and the student roster.
 
 The core (bot/state/privacy.py) decides what is whose and what is past retention; these
 commands open the state database, call it, and print. Each export, erase and purge is written
@@ -40,7 +40,7 @@ def _actor() -> str:
 
 @click.group("privacy")
 def privacy() -> None:
-    """Retention, and one teacher's data: export it, erase it; every action is audited."""
+    """Retention, one teacher's data (export it, erase it; every action is audited), and the student roster."""
 
 
 @privacy.command("purge")
@@ -107,3 +107,33 @@ def _counts_table(title: str, counts: dict[str, Any]) -> None:
     for name, n in sorted(counts.items()):
         table.add_row(name, str(n))
     out.print(table if counts else f"{title}: nothing was stored.")
+
+
+@privacy.command("roster")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="drop the names loaded before instead of adding to them")
+def roster(file: Path, replace: bool) -> None:
+    """Load student names from FILE (the school's CSV export, or one name a line) so they are always masked.
+
+    Only salted hashes of the names and their parts are stored (data directory, mode 0600); the
+    file itself is not copied. Delete the export once it is loaded.
+    """
+    from bot.privacy.masker import forget_shared_maskers
+    from bot.privacy.roster import Roster, parse_names
+
+    from adapters.cli import Context
+
+    settings = click.get_current_context().ensure_object(Context).settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    names = parse_names(file.read_text(encoding="utf-8-sig", errors="replace"))
+    if not names:
+        raise click.ClickException(f"no names found in {file}: expected a CSV with a name column "
+                                   "(e.g. 'First Name', 'Surname', 'Full Name') or one name a line")
+    current = Roster.load(settings.data_dir)
+    if replace:
+        current.hashes.clear()
+    added = current.add(names)
+    path = current.save(settings.data_dir)
+    forget_shared_maskers()
+    click.echo(f"{added} student name(s) loaded; {len(current)} salted hashes in {path} (0600). "
+               "Running bots read the roster when they start.")

@@ -233,7 +233,8 @@ def draft_from_escalation(obj: Any, escalation: str, folder: Path, any_status: b
         raise click.ClickException(f"escalation {escalation} is {status}, not resolved; resolve it first "
                                    "or pass --any-status")
     taken = set(store.entries())
-    entry = escalation_draft(row, Scrubber(load_user_ids(db)), taken)
+    from bot.privacy.masker import shared_masker
+    entry = escalation_draft(row, Scrubber(load_user_ids(db), shared_masker(ctx.settings)), taken)
     path = _write(folder, entry, force)
     out.print(f"wrote {path}; finish it, remove `status: draft`, then `coach kb import {folder}`.", highlight=False)
 

@@ -24,7 +24,8 @@ from bot.triage.corpus import TriageConfigError, load_corpus
 from bot.triage.rules import PhraseRules
 from bot.triage.router import Triage
 from knowledge.glossary import Glossary
-from knowledge.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
+from knowledge.embeddings import Embedder, MaskedEmbedder, MiniLMEmbedder, OpenAIEmbedder
+from bot.privacy.masker import shared_masker
 from knowledge.parser import FolderResult, load_folder
 from knowledge.search import Retriever
 from knowledge.store import KnowledgeStore, StoreError, SyncReport, open_client
@@ -57,8 +58,11 @@ def make_embedder(settings: Settings) -> Embedder:
         key = settings.openai.api_key.get_secret_value() if settings.openai.api_key else None
         if not key:
             raise StartupError("COACH_EMBEDDINGS=openai needs OPENAI_API_KEY")
-        return OpenAIEmbedder(model=settings.openai.embedding_model, api_key=key,
-                              base_url=settings.openai.base_url, timeout=settings.openai.timeout_seconds)
+        remote = OpenAIEmbedder(model=settings.openai.embedding_model, api_key=key,
+                                base_url=settings.openai.base_url, timeout=settings.openai.timeout_seconds)
+        # Remote embeddings see masked text only: the same masker as every other exit.
+        masker = shared_masker(settings)
+        return MaskedEmbedder(remote, lambda text: masker.mask(text).text)
     return MiniLMEmbedder()
 
 
@@ -195,6 +199,7 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
         db = StateDB(settings.state_url)
     except StateError as exc:
         raise StartupError(str(exc)) from None
+    shared_masker(settings)  # every exit masks with this one; the spaCy pipeline loads once, here
     retriever = make_retriever(settings, store)
     triage = make_triage(settings, retriever)
     if settings.llm_enabled and (composer is None or settings.openai.llm_triage):
@@ -236,7 +241,7 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
                 triage, chat, confidence=confidence,
                 min_confidence=settings.retrieval.min_confidence,
-                mask_private_data=settings.openai.mask_private_data)
+                mask_private_data=settings.openai.mask_private_data, masker=shared_masker(settings))
     except LLMConfigError as exc:
         raise StartupError(str(exc)) from None
     log.info("LLM mode: replies by %s%s", settings.openai.model,

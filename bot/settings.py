@@ -183,6 +183,13 @@ class InsightsSettings(BaseModel):
     top_gaps: int = Field(10, ge=1, le=50)
 
 
+class MaskingSettings(BaseModel):
+    """The privacy masker (bot/privacy/): what it must never mask besides the tool glossary."""
+
+    allow: list[str] = Field(default_factory=list, description="tool or app names never masked, beyond "
+                             "config/tool-glossary.yaml and the built-in list")
+
+
 class Settings(BaseSettings):
     """Every setting the coach reads, with where it comes from."""
 
@@ -208,6 +215,7 @@ class Settings(BaseSettings):
     teams_channel: TeamsChannelSettings = Field(default_factory=TeamsChannelSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    masking: MaskingSettings = Field(default_factory=MaskingSettings)
     access: AccessSettings = Field(default_factory=AccessSettings, description="who may claim and resolve handoffs "
                                    "and use the integrators' tools, per role and platform identity (bot/access.py)")
 

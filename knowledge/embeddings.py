@@ -22,7 +22,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -719,6 +719,25 @@ _OPENAI_DIMENSIONS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
+
+
+class MaskedEmbedder:
+    """A remote embedder that only ever receives text after ``mask`` (a privacy masker) has run on it."""
+
+    def __init__(self, inner: Embedder, mask: Callable[[str], str]) -> None:
+        self.inner = inner
+        self.mask = mask
+        self.name: str = inner.name
+
+    @property
+    def dimension(self) -> int:  # type: ignore[override]  # known after the first request for some models
+        return self.inner.dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed the masked form of ``texts``."""
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of strings, not a single string")
+        return self.inner.embed([self.mask(t) for t in texts])
 
 
 class OpenAIEmbedder:

@@ -190,7 +190,7 @@ def test_transcript_masking_is_consistent_and_configurable(db, tmp_path):
         assert planted not in blob
     # One mapping for every field: the placeholder in the update is the one in the transcript.
     placeholder = masked.new_detail.split(" says")[0]
-    assert placeholder.startswith("[STUDENT-")
+    assert placeholder.startswith("[NAME-")
     assert masked.transcript[-1] == ("Teacher", f"{placeholder} says the light is blinking orange")
     plain = build_context(row, [], Settings(data_dir=tmp_path, config_dir=CONFIG_DIR, handoff={"mask_transcripts": False}))
     assert all(p in plain.as_text() for p in PLANTED)

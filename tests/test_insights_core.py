@@ -100,7 +100,7 @@ def test_scrubber_hides_ids_mentions_and_student_data() -> None:
     out = scrub(text)
     for secret in ("t-ana ", "U0OTHER1", "Jamie", "jamie.lee@example.org", "0412 555 019", "mr.brown", "U0TEACHER9"):
         assert secret not in out, secret
-    assert "[TEACHER]" in out and "[PERSON]" in out and "[STUDENT-1]" in out
+    assert "[TEACHER]" in out and "[PERSON]" in out and "[NAME-1]" in out
     assert "Text-analysis stays." in out  # an id inside another word is left alone
     assert len(scrub("x " * 400)) <= 220
 

@@ -178,7 +178,7 @@ def test_gaps_are_found_grouped_ranked_and_masked(full: Insights) -> None:
     # Examples are masked: no student name, no e-mail address.
     assert len(vr.examples) == 5
     joined = " ".join(vr.examples)
-    assert "Jamie" not in joined and "example.org" not in joined and "[STUDENT-1]" in joined
+    assert "Jamie" not in joined and "example.org" not in joined and "[NAME-1]" in joined
     assert all(q.endswith("?") for q in vr.asked) and len(vr.asked) == 5
     assert vr.grades == ["6-8"]  # "year 7"
 

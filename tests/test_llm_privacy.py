@@ -55,7 +55,7 @@ def test_names_emails_phones_and_ids_never_reach_the_model_and_come_back_in_the_
     leaked = [p for p in PRIVATE if p in sent]
     assert leaked == [], f"sent to the model: {leaked}"
     user = openai_server.chat_requests[0].messages[1]["content"]
-    assert "[STUDENT-" in user and "[EMAIL-" in user and "[PHONE-" in user and "[ID-" in user
+    assert "[NAME-" in user and "[EMAIL-" in user and "[PHONE-" in user and "[ID-" in user
     assert out.composer == "llm:gpt-4o-mini"
     assert "You want Jamie Lee to find a voice" in out.text and "[STUDENT" not in out.text
 
@@ -63,8 +63,8 @@ def test_names_emails_phones_and_ids_never_reach_the_model_and_come_back_in_the_
 def test_the_repair_call_is_masked_too(tmp_path, openai_server):
     # First answer fails the checks by quoting the (masked) name in a walkthrough line.
     openai_server.script(
-        chat({"reply": "1. Ask [STUDENT-1] to record alone\n2. Then share", "sources": []}),
-        chat({"reply": "What would help [STUDENT-1] feel safe at the microphone?", "sources": []}),
+        chat({"reply": "1. Ask [NAME-1] to record alone\n2. Then share", "sources": []}),
+        chat({"reply": "What would help [NAME-1] feel safe at the microphone?", "sources": []}),
     )
     out = LLMComposer(settings_for(tmp_path, openai_server.url)).compose(request())
     assert len(openai_server.chat_requests) == 2
@@ -79,10 +79,10 @@ def test_the_same_person_has_one_placeholder_across_history_and_message(tmp_path
     user = openai_server.chat_requests[0].messages[1]["content"]
     history_part, message_part = user.split("<teacher_message>")
     # Priya is named in the history only; her placeholder is used in both the teacher turn and the coach turn.
-    priya_tags = {t for t in ("[STUDENT-1]", "[STUDENT-2]", "[STUDENT-3]", "[STUDENT-4]")
+    priya_tags = {t for t in ("[NAME-1]", "[NAME-2]", "[NAME-3]", "[NAME-4]")
                   if history_part.count(t) >= 2}
     assert priya_tags, history_part
-    assert not priya_tags & {t for t in ("[STUDENT-1]", "[STUDENT-2]", "[STUDENT-3]", "[STUDENT-4]")
+    assert not priya_tags & {t for t in ("[NAME-1]", "[NAME-2]", "[NAME-3]", "[NAME-4]")
                              if t in message_part}
 
 
@@ -90,13 +90,13 @@ def test_masking_can_be_turned_off(tmp_path, openai_server):
     openai_server.script(chat({"reply": "What is the goal?", "sources": []}))
     LLMComposer(settings_for(tmp_path, openai_server.url, mask=False)).compose(request())
     user = openai_server.chat_requests[0].messages[1]["content"]
-    assert "Jamie Lee" in user and EMAIL in user and "Priya" in user and "[STUDENT-" not in user
+    assert "Jamie Lee" in user and EMAIL in user and "Priya" in user and "[NAME-" not in user
 
 
 def test_mask_many_keeps_one_mapping_and_mask_keeps_its_api():
     texts, masked = Masker().mask_many(["Jamie is late again", "my student Jamie, call 07700 900123"])
-    assert texts == ["[STUDENT-1] is late again", "my student [STUDENT-1], call [PHONE-1]"]
+    assert texts == ["[NAME-1] is late again", "my student [NAME-1], call [PHONE-1]"]
     assert masked.unmask(texts[1]) == "my student Jamie, call 07700 900123"
     single = Masker().mask("my pupil Ana Silva emailed ana@example.org")
-    assert single.text == "my pupil [STUDENT-1] emailed [EMAIL-1]"
+    assert single.text == "my pupil [NAME-1] emailed [EMAIL-1]"
     assert single.unmask(single.text) == "my pupil Ana Silva emailed ana@example.org"

@@ -85,7 +85,7 @@ class SlackChannel:
         ]
         if context.transcript:
             lines = [f"*{s}:* {mrkdwn(t)}" for s, t in context.transcript[-8:]]
-            head = "Transcript" + (" (student names, e-mails and phone numbers masked)" if context.masked else "")
+            head = "Transcript" + (" (names, e-mails, phones, addresses, student numbers and classes masked)" if context.masked else "")
             blocks.append({"type": "section", "block_id": "coach.handoff.transcript",
                            "text": {"type": "mrkdwn", "text": (f"_{head}_\n" + "\n".join(lines))[:SECTION_LIMIT]}})
         if not context.notice_only:

@@ -4,7 +4,7 @@ An integrator gets a short summary, the teacher's goal in their own words, grade
 tool when the teacher mentioned them, what the coach already asked and offered, and why it
 handed off. The helpdesk gets the fault, the device, the room, what is on the screen and how
 urgent it is. Both get the transcript. When `settings.handoff.mask_transcripts` is on, every
-piece of teacher-written text is masked with one mapping (bot.privacy.masker.Masker), so `[STUDENT-1]`
+piece of teacher-written text is masked with one mapping (bot.privacy.masker.Masker), so `[NAME-1]`
 is the same child in the subject line, the fields and the transcript: a ticket system or a
 chat channel is not the place for student names, e-mail addresses or phone numbers.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.handoff.escalations import EscalationRow
 from bot.state.database import aware
-from bot.privacy.masker import Masker
+from bot.privacy.masker import Masked, Masker, shared_masker
 # The same patterns that decide what the coach asks a teacher for decide what the technician is shown.
 from bot.compose.replies import _DEVICE, _ROOM
 from bot.settings import Settings
@@ -58,7 +58,6 @@ _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,120})[\"“”]|(?<!\w)'([^'\n]{
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _LEADING = re.compile(r"^(?:(?:hi|hello|hey|help|please|urgent|sorry|ok|so|um)\b[\s,!:;-]*)+", re.I)
 _ARTICLE = re.compile(r"^(?:the|my|our|a|an)\s+", re.I)
-_SEP = "\n\u2e3b\u2e3b\n"  # joins texts for one masking pass; no masking pattern can span it
 
 INTEGRATOR_TITLES = {
     "safeguarding": "Possible safeguarding concern: needs a person today",
@@ -120,7 +119,7 @@ class HandoffContext:
             ("Why handed off", self.why), ("Teacher", self.teacher), ("Conversation", self.conversation),
             ("Opened", self.created_at)) if value] + [""]
         if self.transcript:
-            lines.append("Transcript" + (" (student names, e-mails and phone numbers masked)" if self.masked else "") + ":")
+            lines.append("Transcript" + (" (names, e-mails, phones, addresses, student numbers and classes masked)" if self.masked else "") + ":")
             for speaker, text in self.transcript:
                 lines.append(f"  {speaker}: {text}")
         return "\n".join(lines).rstrip() + "\n"
@@ -201,7 +200,8 @@ def build_context(row: EscalationRow, history: Sequence[PastTurn], settings: Set
     if masked:
         # One masking pass over every teacher-written piece keeps placeholders consistent everywhere.
         texts = [title, new_detail or ""] + [v for _, v in fields] + [t for _, t in transcript]
-        out = _mask_all(texts, masker or Masker())
+        # Placeholders derive from the escalation's id, so they are the same in every event of one ticket.
+        out, _ = (masker or shared_masker(settings)).mask_many(texts, into=Masked("", seed=str(row.id)))
         title, new_detail_m = out[0], out[1] or None
         fields = [(k, v) for (k, _), v in zip(fields, out[2:2 + len(fields)])]
         transcript = [(s, t) for (s, _), t in zip(transcript, out[2 + len(fields):])]
@@ -345,15 +345,6 @@ def _unique(values: Any) -> str:
         if value and value.lower() not in seen:
             seen[value.lower()] = value
     return ", ".join(seen.values())
-
-
-def _mask_all(texts: list[str], masker: Masker) -> list[str]:
-    masked = masker.mask(_SEP.join(texts)).text
-    parts = masked.split(_SEP)
-    if len(parts) != len(texts):  # a pattern touched the separator: mask each text on its own (never leak)
-        names = masker.names_in("\n".join(texts))
-        return [masker.mask(t, known_names=names).text for t in texts]
-    return parts
 
 
 def _teacher(row: EscalationRow) -> str:

