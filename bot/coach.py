@@ -162,6 +162,8 @@ class Coach:
         if turn is None:
             return Reply(text="I couldn't find the message that button belongs to; it may be from an old conversation.",
                          route=Route.OTHER)
+        if event.action is Action.READ_SOURCE:
+            return self._read_source(event.source_id, list(turn.sources or []))
         if not self.memory.add_feedback(event.turn_id, event.action.value, event.user_id):
             return None
         if event.action is Action.HELPED:
@@ -221,6 +223,15 @@ class Coach:
         return Reply(text=composition.text, route=Route.COACH, sources=self._sources(result, composition),
                      actions=[Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON], turn_id=turn_id,
                      composer=composition.composer)
+
+    def _read_source(self, source_id: str | None, offered: list[str]) -> Reply:
+        """"Read it" under a source: the entry's note, in chat. Only a source that reply offered."""
+        entry = self.retriever.store.get(source_id) if source_id and source_id in offered else None
+        if entry is None:
+            return Reply(text="I couldn't find that resource any more; it may have been removed or renamed. "
+                              "What would you like to look at instead?", route=Route.COACH)
+        text = replies.source_note(entry.title, entry.body, self.settings.reply.max_note_chars)
+        return Reply(text=text, route=Route.COACH)
 
     @staticmethod
     def _sources(result: SearchResult, composition: Composition) -> list[Source]:

@@ -43,6 +43,8 @@ class RetrievalSettings(BaseModel):
 class ComposerSettings(BaseModel):
     max_words: int = Field(120, ge=30, le=400)
     max_message_chars: int = Field(4000, ge=200, description="longer messages are cut, with a notice")
+    max_note_chars: int = Field(1500, ge=200, le=2800,
+                                description="'Read it' shows an entry's note up to this length (Slack sections hold 3,000)")
 
 
 class SafeguardingSettings(BaseModel):

@@ -121,14 +121,11 @@ class TemplateComposer:
         if names_tool:
             lines.append("Before the tool, the learning:")
         lines.extend(questions)
+        # Sources are drawn by the adapter under the reply (a link, or "Read it"), never in the text.
         resources = [h for h in used[: request.max_sources]]
-        links = []
-        for hit in resources:
-            link = hit.entry.first_link()
-            links.append(f"{hit.entry.title} ({link.url})" if link else hit.entry.title)
         coaching_turns = sum(1 for t in request.history if t.route == "coach")
         closing = "You know your class best: what would you try first?" if coaching_turns >= 2 else None
-        text = self._fit(lines, links, closing, request.max_words)
+        text = self._fit(lines, closing, request.max_words)
         return Composition(text, [h.entry.id for h in resources])
 
     @staticmethod
@@ -151,30 +148,23 @@ class TemplateComposer:
         return chosen[:2]
 
     @staticmethod
-    def _fit(lines: list[str], links: list[str], closing: str | None, max_words: int) -> str:
-        def render(ls: list[str], lk: list[str], cl: str | None) -> str:
-            parts = [" ".join(ls[:1]), *ls[1:]]
-            body = "\n".join(parts)
-            if lk:
-                body += "\nWhen you're ready: " + "; ".join(lk)
+    def _fit(lines: list[str], closing: str | None, max_words: int) -> str:
+        def render(ls: list[str], cl: str | None) -> str:
+            body = "\n".join(ls)
             if cl:
                 body += "\n" + cl
             return body
 
-        text = render(lines, links, closing)
-        # Trim from the end of what matters least until it fits: closing, second link, second question.
+        text = render(lines, closing)
+        # Trim from the end of what matters least until it fits: closing, then the second question.
         while len(text.split()) > max_words:
             if closing:
                 closing = None
-            elif len(links) > 1:
-                links = links[:1]
             elif len(lines) > 2:
                 lines = lines[:-1]
-            elif links:
-                links = []
             else:
                 break
-            text = render(lines, links, closing)
+            text = render(lines, closing)
         return text
 
     @staticmethod
