@@ -133,3 +133,14 @@ def test_feedback_buttons_count_once_and_open_one_escalation(coach):
 def test_none_message_is_a_clear_error(coach):
     with pytest.raises(TypeError, match="message cannot be None"):
         coach.handle(None)
+
+
+@pytest.mark.parametrize("text", [":+1:", "👍", "ok", "Ok.", "thanks!", "ok thanks", "great, thank you!", ":thumbsup:"])
+def test_thanks_emoji_and_ok_are_small_talk_not_searches(coach, text):
+    """Slack sends a thumbs-up as ":+1:"; neither it nor "ok" is a question for the knowledge base."""
+    first = coach.handle(msg(text, conversation=f"alone-{text}"))
+    assert first.route is Route.OTHER and first.sources == []
+    assert "knowledge base" not in first.text
+    coach.handle(msg("how can my year 5s brainstorm together on padlet?", conversation=f"after-{text}"))
+    after = coach.handle(msg(text, conversation=f"after-{text}"))
+    assert after.route is Route.OTHER and after.sources == [] and "knowledge base" not in after.text
