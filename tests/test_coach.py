@@ -144,3 +144,24 @@ def test_thanks_emoji_and_ok_are_small_talk_not_searches(coach, text):
     coach.handle(msg("how can my year 5s brainstorm together on padlet?", conversation=f"after-{text}"))
     after = coach.handle(msg(text, conversation=f"after-{text}"))
     assert after.route is Route.OTHER and after.sources == [] and "knowledge base" not in after.text
+
+
+NARRATIVE = [
+    "We've been doing persuasive writing all term and the kids are bored of it. Half of them didn't finish "
+    "their drafts last week. I was thinking they could do something with audio instead? Any ideas?",
+    "I like that. I'd like them to record short episodes about the old market in our town",
+    "how long should the first episodes be?",
+]
+
+
+def test_a_conversation_answers_asks_and_never_opens_two_turns_alike(coach):
+    openings = []
+    for text in NARRATIVE:
+        reply = coach.handle(msg(text, conversation="narrative"))
+        assert reply.route is Route.COACH, (text, reply.text)
+        assert "?" in reply.text and not STEPS.search(reply.text) and len(reply.text.split()) <= 120
+        assert "http" not in reply.text and "When you're ready" not in reply.text  # sources are drawn by adapters
+        openings.append(" ".join(reply.text.split()[:2]))
+    assert openings[0] in ("One idea:", "Something that") and "podcast-voices" in coach.memory.history(
+        "console:narrative")[0].sources
+    assert all(a != b for a, b in zip(openings, openings[1:])), openings

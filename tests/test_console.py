@@ -36,8 +36,8 @@ def test_read_n_shows_the_note_of_a_source_without_a_link(coach):
     assert "[1] Quick digital exit tickets" in out and "/read 1 to read it here" in out
     assert out.count("Quick digital exit tickets") >= 2  # listed once under the reply, then the note's title
     assert "Two questions at the end of a lesson" in out  # the note itself
-    # Only the command reads: a message that starts with "read" is a message.
-    assert out.count("Two questions at the end of a lesson") == 1
+    # Only the command reads: a message that starts with "read" is a message, answered in a third panel.
+    assert out.count("route: coaching") == 3 and "/read N reads source N" not in out
 
 
 def test_read_event_needs_a_source_that_the_last_reply_offered():
