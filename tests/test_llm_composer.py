@@ -229,7 +229,7 @@ def test_citing_an_entry_that_was_not_retrieved_is_caught(tmp_path, openai_serve
 
 def test_a_link_no_entry_has_is_caught_and_repaired(tmp_path, openai_server):
     foreign = {"reply": "What's the goal? See https://padlet-tricks.example.com/guide", "sources": []}
-    cited = {"reply": "What's the goal of the wall?", "sources": ["shared-wall-brainstorm"]}
+    cited = {"reply": "A moderated wall keeps every voice in. What's the goal of the wall?", "sources": ["shared-wall-brainstorm"]}
     openai_server.script(chat(foreign), chat(cited))
     out = composer_for(tmp_path, openai_server).compose(request())
     assert out.composer == "llm:gpt-4o-mini"
@@ -317,3 +317,14 @@ def test_a_local_server_needs_no_key_and_the_key_is_never_logged(tmp_path, opena
         LLMComposer(keyed, sleep=lambda s: None).compose(request())
     assert "sk-secret-value-123" not in caplog.text
     assert "retry 1 of 1" in caplog.text  # the retry itself is logged
+
+
+def test_a_direct_ask_answered_only_with_questions_is_sent_back(tmp_path, openai_server):
+    only_asks = {"reply": "What do you want them to learn? Who is the audience?", "sources": ["podcast-voices"]}
+    answers = {"reply": "Recording a short episode for a real audience makes students care about clarity. "
+                        "Who would they most like to reach?", "sources": ["podcast-voices"]}
+    openai_server.script(chat(only_asks), chat(answers))
+    out = composer_for(tmp_path, openai_server).compose(
+        request("They each have a Chromebook - what could they make in 10 minutes?", "podcast-voices"))
+    assert "answer the ask first" in openai_server.chat_requests[1].messages[-1]["content"]
+    assert out.composer == "llm:gpt-4o-mini" and out.text.startswith("Recording a short episode")

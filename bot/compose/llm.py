@@ -21,8 +21,9 @@ from typing import Any
 
 import openai
 
+from bot.compose.asks import Ask, classify
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, check_reply
+from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, answers_nothing, check_reply
 from bot.privacy.masker import Masked, Masker
 from bot.settings import OpenAISettings, Settings
 from bot.models import PastTurn
@@ -354,8 +355,12 @@ class LLMComposer:
         draft, problem = parse_draft(content)
         if draft is None:
             return None, CheckResult([problem or "unreadable reply"])
-        return draft, check_reply(draft.reply, draft.sources, entries, max_words=limit,
-                                  max_sources=request.max_sources)
+        result = check_reply(draft.reply, draft.sources, entries, max_words=limit, max_sources=request.max_sources)
+        if entries and classify(request.text) is not Ask.OPEN and answers_nothing(draft.reply):
+            result = CheckResult(result.problems + [
+                "the teacher asked for something and the reply only asks back; answer the ask first, briefly "
+                "(one or two concrete ideas from the entries, a sentence each), then ask one question"], result.sources)
+        return draft, result
 
     def _fall_back(self, request: CoachingRequest, reason: str) -> Composition:
         log.warning("model %s gave no usable reply (%s); the template composer answers", self.chat.model, reason)

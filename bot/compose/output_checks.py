@@ -164,6 +164,12 @@ def check_reply(
     return CheckResult(problems, sources)
 
 
+def answers_nothing(text: str) -> bool:
+    """True when every sentence is a question: a direct ask then goes unanswered."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", URL.sub(" ", text)) if p.strip()]
+    return bool(parts) and all(p.endswith("?") for p in parts)
+
+
 def passes(text: str, sources: Collection[str], retrieved: Mapping[str, KnowledgeEntry], *,
            max_words: int = DEFAULT_MAX_WORDS, max_sources: int = 2) -> bool:
     """Shorthand for tests and benchmarks: does a finished reply pass every check?"""
