@@ -31,6 +31,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 LIVE_PLATFORMS = frozenset({"slack", "teams"})
 # A follow-up this short ("and for year 2?") says little alone: the earlier turn counts fully.
 SHORT_FOLLOW_UP = 8
+# How many small-talk turns may sit between a coaching turn and the follow-up that refers back to it.
+MAX_TOPIC_GAP = 1
 COACH_ACTIONS = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
 
 
@@ -70,6 +72,22 @@ class EscalationStatusListener(Protocol):
 
 
 HANDOFF_ACTIONS = {"claim": "claim", "handoff_claim": "claim", "resolve": "resolve", "handoff_resolve": "resolve"}
+
+
+def _coaching_topic(history: Sequence[PastTurn]) -> list[PastTurn]:
+    """The last coaching turn and any small-talk turns after it: what a follow-up refers back to.
+
+    A turn in between that went to small talk ("but who would even read them?" read as chat)
+    does not end the topic; a helpdesk or handoff turn does.
+    """
+    after: list[PastTurn] = []
+    for turn in reversed(history[-(MAX_TOPIC_GAP + 1):]):
+        if turn.route == Route.COACH.value:
+            return [turn, *reversed(after)]
+        if turn.route != Route.OTHER.value:
+            return []
+        after.append(turn)
+    return []
 
 
 def clean_text(text: str, max_chars: int) -> tuple[str, list[str]]:
@@ -248,9 +266,10 @@ class Coach:
         # A follow-up ("and for year 2?") is read with the coaching turn before it.
         context = ""
         boost: dict[str, float] = {}
-        if history and history[-1].route == Route.COACH.value:
-            context = history[-1].text
-            boost = {sid: 0.03 for sid in history[-1].sources}
+        topic = _coaching_topic(history)
+        if topic:
+            context = " ".join(t.text for t in topic)
+            boost = {sid: 0.03 for sid in topic[0].sources}
             vector = None  # the query vector must include the context
         result = self.retriever.search(text, context=context, k=5, boost=boost, vector=vector,
                                        context_weight=1.0 if context and len(text.split()) <= SHORT_FOLLOW_UP else None)

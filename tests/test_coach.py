@@ -165,3 +165,11 @@ def test_a_conversation_answers_asks_and_never_opens_two_turns_alike(coach):
     assert openings[0] in ("One idea:", "Something that") and "podcast-voices" in coach.memory.history(
         "console:narrative")[0].sources
     assert all(a != b for a, b in zip(openings, openings[1:])), openings
+
+
+def test_a_follow_up_after_a_small_talk_turn_keeps_the_coaching_topic(coach):
+    first, follow, expected = FOLLOW_UP
+    coach.handle(msg(first, conversation="gap"))
+    assert coach.handle(msg("thanks!", conversation="gap")).route is Route.OTHER
+    reply = coach.handle(msg(follow, conversation="gap"))
+    assert reply.route is Route.COACH and reply.source_ids()[0] == expected
