@@ -36,7 +36,7 @@ class RetrievalSettings(BaseModel):
     lexical_weight: float = Field(0.05, ge=0.0, le=1.0, description="weight of BM25 added to dense similarity (benchmarks/retrieval.py)")
     late_interaction: bool = Field(True, description="re-rank the best candidates word piece by word piece (local model only)")
     context_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of earlier turns in a follow-up")
-    ask_weight: float = Field(1.0, ge=0.0, le=4.0, description="in a long message, how much again the sentences "
+    ask_weight: float = Field(0.5, ge=0.0, le=4.0, description="in a long message, how much again the sentences "
                               "that carry the ask count (0: the whole message only; benchmarks/retrieval.py)")
     min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="below this the coach says it has nothing (0.2 = cosine 0.28)")
     max_sources: int = Field(2, ge=0, le=5)
