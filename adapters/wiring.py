@@ -157,7 +157,7 @@ def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
     glossary = Glossary.from_file(glossary_file) if glossary_file.exists() else None
     return Retriever(store, mode=settings.retrieval.mode, lexical_weight=settings.retrieval.lexical_weight,
                      context_weight=settings.retrieval.context_weight, glossary=glossary,
-                     late_interaction=settings.retrieval.late_interaction)
+                     late_interaction=settings.retrieval.late_interaction, ask_weight=settings.retrieval.ask_weight)
 
 
 @dataclass

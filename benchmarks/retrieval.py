@@ -18,13 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adapters.wiring import make_retriever  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
 from knowledge.embeddings import MiniLMEmbedder  # noqa: E402
 from knowledge.glossary import Glossary  # noqa: E402
 from knowledge.parser import load_folder  # noqa: E402
 from knowledge.search import Retriever  # noqa: E402
 from knowledge.store import KnowledgeStore, open_client  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "eval"
+# The shared evaluation folder beside the checkout (a worktree sits one level deeper than main).
+SHARED = next((p / "shared" / "eval" for p in ROOT.parents if (p / "shared" / "eval").is_dir()),
+              ROOT.parent / "shared" / "eval")
 
 
 def cases_with_context(path: Path) -> list[tuple[str, str, set[str]]]:
@@ -83,16 +87,21 @@ DEFAULT_SETS = [
     (SHARED / "dev.jsonl", SHARED / "kb"),
     (CASES / "fixture-kb-short.jsonl", SHARED / "kb"),
     (CASES / "fixture-kb-context.jsonl", SHARED / "kb"),
+    # Narrative messages (a story, a complaint, then half a question; the need one sentence inside).
+    (CASES / "fixture-kb-narrative.jsonl", SHARED / "kb"),
     (CASES / "messy-starter.jsonl", ROOT / "knowledge" / "starter"),
 ]
 
 
+SHIPPED = "shipped (settings)"
+
+
 def configurations(store: KnowledgeStore, glossary: Glossary) -> list[tuple[str, object]]:
-    """Every retrieval compared, by label; the last is the product's default."""
+    """Every retrieval compared, by label; the last is the product's, built from its own settings."""
     def retriever(mode: str = "hybrid", weight: float = 0.05, gloss: Glossary | None = glossary,
-                  late: bool = False, share: float = 0.5) -> Retriever:
+                  late: bool = False, share: float = 0.5, ask: float = 0.0) -> Retriever:
         return Retriever(store, mode=mode, lexical_weight=weight, glossary=gloss, late_interaction=late,
-                         rerank_dense_share=share)
+                         rerank_dense_share=share, ask_weight=ask)
 
     configs: list[tuple[str, object]] = [
         ("dense only", retriever("dense", 0.0)), ("BM25 only", retriever("lexical", 1.0)),
@@ -102,11 +111,19 @@ def configurations(store: KnowledgeStore, glossary: Glossary) -> list[tuple[str,
     configs.append(("RRF k=60", RRF(retriever("dense"), retriever("lexical"))))
     configs += [(f"late, dense x{share:g}", retriever(late=True, share=share)) for share in (0.0, 0.25, 1.0)]
     configs += [(f"late, w={w:.2f}", retriever(weight=w, late=True)) for w in (0.0, 0.1)]
-    configs.append(("late (default)", retriever(late=True)))
+    configs.append(("late, whole message", retriever(late=True)))
+    configs += [(f"late, ask x{ask:g}", retriever(late=True, ask=ask)) for ask in (0.5, 1.0, 2.0)]
+    configs.append((SHIPPED, make_retriever(SETTINGS, store)))
     return configs
 
 
+SETTINGS = load_settings()
+
+
 def main(argv: list[str]) -> int:
+    r = SETTINGS.retrieval
+    print(f"shipped: mode={r.mode} lexical_weight={r.lexical_weight} late_interaction={r.late_interaction} "
+          f"context_weight={r.context_weight} ask_weight={r.ask_weight} (config {SETTINGS.config_dir})")
     sets = [(Path(argv[0]), Path(argv[1]) if len(argv) > 1 else SHARED / "kb")] if argv else DEFAULT_SETS
     embedder = MiniLMEmbedder()
     glossary = Glossary.from_file(ROOT / "config" / "tool-glossary.yaml")
@@ -125,15 +142,15 @@ def main(argv: list[str]) -> int:
                 rows.append((label, result, ms))
                 totals.setdefault(label, []).append(result)
         print(f"\n{len(cases)} coach cases from {cases_path.name}, knowledge base {kb_dir.name} ({len(entries)} entries)")
-        print(f"{'retrieval':<20} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6} {'ms/query':>9}")
-        for label, r, ms in rows:
-            print(f"{label:<20} {r['hit@1']:>6.3f} {r['hit@3']:>6.3f} {r['mrr@5']:>6.3f} {ms:>9.1f}")
+        print(f"{'retrieval':<22} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6} {'ms/query':>9}")
+        for label, res, ms in rows:
+            print(f"{label:<22} {res['hit@1']:>6.3f} {res['hit@3']:>6.3f} {res['mrr@5']:>6.3f} {ms:>9.1f}")
     if len(sets) > 1:
         print(f"\nmean over the {len(sets)} sets")
-        print(f"{'retrieval':<20} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6}")
+        print(f"{'retrieval':<22} {'hit@1':>6} {'hit@3':>6} {'MRR@5':>6}")
         for label, results in totals.items():
-            mean = {k: sum(r[k] for r in results) / len(results) for k in ("hit@1", "hit@3", "mrr@5")}
-            print(f"{label:<20} {mean['hit@1']:>6.3f} {mean['hit@3']:>6.3f} {mean['mrr@5']:>6.3f}")
+            mean = {k: sum(res[k] for res in results) / len(results) for k in ("hit@1", "hit@3", "mrr@5")}
+            print(f"{label:<22} {mean['hit@1']:>6.3f} {mean['hit@3']:>6.3f} {mean['mrr@5']:>6.3f}")
     best = max(totals, key=lambda label: sum(r["mrr@5"] for r in totals[label]))
     print(f"best mean MRR: {best}")
     return 0

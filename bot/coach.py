@@ -33,6 +33,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 LIVE_PLATFORMS = frozenset({"slack", "teams"})
 # A follow-up this short ("and for year 2?") says little alone: the earlier turn counts fully.
 SHORT_FOLLOW_UP = 8
+# How many small-talk turns may sit between a coaching turn and the follow-up that refers back to it.
+MAX_TOPIC_GAP = 1
 COACH_ACTIONS = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
 
 
@@ -72,6 +74,22 @@ class EscalationStatusListener(Protocol):
 
 
 HANDOFF_ACTIONS = {"claim": "claim", "handoff_claim": "claim", "resolve": "resolve", "handoff_resolve": "resolve"}
+
+
+def _coaching_topic(history: Sequence[PastTurn]) -> list[PastTurn]:
+    """The last coaching turn and any small-talk turns after it: what a follow-up refers back to.
+
+    A turn in between that went to small talk ("but who would even read them?" read as chat)
+    does not end the topic; a helpdesk or handoff turn does.
+    """
+    after: list[PastTurn] = []
+    for turn in reversed(history[-(MAX_TOPIC_GAP + 1):]):
+        if turn.route == Route.COACH.value:
+            return [turn, *reversed(after)]
+        if turn.route != Route.OTHER.value:
+            return []
+        after.append(turn)
+    return []
 
 
 def clean_text(text: str, max_chars: int) -> tuple[str, list[str]]:
@@ -170,6 +188,8 @@ class Coach:
         if turn is None:
             return Reply(text="I couldn't find the message that button belongs to; it may be from an old conversation.",
                          route=Route.OTHER)
+        if event.action is Action.READ_SOURCE:
+            return self._read_source(event.source_id, list(turn.sources or []))
         if not self.memory.add_feedback(event.turn_id, event.action.value, event.user_id):
             return None
         if event.action is Action.HELPED:
@@ -232,6 +252,15 @@ class Coach:
                      actions=[Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON], turn_id=turn_id,
                      composer=composition.composer)
 
+    def _read_source(self, source_id: str | None, offered: list[str]) -> Reply:
+        """"Read it" under a source: the entry's note, in chat. Only a source that reply offered."""
+        entry = self.retriever.store.get(source_id) if source_id and source_id in offered else None
+        if entry is None:
+            return Reply(text="I couldn't find that resource any more; it may have been removed or renamed. "
+                              "What would you like to look at instead?", route=Route.COACH)
+        text = replies.source_note(entry.title, entry.body, self.settings.reply.max_note_chars)
+        return Reply(text=text, route=Route.COACH)
+
     @staticmethod
     def _sources(result: SearchResult, composition: Composition) -> list[Source]:
         by_id = {h.entry.id: h for h in result.hits}
@@ -259,9 +288,10 @@ class Coach:
         # A follow-up ("and for year 2?") is read with the coaching turn before it.
         context = ""
         boost: dict[str, float] = {}
-        if history and history[-1].route == Route.COACH.value:
-            context = history[-1].text
-            boost = {sid: 0.03 for sid in history[-1].sources}
+        topic = _coaching_topic(history)
+        if topic:
+            context = " ".join(t.text for t in topic)
+            boost = {sid: 0.03 for sid in topic[0].sources}
             vector = None  # the query vector must include the context
         retriever = self.retriever
         if self.settings.embeddings == "openai":

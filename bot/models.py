@@ -27,6 +27,12 @@ class Action(str, Enum):
     TALK_TO_PERSON = "talk_to_person"
     TECH_PROBLEM = "tech_problem"
     COACH_ME = "coach_me"
+    READ_SOURCE = "read_source"  # show a source's note in chat (an entry with no link to open)
+
+    @property
+    def is_feedback(self) -> bool:
+        """A verdict on the reply (counted once, the buttons then give way); reading a source is not."""
+        return self is not Action.READ_SOURCE
 
 
 ACTION_LABELS: dict[Action, str] = {
@@ -35,6 +41,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.TALK_TO_PERSON: "Talk to a person",
     Action.TECH_PROBLEM: "It's a tech problem",
     Action.COACH_ME: "Coach me on it instead",
+    Action.READ_SOURCE: "Read it",
 }
 
 
@@ -82,6 +89,11 @@ class Source(BaseModel):
     url: str | None = None
     score: float = 0.0
 
+    @property
+    def readable_in_chat(self) -> bool:
+        """No link to open: the adapter offers Action.READ_SOURCE, which shows the entry's note."""
+        return self.url is None
+
 
 class Handoff(BaseModel):
     """An escalation that this turn opened or added to."""
@@ -125,6 +137,7 @@ class ActionEvent(BaseModel):
     user_id: str
     turn_id: str
     action: Action
+    source_id: str | None = None  # which source, for Action.READ_SOURCE
     platform_ref: PlatformRef = Field(default_factory=PlatformRef)
 
     @property

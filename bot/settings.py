@@ -36,6 +36,8 @@ class RetrievalSettings(BaseModel):
     lexical_weight: float = Field(0.05, ge=0.0, le=1.0, description="weight of BM25 added to dense similarity (benchmarks/retrieval.py)")
     late_interaction: bool = Field(True, description="re-rank the best candidates word piece by word piece (local model only)")
     context_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of earlier turns in a follow-up")
+    ask_weight: float = Field(0.5, ge=0.0, le=4.0, description="in a long message, how much again the sentences "
+                              "that carry the ask count (0: the whole message only; benchmarks/retrieval.py)")
     min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="below this the coach says it has nothing (0.2 = cosine 0.28)")
     max_sources: int = Field(2, ge=0, le=5)
 
@@ -43,6 +45,8 @@ class RetrievalSettings(BaseModel):
 class ComposerSettings(BaseModel):
     max_words: int = Field(120, ge=30, le=400)
     max_message_chars: int = Field(4000, ge=200, description="longer messages are cut, with a notice")
+    max_note_chars: int = Field(1500, ge=200, le=2800,
+                                description="'Read it' shows an entry's note up to this length (Slack sections hold 3,000)")
 
 
 class SafeguardingTarget(BaseModel):

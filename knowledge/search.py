@@ -13,7 +13,8 @@ import numpy as np
 from knowledge.entry import GRADE_BANDS, KnowledgeEntry
 from knowledge.glossary import Glossary
 from knowledge.late_interaction import maxsim
-from knowledge.lexical import BM25Index, query_terms
+from knowledge.lexical import BM25Index, query_terms, tokenize
+from knowledge.query import ask_text
 from knowledge.store import KnowledgeStore
 
 Mode = Literal["dense", "lexical", "hybrid"]
@@ -85,7 +86,8 @@ class Retriever:
 
     def __init__(self, store: KnowledgeStore, *, mode: Mode = "hybrid", lexical_weight: float = 0.05,
                  context_weight: float = 0.5, glossary: Glossary | None = None,
-                 late_interaction: bool = True, rerank_dense_share: float = RERANK_DENSE_SHARE) -> None:
+                 late_interaction: bool = True, rerank_dense_share: float = RERANK_DENSE_SHARE,
+                 ask_weight: float = 0.0) -> None:
         self.store = store
         self.glossary = glossary
         self.mode = mode
@@ -94,6 +96,10 @@ class Retriever:
         # Re-ranking needs token vectors, which only a local model gives (not OpenAI's API).
         self.late_interaction = late_interaction and mode == "hybrid" and store.tokens is not None
         self.rerank_dense_share = rerank_dense_share
+        if not 0.0 <= ask_weight <= 4.0:
+            raise ValueError(f"ask_weight must be between 0 and 4. Currently, the ask_weight is {ask_weight}")
+        # In a long message, the sentences that carry the ask count this much again (0: the whole message only).
+        self.ask_weight = ask_weight
         self._index: BM25Index | None = None
         self._index_of: int | None = None
         self._query_tokens: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -155,16 +161,22 @@ class Retriever:
             return SearchResult()
         original = text
         text = self.expand(text)
+        asking = ask_text(original) if self.ask_weight > 0 else None
         dense: dict[str, float] = {}
         if self.mode in ("dense", "hybrid"):
             if vector is None:
                 vector = self.embed_query(original, context, context_weight)
+            if asking:
+                vector = self._lean_toward(vector, asking)
             for hit in self.store.query(vector, k=CANDIDATES, where=filters.where()):
                 dense[hit.entry_id] = hit.similarity
         lexical: dict[str, float] = {}
         relative: dict[str, float] = {}
         if self.mode in ("lexical", "hybrid"):
             terms = query_terms(text, context, self.context_weight if context_weight is None else context_weight)
+            if asking:
+                for tok in set(tokenize(self.expand(asking))):
+                    terms[tok] = terms.get(tok, 0.0) + self.ask_weight
             hits = self.index().search(terms, k=CANDIDATES * 3)
             # Saturating normalisation against this query's median: a weak best match stays weak,
             # unlike dividing by the top score, which always hands the winner a full 1.0.
@@ -182,13 +194,21 @@ class Retriever:
         ranked = [(eid, score) for eid, score in sorted(fused.items(), key=lambda kv: -kv[1])
                   if eid in entries and filters.accepts(entries[eid])]
         if self.late_interaction and ranked:
-            out = self._rerank(original, context, ranked[:max(RERANK, k)], dense, lexical, relative, boost or {})
+            out = self._rerank(original, context, ranked[:max(RERANK, k)], dense, lexical, relative, boost or {},
+                               asking)
         else:
             out = [Hit(entries[eid], score, dense.get(eid, 0.0), lexical.get(eid, 0.0)) for eid, score in ranked]
         return SearchResult(out[:k], self._confidence(out[:k]))
 
+    def _lean_toward(self, vector: np.ndarray, asking: str) -> np.ndarray:
+        """The message's vector moved toward its ask sentences' vector by `ask_weight`."""
+        ask_vector = self._embed([self.expand(asking)])[0]
+        fused = vector + self.ask_weight * ask_vector
+        return fused / (np.linalg.norm(fused) or 1.0)
+
     def _rerank(self, text: str, context: str, ranked: list[tuple[str, float]], dense: dict[str, float],
-                lexical: dict[str, float], relative: dict[str, float], boost: dict[str, float]) -> list[Hit]:
+                lexical: dict[str, float], relative: dict[str, float], boost: dict[str, float],
+                asking: str | None = None) -> list[Hit]:
         """The first stage's best candidates in late-interaction order."""
         entries = self.store.entries()
         candidates = [entries[eid] for eid, _ in ranked]
@@ -197,10 +217,13 @@ class Retriever:
             return [Hit(e, score, dense.get(e.id, 0.0), lexical.get(e.id, 0.0)) for e, (_, score) in zip(candidates, ranked)]
         docs = cache.get_many(candidates, [self.store.entry_hash(e.id) for e in candidates])
         query = self.query_tokens(text, context)
+        ask_query = self.query_tokens(asking) if asking else None
         floor = min(dense.values()) if dense else 0.0
         hits = []
         for entry, doc in zip(candidates, docs):
             late = maxsim(query, doc)
+            if ask_query is not None:
+                late = (late + self.ask_weight * maxsim(ask_query, doc)) / (1 + self.ask_weight)
             score = (late + self.rerank_dense_share * dense.get(entry.id, floor)
                      + self.lexical_weight * relative.get(entry.id, 0.0) + boost.get(entry.id, 0.0))
             hits.append(Hit(entry, score, dense.get(entry.id, 0.0), lexical.get(entry.id, 0.0), late))

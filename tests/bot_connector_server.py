@@ -204,10 +204,10 @@ class TeamsActivities:
         return activity
 
     def submit(self, like: dict[str, Any], *, action: str, turn_id: str, reply_to: str | None = None,
-               user: str = "ana", user_name: str = "Ana Teacher") -> dict[str, Any]:
+               user: str = "ana", user_name: str = "Ana Teacher", source_id: str | None = None) -> dict[str, Any]:
         """An Action.Submit click on a card sent in `like`'s conversation (Teams: a message with `value`)."""
         activity = self._base("message", dict(like["conversation"]), user, user_name, like.get("channelData"))
-        activity["value"] = {"action": action, "turn_id": turn_id}
+        activity["value"] = {"action": action, "turn_id": turn_id, **({"source_id": source_id} if source_id else {})}
         if reply_to:
             activity["replyToId"] = reply_to
         return activity
@@ -242,16 +242,28 @@ def card_element(card: dict[str, Any], element_id: str) -> dict[str, Any] | None
     return next((b for b in card.get("body", []) if b.get("id") == element_id), None)
 
 
-def source_line(entry: Any) -> str:
-    """How a knowledge entry is listed under a card: a Markdown link when it has one."""
+def source_elements(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's source rows, best first (element id `source-<entry id>`)."""
+    return [b for b in card.get("body", []) if str(b.get("id", "")).startswith("source-")]
+
+
+def read_actions(element: dict[str, Any]) -> list[dict[str, Any]]:
+    """The "Read it" buttons inside one source row."""
+    found = []
+    for column in element.get("columns", []):
+        for item in column.get("items", []):
+            found.extend(a for a in item.get("actions", []) if a.get("data", {}).get("action") == "read_source")
+    return found
+
+
+def assert_source_row(element: dict[str, Any], entry: Any) -> None:
+    """A source row opens the entry: its link when it has one, otherwise a "Read it" button for it."""
     link = entry.first_link()
-    return f"- [{entry.title}]({link.url})" if link else f"- {entry.title}"
-
-
-def first_source_line(card: dict[str, Any]) -> str:
-    """The first line of a card's sources, or "" without sources."""
-    sources = card_element(card, "sources")
-    return sources["text"].splitlines()[0] if sources else ""
+    if link:
+        assert element["text"] == f"[{entry.title}]({link.url})", element
+    else:
+        actions = read_actions(element)
+        assert [a["data"]["source_id"] for a in actions] == [entry.id], element
 
 
 def assert_scenario_card(card: dict[str, Any], scenario: Any, entries: dict[str, Any]) -> None:
@@ -265,9 +277,9 @@ def assert_scenario_card(card: dict[str, Any], scenario: Any, entries: dict[str,
     assert card_element(card, "reply")["text"].strip(), f"{scenario.name}: empty reply text"
     assert card_element(card, "route")["text"] == ROUTE_LABELS[route], f"{scenario.name}: {card_element(card, 'route')}"
     if scenario.first_source:
-        first = first_source_line(card)
-        expected = source_line(entries[scenario.first_source])
-        assert first == expected, f"{scenario.name}: first source {first!r}, expected {expected!r}"
+        rows = source_elements(card)
+        assert rows and rows[0]["id"] == f"source-{scenario.first_source}", f"{scenario.name}: sources {rows!r}"
+        assert_source_row(rows[0], entries[scenario.first_source])
     handoff = card_element(card, "handoff")
     if scenario.handoff_target:
         facts = {f["title"]: f["value"] for f in handoff["facts"]} if handoff else {}

@@ -133,3 +133,43 @@ def test_feedback_buttons_count_once_and_open_one_escalation(coach):
 def test_none_message_is_a_clear_error(coach):
     with pytest.raises(TypeError, match="message cannot be None"):
         coach.handle(None)
+
+
+@pytest.mark.parametrize("text", [":+1:", "👍", "ok", "Ok.", "thanks!", "ok thanks", "great, thank you!", ":thumbsup:"])
+def test_thanks_emoji_and_ok_are_small_talk_not_searches(coach, text):
+    """Slack sends a thumbs-up as ":+1:"; neither it nor "ok" is a question for the knowledge base."""
+    first = coach.handle(msg(text, conversation=f"alone-{text}"))
+    assert first.route is Route.OTHER and first.sources == []
+    assert "knowledge base" not in first.text
+    coach.handle(msg("how can my year 5s brainstorm together on padlet?", conversation=f"after-{text}"))
+    after = coach.handle(msg(text, conversation=f"after-{text}"))
+    assert after.route is Route.OTHER and after.sources == [] and "knowledge base" not in after.text
+
+
+NARRATIVE = [
+    "We've been doing persuasive writing all term and the kids are bored of it. Half of them didn't finish "
+    "their drafts last week. I was thinking they could do something with audio instead? Any ideas?",
+    "I like that. I'd like them to record short episodes about the old market in our town",
+    "how long should the first episodes be?",
+]
+
+
+def test_a_conversation_answers_asks_and_never_opens_two_turns_alike(coach):
+    openings = []
+    for text in NARRATIVE:
+        reply = coach.handle(msg(text, conversation="narrative"))
+        assert reply.route is Route.COACH, (text, reply.text)
+        assert "?" in reply.text and not STEPS.search(reply.text) and len(reply.text.split()) <= 120
+        assert "http" not in reply.text and "When you're ready" not in reply.text  # sources are drawn by adapters
+        openings.append(" ".join(reply.text.split()[:2]))
+    assert openings[0] in ("One idea:", "Something that") and "podcast-voices" in coach.memory.history(
+        "console:narrative")[0].sources
+    assert all(a != b for a, b in zip(openings, openings[1:])), openings
+
+
+def test_a_follow_up_after_a_small_talk_turn_keeps_the_coaching_topic(coach):
+    first, follow, expected = FOLLOW_UP
+    coach.handle(msg(first, conversation="gap"))
+    assert coach.handle(msg("thanks!", conversation="gap")).route is Route.OTHER
+    reply = coach.handle(msg(follow, conversation="gap"))
+    assert reply.route is Route.COACH and reply.source_ids()[0] == expected

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 from datetime import datetime, timezone
 
+from bot.compose.ideas import note_sentences
 from bot.compose.templates import CoachingRequest, TemplateComposer, reflect_goal
 from bot.models import PastTurn
 from knowledge.parser import load_folder
@@ -31,13 +34,20 @@ def test_reply_reflects_goal_asks_curated_questions_and_offers_resources():
     assert len(out.text.split()) <= 120
     assert out.sources[0] == "shared-wall-brainstorm"
     assert len(out.sources) <= 2
-    assert "https://example.org/wall-moderation" in out.text
+    assert "https://" not in out.text and "When you're ready" not in out.text  # the adapter draws sources
 
 
 def test_tool_named_first_question_is_about_learning():
-    request = CoachingRequest(text="should we use padlet for this?", hits=hits("shared-wall-brainstorm"), confident=True)
+    request = CoachingRequest(text="we'd like to brainstorm on padlet", hits=hits("shared-wall-brainstorm"), confident=True)
     out = TemplateComposer().compose(request)
     assert "Before the tool, the learning" in out.text
+
+
+def test_a_question_naming_a_tool_gets_a_short_answer_then_a_question_about_learning():
+    request = CoachingRequest(text="should we use padlet for this?", hits=hits("shared-wall-brainstorm"), confident=True)
+    lines = TemplateComposer().compose(request).text.splitlines()
+    assert lines[0] == "Short answer: A shared wall lets every student post at once, which helps quieter students."
+    assert lines[1] == "How will you know the wall moved their thinking rather than just filling up?"
 
 
 def test_weak_second_hit_is_left_out():
@@ -71,3 +81,70 @@ def test_nothing_found_is_honest_and_asks():
 def test_reflect_goal_turns_first_person_around():
     assert reflect_goal("how can I get my students talking more?") == "You're working out how to get your students talking more."
     assert reflect_goal("podcasts") is None
+
+
+# -- answer the ask first, then hand the thinking back ---------------------------------------
+
+CHROMEBOOK = ("I like the idea of them producing something. They each have a Chromebook - "
+              "what could they make in 10 minutes?")
+
+
+def questions_in(text: str) -> int:
+    return text.count("?")
+
+
+def test_a_direct_ask_gets_an_idea_from_the_entry_first_then_one_question():
+    request = CoachingRequest(text=CHROMEBOOK, hits=hits("podcast-voices", "shared-wall-brainstorm"), confident=True)
+    out = TemplateComposer().compose(request)
+    first = out.text.splitlines()[0]
+    assert first.removeprefix("One idea: ") in note_sentences(ENTRIES["podcast-voices"])  # the note's own idea
+    assert "You want the idea" not in out.text and "producing something" not in out.text  # no echoed fragment
+    assert questions_in(out.text) == 1 and out.text.rstrip().endswith("?")
+    assert not STEPS.search(out.text) and len(out.text.split()) <= 120
+
+
+def test_any_ideas_may_get_two_ideas_from_two_close_entries_a_sentence_each():
+    request = CoachingRequest(text="any ideas for getting my year 4s sharing their thinking?",
+                              hits=hits("podcast-voices", "shared-wall-brainstorm", scores=(0.8, 0.78)),
+                              confident=True)
+    lines = TemplateComposer().compose(request).text.splitlines()
+    assert len(lines) == 3 and questions_in(lines[0] + lines[1]) == 0 and lines[2].endswith("?")
+    assert any(s in lines[1] for s in ("Recording for a real audience", "A shared wall lets every student post"))
+
+
+def test_just_tell_me_gets_a_short_straight_answer_not_a_refusal():
+    request = CoachingRequest(text="honestly just tell me what to use for a quick brainstorm, no questions please",
+                              hits=hits("shared-wall-brainstorm"), confident=True)
+    out = TemplateComposer().compose(request)
+    assert out.text.startswith("Straight answer: A shared wall lets every student post at once")
+    assert "won't" not in out.text and "don't have" not in out.text
+    assert questions_in(out.text) == 1 and len(out.text.split()) <= 60
+
+
+def test_an_open_reflection_is_said_back_in_natural_english_then_questions():
+    request = CoachingRequest(text="I want my year 5s to brainstorm together on padlet, but last time it was chaos",
+                              hits=hits("shared-wall-brainstorm"), confident=True)
+    out = TemplateComposer().compose(request)
+    assert out.text.startswith("You want your year 5s to brainstorm together on padlet.")
+    assert "…" not in out.text and 1 <= questions_in(out.text) <= 2
+
+
+@pytest.mark.parametrize("text", ["I like the idea of them producing something.",
+                                  "I want you to write my lesson plan for tomorrow",
+                                  "I want my students to " + "really " * 20 + "care about the quality of what they write"])
+def test_fragments_are_never_echoed_as_a_goal(text):
+    assert reflect_goal(text) is None
+
+
+def test_consecutive_turns_do_not_open_the_same_way():
+    composer = TemplateComposer()
+    texts = ["I want my class to record a podcast about our town", "I want them to interview local people",
+             "I want to share the episodes with families"]
+    history: list[PastTurn] = []
+    openings = []
+    for text in texts:
+        out = composer.compose(CoachingRequest(text=text, hits=hits("podcast-voices"), confident=True, history=history))
+        openings.append(" ".join(out.text.split()[:2]))
+        history.append(PastTurn(f"t{len(history)}", text, "coach", out.text, out.sources, 0.8,
+                                datetime.now(timezone.utc)))
+    assert all(a != b for a, b in zip(openings, openings[1:])), openings

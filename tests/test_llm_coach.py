@@ -58,8 +58,7 @@ def good(store) -> Callable[[Recorded], Response]:
         if not ids:
             return chat({"reply": "I don't have anything on that. Which year group is it for?", "sources": []})
         entry = store.get(ids[0])
-        link = f" When you're ready: {entry.links[0].url}" if entry.links else ""
-        return chat({"reply": f"You're thinking about {entry.title.lower()}. {entry.questions[0]}{link}",
+        return chat({"reply": f"You're thinking about {entry.title.lower()}. {entry.questions[0]}",
                      "sources": [entry.id]})
     return answer
 

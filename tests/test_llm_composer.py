@@ -23,8 +23,8 @@ from openai_server import OpenAIServer, chat, error, openai_server, raw  # noqa:
 
 ENTRIES = {e.id: e for e in load_folder(FIXTURE_KB).entries}
 LINK = "https://example.org/wall-moderation"
-GOOD = {"reply": "You want every voice heard. What should students do with the ideas once they're on the wall? "
-                 f"When you're ready: {LINK}", "sources": ["shared-wall-brainstorm"]}
+GOOD = {"reply": "You want every voice heard. What should students do with the ideas once they're on the wall?",
+        "sources": ["shared-wall-brainstorm"]}
 WALKTHROUGH = {"reply": "Here's how:\n1. Open Padlet\n2. Click 'Make a Padlet'\n3. Share the link\nGood luck?",
                "sources": ["shared-wall-brainstorm"]}
 INJECTED = KnowledgeEntry(
@@ -227,14 +227,24 @@ def test_citing_an_entry_that_was_not_retrieved_is_caught(tmp_path, openai_serve
     assert "not provided: ai-essays" in openai_server.chat_requests[1].messages[-1]["content"]
 
 
-def test_a_link_no_entry_has_is_caught_and_a_real_link_becomes_a_source(tmp_path, openai_server):
+def test_a_link_no_entry_has_is_caught_and_repaired(tmp_path, openai_server):
     foreign = {"reply": "What's the goal? See https://padlet-tricks.example.com/guide", "sources": []}
-    own_link = {"reply": f"What's the goal? When you're ready: {LINK}", "sources": []}
-    openai_server.script(chat(foreign), chat(own_link))
+    cited = {"reply": "A moderated wall keeps every voice in. What's the goal of the wall?", "sources": ["shared-wall-brainstorm"]}
+    openai_server.script(chat(foreign), chat(cited))
     out = composer_for(tmp_path, openai_server).compose(request())
     assert out.composer == "llm:gpt-4o-mini"
-    assert out.sources == ["shared-wall-brainstorm"]  # the link it used is that entry's
+    assert out.sources == ["shared-wall-brainstorm"]
     assert "padlet-tricks.example.com" in openai_server.chat_requests[1].messages[-1]["content"]
+
+
+def test_an_entry_link_in_the_text_is_sent_back_so_sources_are_drawn_once(tmp_path, openai_server):
+    own_link = {"reply": f"What's the goal? When you're ready: {LINK}", "sources": []}
+    openai_server.script(chat(own_link), chat(own_link))
+    out = composer_for(tmp_path, openai_server).compose(request())
+    assert "under the reply" in openai_server.chat_requests[1].messages[-1]["content"]
+    # Twice over: the template answers, and it never writes the link into the text either.
+    assert out.composer.startswith("template")
+    assert LINK not in out.text and "When you're ready" not in out.text
 
 
 # -- prompt injection ---------------------------------------------------------------------------
@@ -307,3 +317,14 @@ def test_a_local_server_needs_no_key_and_the_key_is_never_logged(tmp_path, opena
         LLMComposer(keyed, sleep=lambda s: None).compose(request())
     assert "sk-secret-value-123" not in caplog.text
     assert "retry 1 of 1" in caplog.text  # the retry itself is logged
+
+
+def test_a_direct_ask_answered_only_with_questions_is_sent_back(tmp_path, openai_server):
+    only_asks = {"reply": "What do you want them to learn? Who is the audience?", "sources": ["podcast-voices"]}
+    answers = {"reply": "Recording a short episode for a real audience makes students care about clarity. "
+                        "Who would they most like to reach?", "sources": ["podcast-voices"]}
+    openai_server.script(chat(only_asks), chat(answers))
+    out = composer_for(tmp_path, openai_server).compose(
+        request("They each have a Chromebook - what could they make in 10 minutes?", "podcast-voices"))
+    assert "answer the ask first" in openai_server.chat_requests[1].messages[-1]["content"]
+    assert out.composer == "llm:gpt-4o-mini" and out.text.startswith("Recording a short episode")

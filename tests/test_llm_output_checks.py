@@ -13,13 +13,23 @@ from conftest import FIXTURE_KB
 
 ENTRIES = {e.id: e for e in load_folder(FIXTURE_KB).entries}
 WALL = {"shared-wall-brainstorm": ENTRIES["shared-wall-brainstorm"]}
-GOOD = ("You want every voice on the wall. What should students be able to do with the ideas afterwards? "
-        "When you're ready: https://example.org/wall-moderation")
+GOOD = "You want every voice on the wall. What should students be able to do with the ideas afterwards?"
 
 
-def test_a_socratic_reply_with_a_retrieved_link_passes_and_the_link_counts_as_a_source():
-    result = check_reply(GOOD, [], WALL)
+def test_a_socratic_reply_citing_an_entry_passes():
+    result = check_reply(GOOD, ["shared-wall-brainstorm"], WALL)
     assert result.ok, result.problems
+    assert result.sources == ["shared-wall-brainstorm"]
+
+
+@pytest.mark.parametrize("text", [
+    GOOD + " When you're ready: https://example.org/wall-moderation",
+    GOOD + " See https://example.org/wall-moderation",
+    GOOD + "\nResources: Shared wall brainstorm",
+])
+def test_sources_written_into_the_text_are_caught_because_the_adapter_draws_them(text: str):
+    result = check_reply(text, ["shared-wall-brainstorm"], WALL)
+    assert any("under the reply" in p for p in result.problems), result.problems
     assert result.sources == ["shared-wall-brainstorm"]
 
 

@@ -378,6 +378,37 @@ def test_button_on_an_ephemeral_answer_replies_through_the_response_url(app: Run
     assert not app.api.calls("chat.postMessage")
 
 
+def _read_button(message: dict[str, Any], source_id: str) -> dict[str, Any]:
+    block = next(b for b in message["blocks"] if b.get("block_id") == f"coach.source.{source_id}")
+    return block["accessory"]
+
+
+def test_a_source_without_a_link_is_read_in_the_thread(app: RunningApp) -> None:
+    event = app_mention("how do I make a quick exit ticket in google forms?")
+    answer = app.answer_to(event)
+    message = {**_answered_message(app, answer), "thread_ts": event["ts"]}
+    assert source_ids_of(message["blocks"])[0] == "exit-ticket-checks"  # an entry with no link
+    button = _read_button(message, "exit-ticket-checks")
+    assert button["action_id"] == "coach.read_source" and button["text"]["text"] == "Read it"
+    assert "Quick digital exit tickets" not in unescape(answer.body["text"])  # drawn once, under the reply
+    app.send(block_actions(message, "coach.read_source", button["value"], channel="C0CLASSRM1"), content_type=FORM)
+    note = app.api.wait_for("chat.postMessage", 2)[1]
+    assert note.body["thread_ts"] == event["ts"]
+    assert "Two questions at the end of a lesson" in unescape(note.body["text"])
+    assert "?" in note.body["text"]
+    # Reading is not a verdict: the buttons stay, and reading again posts the note again.
+    app.send(block_actions(message, "coach.read_source", button["value"], channel="C0CLASSRM1"), content_type=FORM)
+    app.api.wait_for("chat.postMessage", 3)
+    assert not app.api.calls("chat.update")
+
+
+def test_a_linked_source_is_a_link_not_a_button(app: RunningApp) -> None:
+    answer = app.answer_to(app_mention("how can my year 5s brainstorm together on padlet?"))
+    block = next(b for b in answer.body["blocks"] if b.get("block_id") == "coach.source.shared-wall-brainstorm")
+    assert block["type"] == "context" and "<https://" in block["elements"][0]["text"]
+    assert "https://" not in answer.body["text"]
+
+
 # -- integrators: save to knowledge base, /coach-kb ------------------------------------------
 
 def test_save_to_kb_refuses_a_teacher_politely(app: RunningApp) -> None:

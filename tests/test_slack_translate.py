@@ -25,7 +25,7 @@ COACH_REPLY = Reply(
     route=Route.COACH,
     sources=[Source(id="shared-wall-brainstorm", title="Brainstorming on a shared wall", url="https://example.org/b"),
              Source(id="exit-ticket-checks", title="Exit tickets & checks", url=None)],
-    actions=list(Action), turn_id="4f1c2a9e-0000-4000-8000-000000000001",
+    actions=[a for a in Action if a.is_feedback], turn_id="4f1c2a9e-0000-4000-8000-000000000001",
 )
 
 
@@ -99,12 +99,27 @@ def test_reply_blocks_carry_route_sources_and_buttons() -> None:
     assert source_ids_of(out.blocks) == ["shared-wall-brainstorm", "exit-ticket-checks"]
     links = [b["elements"][0]["text"] for b in out.blocks if b["type"] == "context"]
     assert "<https://example.org/b|Brainstorming on a shared wall>" in links[0]
-    assert "Exit tickets &amp; checks" in links[1] and "<" not in links[1]  # no url: title only, escaped
+    # No url: the title (escaped) and a "Read it" button that names the turn, thread and entry.
+    [readable] = [b for b in out.blocks if b.get("block_id") == "coach.source.exit-ticket-checks"]
+    assert "Exit tickets &amp; checks" in readable["text"]["text"] and "<" not in readable["text"]["text"]
+    button = readable["accessory"]
+    assert button["action_id"] == "coach.read_source" and button["text"]["text"] == "Read it"
+    assert button["value"] == f"{COACH_REPLY.turn_id}|1515449522.000016|exit-ticket-checks"
     [actions] = [b for b in out.blocks if b["type"] == "actions"]
-    assert [e["text"]["text"] for e in actions["elements"]] == [ACTION_LABELS[a] for a in Action]
+    assert [e["text"]["text"] for e in actions["elements"]] == [ACTION_LABELS[a] for a in COACH_REPLY.actions]
     assert {e["value"] for e in actions["elements"]} == {f"{COACH_REPLY.turn_id}|1515449522.000016"}
     assert out.text == COACH_REPLY.text
     assert "each other's ideas?" in out.blocks[0]["text"]["text"]
+
+
+def test_read_it_click_carries_the_source() -> None:
+    message = {"ts": "1700000000.000001", "text": "x", "blocks": []}
+    body = {k: v[0] for k, v in parse_qs(block_actions(message, "coach.read_source", "t9|1515449522.000016|exit-ticket-checks",
+                                                       channel="C0CLASSRM1")).items()}
+    event = action_from_payload(json.loads(body["payload"]))
+    assert event is not None and event.action is Action.READ_SOURCE and event.source_id == "exit-ticket-checks"
+    assert event.turn_id == "t9" and event.thread_id == "1515449522.000016"
+    assert not event.action.is_feedback
 
 
 def test_reply_with_a_ticket_shows_it_and_has_no_buttons() -> None:

@@ -26,8 +26,9 @@ from tests.bot_connector_server import (
     TeamsActivities,
     assert_scenario_card,
     card_element,
-    first_source_line,
-    source_line,
+    assert_source_row,
+    read_actions,
+    source_elements,
 )
 from tests.scenarios import FOLLOW_UP, SCENARIOS
 
@@ -116,7 +117,7 @@ async def test_follow_up_in_a_reply_chain_shares_memory(teams):
     only_card(await teams.send(root))
     reply = acts.channel(second, channel="19:staff@thread.tacv2", thread=root["id"])
     card = only_card(await teams.send(reply))
-    assert first_source_line(card) == source_line(teams.runtime.store.entries()[expected])
+    assert_source_row(source_elements(card)[0], teams.runtime.store.entries()[expected])
     key = f"teams:19:staff@thread.tacv2:{root['id']}"
     assert teams.count(TurnRow, TurnRow.memory_key == key) == 2
     # A new post in the same channel is a new conversation.
@@ -128,7 +129,7 @@ async def test_follow_up_in_a_personal_chat(teams):
     first, second, expected = FOLLOW_UP
     only_card(await teams.send(acts.personal(first, conversation="a:1follow")))
     card = only_card(await teams.send(acts.personal(second, conversation="a:1follow")))
-    assert first_source_line(card) == source_line(teams.runtime.store.entries()[expected])
+    assert_source_row(source_elements(card)[0], teams.runtime.store.entries()[expected])
 
 
 async def test_double_click_escalates_once_and_updates_the_card(teams):
@@ -159,6 +160,31 @@ async def test_this_helped_thanks_without_a_handoff(teams):
     answer = only_card(await teams.send(acts.submit(question, action="helped", turn_id=turn_id)))
     assert card_element(answer, "reply")["text"].startswith("Glad it helped")
     assert teams.count(EscalationRow, EscalationRow.memory_key == "teams:a:1helped") == 0
+
+
+async def test_read_it_on_a_source_without_a_link_replies_with_its_note(teams):
+    question = acts.personal(SCENARIOS[1].text, conversation="a:1read")  # answered from an entry with no link
+    card = only_card(await teams.send(question))
+    [row] = [r for r in source_elements(card) if r["id"] == "source-exit-ticket-checks"]
+    [read] = read_actions(row)
+    assert "Quick digital exit tickets" not in card_element(card, "reply")["text"]  # drawn once, as the row
+    click = acts.submit(question, action=read["data"]["action"], turn_id=read["data"]["turn_id"],
+                        source_id=read["data"]["source_id"])
+    note = only_card(await teams.send(click))
+    assert "Two questions at the end of a lesson" in card_element(note, "reply")["text"]
+    # Reading is not a verdict: no feedback is counted, the card keeps its buttons, and it can be read again.
+    assert teams.count(FeedbackRow, FeedbackRow.turn_id == read["data"]["turn_id"]) == 0
+    assert teams.adapter.updated_activities == []
+    again = acts.submit(question, action="read_source", turn_id=read["data"]["turn_id"], source_id="exit-ticket-checks")
+    assert "Two questions" in card_element(only_card(await teams.send(again)), "reply")["text"]
+
+
+async def test_read_it_on_a_source_the_reply_did_not_offer_is_refused(teams):
+    question = acts.personal(SCENARIOS[1].text, conversation="a:1read2")
+    turn_id = turn_id_of(only_card(await teams.send(question)))
+    note = only_card(await teams.send(acts.submit(question, action="read_source", turn_id=turn_id,
+                                                  source_id="ai-essays")))
+    assert "couldn't find that resource" in card_element(note, "reply")["text"]
 
 
 async def test_tech_problem_click_in_a_channel_opens_a_helpdesk_ticket(teams):

@@ -31,8 +31,8 @@ from tests.bot_connector_server import (
     TeamsActivities,
     assert_scenario_card,
     card_element,
-    first_source_line,
-    source_line,
+    assert_source_row,
+    source_elements,
 )
 from tests.scenarios import FOLLOW_UP, SCENARIOS
 
@@ -117,7 +117,7 @@ async def test_follow_up_over_http_in_a_reply_chain(endpoint, shared_runtime):
     assert (await endpoint.post(reply)).status == 201
     chain = root["conversation"]["id"]
     records = await endpoint.connector.wait_for(lambda r: r.conversation_id == chain and r.type == "message", 2)
-    assert first_source_line(records[1].cards[0]) == source_line(shared_runtime.store.entries()[expected])
+    assert_source_row(source_elements(records[1].cards[0])[0], shared_runtime.store.entries()[expected])
     assert turns(shared_runtime, f"teams:19:follow@thread.tacv2:{root['id']}") == 2
 
 

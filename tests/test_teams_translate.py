@@ -76,13 +76,19 @@ def test_coaching_card_has_text_sources_and_the_four_actions():
     card = translate.reply_card(coaching_reply())
     assert card["type"] == "AdaptiveCard" and card["version"] == translate.CARD_VERSION
     assert element(card, "reply")["text"].startswith("What should students notice?")
-    sources = element(card, "sources")["text"].splitlines()
-    assert sources == ["- [Shared (wall) brainstorm](https://ex.org/wall)", "- Exit tickets"]
+    assert element(card, "source-shared-wall")["text"] == "[Shared (wall) brainstorm](https://ex.org/wall)"
+    no_link = element(card, "source-no-link")
+    assert no_link["columns"][0]["items"][0]["text"] == "Exit tickets"
+    read = no_link["columns"][1]["items"][0]["actions"]
+    assert read == [{"type": "Action.Submit", "title": "Read it",
+                     "data": {"action": "read_source", "turn_id": "turn-1", "source_id": "no-link"}}]
+    assert "Exit tickets" not in element(card, "reply")["text"]
     assert element(card, "route")["text"] == translate.ROUTE_LABELS[Route.COACH]
     assert element(card, "handoff") is None
-    assert [a["title"] for a in card["actions"]] == [ACTION_LABELS[a] for a in Action if a is not Action.COACH_ME]
+    shown = [a for a in Action if a not in (Action.COACH_ME, Action.READ_SOURCE)]
+    assert [a["title"] for a in card["actions"]] == [ACTION_LABELS[a] for a in shown]
     assert all(a["type"] == "Action.Submit" for a in card["actions"])
-    assert [a["data"] for a in card["actions"]] == [{"action": a.value, "turn_id": "turn-1"} for a in Action if a is not Action.COACH_ME]
+    assert [a["data"] for a in card["actions"]] == [{"action": a.value, "turn_id": "turn-1"} for a in shown]
 
 
 def test_handoff_card_shows_route_and_ticket_and_no_buttons():

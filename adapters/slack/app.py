@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 COMMAND = "/coach"
 KB_COMMAND = "/coach-kb"
-FEEDBACK_ACTION = re.compile(r"^coach\.(helped|not_quite|talk_to_person|tech_problem)$")
+FEEDBACK_ACTION = re.compile(r"^coach\.(helped|not_quite|talk_to_person|tech_problem|read_source)$")
 # Posting in a channel the bot is not in: answer privately instead of failing silently.
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 
@@ -465,7 +465,8 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         container = body.get("container") or {}
         original = body.get("message") or {}
         ephemeral = bool(container.get("is_ephemeral"))
-        if reply.turn_id and original.get("blocks"):
+        # "Read it" leaves the buttons as they are; a verdict replaces them with what was said.
+        if event.action.is_feedback and reply.turn_id and original.get("blocks"):
             blocks = after_feedback(original["blocks"], action=event.action, user_id=event.user_id,
                                     direct=event.conversation_id.startswith("D"))
             text = original.get("text") or " "

@@ -5,7 +5,8 @@ How a `Reply` is drawn (the tests and other tools read it back with `route_of` /
 | block | block_id | what |
 |---|---|---|
 | section | `coach.reply.<route>` (then `.2`, `.3` when long) | the reply text, mrkdwn |
-| context | `coach.source.<entry id>` | one per source: a link with the entry's title |
+| context | `coach.source.<entry id>` | one per source with a link: the entry's title as the link |
+| section | `coach.source.<entry id>` | one per source without a link: its title and a "Read it" button (`coach.read_source`, value `<turn_id>|<thread_id>|<entry id>`) that posts the note |
 | context | `coach.ticket.<ticket>` | the ticket, when the reply opened or added to one |
 | actions | `coach.actions` | the four buttons; action_id `coach.<action>`, value `<turn_id>|<thread_id>` |
 | context | `coach.feedback` | replaces the buttons once clicked: "✓ You said: This helped" |
@@ -139,9 +140,10 @@ def message_from_command(body: Mapping[str, Any], *, thread_id: str | None) -> I
     )
 
 
-def button_value(turn_id: str, thread_id: str | None) -> str:
-    """What a feedback button carries: the turn it answers, and the conversation thread."""
-    return f"{turn_id}|{thread_id or ''}"
+def button_value(turn_id: str, thread_id: str | None, source_id: str | None = None) -> str:
+    """What a button carries: the turn it answers, the conversation thread, and for "Read it" the source."""
+    value = f"{turn_id}|{thread_id or ''}"
+    return f"{value}|{source_id}" if source_id else value
 
 
 def action_from_payload(body: Mapping[str, Any]) -> ActionEvent | None:
@@ -154,7 +156,8 @@ def action_from_payload(body: Mapping[str, Any]) -> ActionEvent | None:
         action = Action(str(clicked.get("action_id", "")).removeprefix(ACTION_PREFIX))
     except ValueError:
         return None
-    turn_id, _, thread = str(clicked.get("value") or "").partition("|")
+    turn_id, _, rest = str(clicked.get("value") or "").partition("|")
+    thread, _, source_id = rest.partition("|")
     container = body.get("container") or {}
     channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
     user = (body.get("user") or {}).get("id")
@@ -162,7 +165,7 @@ def action_from_payload(body: Mapping[str, Any]) -> ActionEvent | None:
         return None
     return ActionEvent(
         platform=PLATFORM, conversation_id=channel, thread_id=thread or None, user_id=user,
-        turn_id=turn_id, action=action,
+        turn_id=turn_id, action=action, source_id=source_id or None,
         platform_ref=PlatformRef(channel=channel, message_ts=container.get("message_ts")),
     )
 
@@ -214,7 +217,15 @@ def render_reply(reply: Reply, *, thread_id: str | None = None,
     """A `Reply` as Block Kit: text, sources as titled links, the ticket, and the feedback buttons."""
     blocks: list[dict[str, Any]] = [*header, *_sections(reply.text, reply.route)]
     for source in reply.sources:
-        blocks.append(_context(f"{SOURCE_BLOCK}.{source.id}", f":page_facing_up: {_link(source.title, source.url)}"))
+        block_id = f"{SOURCE_BLOCK}.{source.id}"
+        if source.readable_in_chat and reply.turn_id:
+            blocks.append({"type": "section", "block_id": block_id,
+                           "text": {"type": "mrkdwn", "text": f":page_facing_up: {_link(source.title, None)}"},
+                           "accessory": {"type": "button", "action_id": f"{ACTION_PREFIX}{Action.READ_SOURCE.value}",
+                                         "value": button_value(reply.turn_id, thread_id, source.id),
+                                         "text": {"type": "plain_text", "text": ACTION_LABELS[Action.READ_SOURCE]}}})
+        else:
+            blocks.append(_context(block_id, f":page_facing_up: {_link(source.title, source.url)}"))
     if reply.handoff is not None:
         h = reply.handoff
         who = "IT helpdesk ticket" if h.target == "helpdesk" else "Passed to a person, ref"

@@ -127,7 +127,8 @@ class TeamsCoachBot(ActivityHandler):
         if reply is None:  # a second click: the core counted the first, so say nothing more
             return
         await self._send_reply(turn_context, reply)
-        await self._mark_chosen(turn_context, event)
+        if event.action.is_feedback:  # "Read it" leaves the card's buttons as they are
+            await self._mark_chosen(turn_context, event)
 
     async def _on_handoff_click(self, turn_context: TurnContext, escalation_id: int, kind: str) -> None:
         """Claim or Resolve on a handoff card: `Coach.escalation_action` decides, then the card is redrawn.
@@ -195,6 +196,8 @@ class TeamsCoachBot(ActivityHandler):
         if sent is None:
             return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
                                               value="Thanks, noted.")
+        if not event.action.is_feedback:
+            return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=sent.card)
         card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
         if reply is not None:
             await _in_thread(self.references.save_card, event.turn_id, sent.activity_id, sent.conversation_id, card)

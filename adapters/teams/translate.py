@@ -22,7 +22,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
-from bot.models import ACTION_LABELS, Action, ActionEvent, InboundMessage, PlatformRef, Reply, Route
+from bot.models import ACTION_LABELS, Action, ActionEvent, InboundMessage, PlatformRef, Reply, Route, Source
 
 PLATFORM = "teams"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -246,10 +246,14 @@ def to_action_event(activity: Activity) -> ActionEvent | None:
     turn_id = data.get("turn_id")
     if not isinstance(turn_id, str) or not turn_id or len(turn_id) > _MAX_ID:
         return None
+    source_id = data.get("source_id")
+    if source_id is not None and (not isinstance(source_id, str) or len(source_id) > _MAX_ID):
+        return None
     conversation_id, user_id = _require_ids(activity)
     base, thread = split_conversation_id(conversation_id)
     return ActionEvent(platform=PLATFORM, conversation_id=base, thread_id=thread, user_id=user_id,
-                       turn_id=turn_id, action=action, platform_ref=_platform_ref(activity))
+                       turn_id=turn_id, action=action, source_id=source_id or None,
+                       platform_ref=_platform_ref(activity))
 
 
 def bot_was_added(activity: Activity) -> bool:
@@ -316,15 +320,28 @@ def _link_title(title: str) -> str:
     return title.replace("[", "(").replace("]", ")").strip() or "Resource"
 
 
+def _source_row(source: Source, turn_id: str | None) -> dict[str, Any]:
+    """One source: its link, or its title with a "Read it" button that brings the note into the chat."""
+    if not source.readable_in_chat or not turn_id:
+        text = f"[{_link_title(source.title)}]({source.url})" if source.url else _link_title(source.title)
+        return {"type": "TextBlock", "id": f"source-{source.id}", "text": text, "wrap": True, "spacing": "Small"}
+    read = {"type": "Action.Submit", "title": ACTION_LABELS[Action.READ_SOURCE],
+            "data": {"action": Action.READ_SOURCE.value, "turn_id": turn_id, "source_id": source.id}}
+    return {"type": "ColumnSet", "id": f"source-{source.id}", "spacing": "Small", "columns": [
+        {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center",
+         "items": [{"type": "TextBlock", "text": _link_title(source.title), "wrap": True}]},
+        {"type": "Column", "width": "auto", "items": [{"type": "ActionSet", "actions": [read]}]},
+    ]}
+
+
 def reply_card(reply: Reply) -> dict[str, Any]:
     """A Reply drawn as an Adaptive Card: text, sources as links, handoff facts, the four buttons."""
     body: list[dict[str, Any]] = [{"type": "TextBlock", "id": "reply", "text": reply.text, "wrap": True}]
     if reply.sources:
-        lines = [f"- [{_link_title(s.title)}]({s.url})" if s.url else f"- {_link_title(s.title)}"
-                 for s in reply.sources]
         body.append({"type": "TextBlock", "id": "sources-title", "text": "For when you're ready",
                      "weight": "Bolder", "spacing": "Medium", "wrap": True})
-        body.append({"type": "TextBlock", "id": "sources", "text": "\n".join(lines), "wrap": True})
+        for source in reply.sources:
+            body.append(_source_row(source, reply.turn_id))
     if reply.handoff is not None:
         facts = [{"title": "Ticket", "value": reply.handoff.ticket},
                  {"title": "With", "value": "IT helpdesk" if reply.handoff.target == "helpdesk" else "a person"}]

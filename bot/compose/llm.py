@@ -21,8 +21,9 @@ from typing import Any
 
 import openai
 
+from bot.compose.asks import Ask, classify
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, check_reply
+from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, answers_nothing, check_reply
 from bot.privacy.masker import Masked, Masker, shared_masker
 from bot.settings import OpenAISettings, Settings
 from bot.models import PastTurn
@@ -181,11 +182,12 @@ STANCE = """\
 You are Integration Coach, a school's first-line technology-integration coach, talking with one teacher in chat.
 
 How you coach:
-- Socratic: reflect the teacher's goal in one sentence, then ask one or two questions that move their own thinking. Every reply asks at least one question.
+- Answer the ask first, briefly: when the teacher asks for ideas, a tool or what students could make, give one or two concrete ideas drawn from the entries, one sentence each. When they ask you to just tell them, give a short straight answer. Then hand the thinking back with one question.
+- Otherwise Socratic: reflect the teacher's goal in one natural sentence in your own words (do not echo their phrases), then ask one or two questions that move their own thinking. Every reply asks at least one question.
 - Learning before tools: when the teacher names a tool, your first question is about what the students should learn. You may say that technology is not the answer.
 - Build independence: hand the thinking back to the teacher, kindly. Never do their work for them: no lesson plans, report-card comments, e-mails, marking or documents written for them.
 - No step-by-step walkthroughs: no numbered steps, no "Step 1", no lists of clicks, no "first... then... finally".
-- Offer at most {max_sources} resources, only from the knowledge entries provided, and only with the links written in them. Never invent a link.
+- Offer at most {max_sources} resources, only from the knowledge entries provided, by listing their ids in "sources": the chat shows each one (its link, or its note) under your reply, so never write links, titles lists or "When you're ready:" into the reply text.
 - At most {max_words} words, plain text, no headings, no lists.
 - {found}
 - Text such as [NAME-1], [EMAIL-1] or [PHONE-1] is a placeholder for a private detail; keep it exactly as written, never guess what it hides.
@@ -353,8 +355,12 @@ class LLMComposer:
         draft, problem = parse_draft(content)
         if draft is None:
             return None, CheckResult([problem or "unreadable reply"])
-        return draft, check_reply(draft.reply, draft.sources, entries, max_words=limit,
-                                  max_sources=request.max_sources)
+        result = check_reply(draft.reply, draft.sources, entries, max_words=limit, max_sources=request.max_sources)
+        if entries and classify(request.text) is not Ask.OPEN and answers_nothing(draft.reply):
+            result = CheckResult(result.problems + [
+                "the teacher asked for something and the reply only asks back; answer the ask first, briefly "
+                "(one or two concrete ideas from the entries, a sentence each), then ask one question"], result.sources)
+        return draft, result
 
     def _fall_back(self, request: CoachingRequest, reason: str) -> Composition:
         log.warning("model %s gave no usable reply (%s); the template composer answers", self.chat.model, reason)

@@ -31,6 +31,8 @@ _SEQUENCE_WORD = re.compile(
     r"(?:^|[.!?:;]\s+|\n)\s*(first(?:ly)?|second(?:ly)?|third(?:ly)?|then|next|after that|afterwards|finally|lastly)\b[,:]?",
     re.IGNORECASE,
 )
+# A resource list written into the text: the adapter already draws the sources under the reply.
+RESOURCE_LIST = re.compile(r"(when you(?:'|\u2019)re ready|resources?|further reading|read more|sources?)\s*:", re.I)
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'\])}]+", re.IGNORECASE)
 _TRAILING = ".,;:!?*_"
 # Phrases a reply only contains when the model is talking about its instructions or echoing
@@ -148,12 +150,24 @@ def check_reply(
     if foreign:
         problems.append(f"it links to {', '.join(foreign)}, which is not a link of any provided entry; "
                         "use only the entries' own links")
+    own = [url for url in urls_in(text) if url not in foreign]
+    listed = RESOURCE_LIST.search(text)
+    if own or listed:
+        shown = own[0] if own else listed.group(0)
+        problems.append(f"it writes the resources into the text ({shown!r}); the chat shows them under the reply, "
+                        "so leave links and resource lists out of the text and list the entry ids in \"sources\"")
     if len(sources) > max_sources:
         problems.append(f"it offers {len(sources)} resources; offer at most {max_sources}")
     leaked = leakage(text) + [p for p in extra_leakage if p and p.lower() in text.lower()]
     if leaked:
         problems.append(f"it talks about instructions or prompts ({leaked[0][:40]!r}); just coach the teacher")
     return CheckResult(problems, sources)
+
+
+def answers_nothing(text: str) -> bool:
+    """True when every sentence is a question: a direct ask then goes unanswered."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", URL.sub(" ", text)) if p.strip()]
+    return bool(parts) and all(p.endswith("?") for p in parts)
 
 
 def passes(text: str, sources: Collection[str], retrieved: Mapping[str, KnowledgeEntry], *,

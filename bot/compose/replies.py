@@ -168,6 +168,17 @@ def alternative_offer(decision: Decision) -> tuple[str, Action] | None:
     return _OFFERS.get((decision.route, decision.alternative))
 
 
+def source_note(title: str, body: str, max_chars: int) -> str:
+    """An entry's note as read from chat ("Read it"): the title, the note cut at a paragraph, one question."""
+    note = body.strip()
+    if len(note) > max_chars:
+        cut = note[:max_chars]
+        # End at a paragraph or sentence rather than mid-word.
+        end = max(cut.rfind("\n\n"), cut.rfind(". "))
+        note = (cut[:end + 1] if end > max_chars // 2 else cut).rstrip() + " …"
+    return f"**{title}**\n\n{note}\n\nWhat in this fits your class, and what would you change?"
+
+
 def empty_reply() -> str:
     return "It looks like that message was empty. What would you like to think through?"
 

@@ -1,7 +1,10 @@
-"""The Socratic composer: reflect the goal, ask one or two curated questions, offer resources.
+"""The template composer: answer the ask first, briefly, then hand the thinking back.
 
-No model is needed: the questions are the integrators' own, chosen from the entries that
-retrieval found. An LLM composer (bot/llm.py) may write the reply instead; this one is
+A direct ask ("what could they make", "any ideas", "which tool") gets one or two ideas, a
+sentence each from the best entries' notes, then one question; "just tell me" gets a short
+straight answer; an open reflection gets its goal said back, then one or two questions. No
+model is needed: the ideas and questions are the integrators' own, from the entries that
+retrieval found; sources are drawn by the adapter, never in the text. An LLM composer (bot/llm.py) may write the reply instead; this one is
 always there to fall back on.
 """
 
@@ -12,25 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.compose.asks import (
+    Ask, ask_sentences, classify, find_goal, goal_openers, lower_first, reflect_goal, wants_several,
+)
+from bot.compose.ideas import best_sentence
 from bot.models import PastTurn
 from knowledge.search import Hit
 
-_GOAL = re.compile(
-    r"\b(?:i|we)(?:'d| would)? (?:want|like|wanna|need|hope|am hoping|are hoping|am trying|are trying|'m trying|'re trying)"
-    r"(?P<to> to)? (?P<goal>[^.?!\n]{6,120})",
-    re.IGNORECASE,
-)
-_HOW = re.compile(
-    r"\bhow (?:do|can|could|should|would|might) (?:i|we) (?P<goal>[^.?!\n]{6,120})", re.IGNORECASE
-)
-_HOW_THEY = re.compile(
-    r"\bhow (?P<verb>do|can|could|should|would|might|will) (?P<subj>my|our) (?P<rest>[^.?!\n]{4,120})", re.IGNORECASE
-)
-_PRONOUNS = {
-    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "we": "you",
-    "us": "you", "our": "your", "ours": "yours", "i'm": "you're", "i've": "you've", "we're": "you're",
-    "am": "are", "i'd": "you'd",
-}
+__all__ = ["CoachingRequest", "Composer", "Composition", "TemplateComposer", "reflect_goal"]
+
 _LEARNING_WORDS = re.compile(r"\b(learn\w*|goal|purpose|why|understand\w*|think\w*|evidence|success)\b", re.I)
 _TOOL_WORDS = re.compile(
     r"\b(app|apps|tool|software|platform|website|padlet|canva|kahoot|quizlet|seesaw|flip|google \w+|"
@@ -38,36 +31,20 @@ _TOOL_WORDS = re.compile(
     r"tinkercad|minecraft|classdojo|canvas|teams|onenote|forms|sheets|slides|docs|youtube|edpuzzle)\b",
     re.I,
 )
-MAX_GOAL_WORDS = 16
 # A second entry joins the reply only when it scored close to the first; further behind it is noise.
 SECOND_SOURCE_RATIO = 0.6
-
-
-def _second_person(phrase: str) -> str:
-    words = phrase.split()
-    return " ".join(_PRONOUNS.get(w.lower(), w) for w in words)
-
-
-def reflect_goal(text: str) -> str | None:
-    """The teacher's goal in their own words, turned to 'you', or None when none is stated."""
-    for pattern, lead in ((_GOAL, "You want"), (_HOW, "You're working out how to")):
-        m = pattern.search(text)
-        if m:
-            if pattern is _GOAL and m.group("to"):
-                lead = "You want to"
-            goal = m.group("goal").strip(" ,;:-")
-            goal = re.split(r"\s+(?:but|so that|because|since|and then|- )\s+", goal)[0]
-            words = goal.split()
-            if len(words) > MAX_GOAL_WORDS:
-                goal = " ".join(words[:MAX_GOAL_WORDS]) + "…"
-            return f"{lead} {_second_person(goal)}."
-    m = _HOW_THEY.search(text)
-    if m:
-        words = m.group("rest").strip(" ,;:-").split()
-        rest = " ".join(words[:MAX_GOAL_WORDS]) + ("…" if len(words) > MAX_GOAL_WORDS else "")
-        return f"You're asking: how {m.group('verb').lower()} your {_second_person(rest)}?"
-    return None
-
+# A second idea is offered only when its entry is nearly as good a match as the first.
+SECOND_IDEA_RATIO = 0.9
+# Ways into an idea, a straight answer and a second idea; a conversation never opens two turns alike.
+# Ideas are the notes' own sentences; the source under the reply names the entry, so the text does not.
+_IDEA_LEADS = ("One idea: ", "Something that often works: ", "Worth a try: ")
+_SECOND_LEADS = ("Another: ", "Or: ")
+_STRAIGHT_LEADS = ("Straight answer: ", "Short version: ", "In short: ")
+_QUESTION_LEADS = ("Short answer: ", "In short: ")
+# When every curated question has been asked in this conversation: plain ways to hand the thinking back.
+_CLOSING = "You know your class best: what would you try first?"
+_HAND_BACK = ("What would you try first with your class?", "What would success look like for your students?",
+              "Which part of this feels hardest to plan?")
 
 @dataclass(frozen=True)
 class CoachingRequest:
@@ -95,17 +72,26 @@ class Composer(Protocol):
     def compose(self, request: CoachingRequest) -> Composition: ...
 
 
+def _opening(text: str, words: int = 2) -> str:
+    return " ".join(text.lower().split()[:words])
+
+
+def _vary(options: Sequence[str], previous: str) -> str:
+    """The first option that does not open the way the previous reply did."""
+    return next((o for o in options if _opening(o) != previous), options[0])
+
+
 def asked_before(question: str, history: Sequence[PastTurn]) -> bool:
     return any(question in turn.reply for turn in history)
 
 
 class TemplateComposer:
-    """Builds the reply from the integrators' curated questions and links."""
+    """Builds the reply from the integrators' curated notes, questions and links."""
 
     name = "template"
 
     def compose(self, request: CoachingRequest) -> Composition:
-        """One Socratic reply: goal, one or two questions, at most `max_sources` resources."""
+        """Answer the ask first (ideas, or a straight answer) or say the goal back; then hand the thinking back."""
         if not request.confident or not request.hits:
             return Composition(self.nothing_found(request.text), [])
         hits = list(request.hits)
@@ -114,67 +100,95 @@ class TemplateComposer:
         # A second entry joins only when it scored close to the first: otherwise it is noise.
         if len(hits) > 1 and request.max_sources > 1 and hits[1].score >= SECOND_SOURCE_RATIO * top.score:
             used.append(hits[1])
+        asking = " ".join(ask_sentences(request.text)) or request.text
+        ask = classify(asking)
         names_tool = bool(_TOOL_WORDS.search(request.text))
-        questions = self._questions(used, request.history, prefer_learning=names_tool)
-        opener = reflect_goal(request.text) or f"You're thinking about {top.entry.title[0].lower() + top.entry.title[1:]}."
+        said = [t.reply for t in request.history]
+        previous = _opening(request.history[-1].reply) if request.history else ""
+        if ask is Ask.OPEN:
+            lines, closing = self._open(request, used, names_tool, previous)
+        else:
+            lines, closing = self._answer(request, used, ask, asking, names_tool, said, previous), None
+        # An answer keeps its question to the last: the second idea goes first when it is too long.
+        text = self._fit(lines, closing, request.max_words, keep_last=ask is not Ask.OPEN)
+        # Sources are drawn by the adapter under the reply (a link, or "Read it"), never in the text.
+        return Composition(text, [h.entry.id for h in used[: request.max_sources]])
+
+    def _open(self, request: CoachingRequest, used: list[Hit], names_tool: bool,
+              previous: str) -> tuple[list[str], str | None]:
+        """A goal or reflection: the goal said back in the teacher's terms, then one or two questions."""
+        topic = lower_first(used[0].entry.title)
+        opener = _vary(goal_openers(find_goal(request.text), topic), previous)
+        close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
+        questions = self._questions(close, request.history, prefer_learning=names_tool)
         lines = [opener]
         if names_tool:
             lines.append("Before the tool, the learning:")
         lines.extend(questions)
-        resources = [h for h in used[: request.max_sources]]
-        links = []
-        for hit in resources:
-            link = hit.entry.first_link()
-            links.append(f"{hit.entry.title} ({link.url})" if link else hit.entry.title)
         coaching_turns = sum(1 for t in request.history if t.route == "coach")
-        closing = "You know your class best: what would you try first?" if coaching_turns >= 2 else None
-        text = self._fit(lines, links, closing, request.max_words)
-        return Composition(text, [h.entry.id for h in resources])
+        closing = _CLOSING if coaching_turns >= 2 and len(questions) < 2 and not asked_before(_CLOSING, request.history) \
+            else None
+        return lines, closing
 
+    def _answer(self, request: CoachingRequest, used: list[Hit], ask: Ask, asking: str, names_tool: bool,
+                said: list[str], previous: str) -> list[str]:
+        """A direct ask: one or two ideas from the best entries, a sentence each, then one question."""
+        ideas: list[str] = []
+        for hit in used:
+            if ideas and (ask is not Ask.IDEAS or not wants_several(asking)
+                          or hit.score < SECOND_IDEA_RATIO * used[0].score):
+                break
+            sentence = best_sentence(hit.entry, asking, avoid=said)
+            if sentence is None:
+                continue
+            if not ideas:
+                leads = {Ask.STRAIGHT: _STRAIGHT_LEADS, Ask.QUESTION: _QUESTION_LEADS}.get(ask, _IDEA_LEADS)
+                ideas.append(_vary(leads, previous) + sentence)
+            else:
+                ideas.append(_SECOND_LEADS[len(request.history) % len(_SECOND_LEADS)] + sentence)
+        close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
+        questions = self._questions(close, request.history, prefer_learning=names_tool)[:1]
+        if not ideas:  # nothing in the notes stands alone: say the goal back instead
+            return [self._open(request, used, names_tool, previous)[0][0], *questions]
+        return [*ideas, *questions]
     @staticmethod
     def _questions(used: list[Hit], history: Sequence[PastTurn], *, prefer_learning: bool) -> list[str]:
+        """One question from each entry used (a second from the best when there is one entry), never one
+        asked before in the conversation; when the entries' questions run out, a plain one that hands back."""
         chosen: list[str] = []
         for hit in used:
-            pool = [q for q in hit.entry.questions if not asked_before(q, history)] or list(hit.entry.questions)
+            pool = [q for q in hit.entry.questions if not asked_before(q, history) and q not in chosen]
             if prefer_learning and not chosen:
                 pool.sort(key=lambda q: 0 if _LEARNING_WORDS.search(q) else 1)
-            for q in pool:
-                if q not in chosen:
-                    chosen.append(q)
-                    break
+            if pool:
+                chosen.append(pool[0])
             if len(chosen) == 2:
                 break
         if len(chosen) < 2:
-            pool = [q for q in used[0].entry.questions if q not in chosen and not asked_before(q, history)]
-            if pool:
-                chosen.append(pool[0])
+            chosen += [q for q in used[0].entry.questions if q not in chosen and not asked_before(q, history)][:1]
+        if not chosen:
+            unasked = [q for q in _HAND_BACK if not asked_before(q, history)]
+            chosen = unasked[:1] or [_HAND_BACK[len(history) % len(_HAND_BACK)]]
         return chosen[:2]
 
     @staticmethod
-    def _fit(lines: list[str], links: list[str], closing: str | None, max_words: int) -> str:
-        def render(ls: list[str], lk: list[str], cl: str | None) -> str:
-            parts = [" ".join(ls[:1]), *ls[1:]]
-            body = "\n".join(parts)
-            if lk:
-                body += "\nWhen you're ready: " + "; ".join(lk)
+    def _fit(lines: list[str], closing: str | None, max_words: int, keep_last: bool = False) -> str:
+        def render(ls: list[str], cl: str | None) -> str:
+            body = "\n".join(ls)
             if cl:
                 body += "\n" + cl
             return body
 
-        text = render(lines, links, closing)
-        # Trim from the end of what matters least until it fits: closing, second link, second question.
+        text = render(lines, closing)
+        # Trim from the end of what matters least until it fits: closing, then the second question.
         while len(text.split()) > max_words:
             if closing:
                 closing = None
-            elif len(links) > 1:
-                links = links[:1]
             elif len(lines) > 2:
-                lines = lines[:-1]
-            elif links:
-                links = []
+                lines = lines[:-2] + lines[-1:] if keep_last else lines[:-1]
             else:
                 break
-            text = render(lines, links, closing)
+            text = render(lines, closing)
         return text
 
     @staticmethod

@@ -1,0 +1,60 @@
+"""Concrete ideas drawn from an entry's note: the one sentence of it that best fits the ask."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from bot.compose.output_checks import leakage, urls_in
+from knowledge.entry import KnowledgeEntry
+from knowledge.lexical import tokenize
+
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_MARKDOWN = re.compile(r"[*_`#>]+|\[([^\]]+)\]\([^)]+\)")
+# Sentences that suggest something to do read as ideas; definitions and warnings less so.
+_CONCRETE = re.compile(r"\b(such as|for example|e\.g\.|try|could|can|works? (best|well)|let|ask|give|use|record|"
+                       r"build|make|create|share|post|design|invite|pair|swap|start)\b", re.I)
+# A sentence that opens by pointing back ("It", "These") needs the one before it to make sense.
+_DANGLING = re.compile(r"^(it|its|this|these|that|those|they|their|such|both|here|then|also|but|and|or|many requests)\b",
+                       re.I)
+_STEPWISE = re.compile(r"^\s*(\d+[.)]|step\s+\d+|first\b|then\b|next\b|finally\b)", re.I)
+MIN_WORDS, MAX_WORDS = 9, 34
+# "How long / how many ...?" is answered by a sentence with a quantity in it.
+_HOW_MUCH = re.compile(r"\bhow (long|many|much|often|big)\b", re.I)
+_QUANTITY = re.compile(r"\b(\d+|one|two|three|four|five|ten|twenty|minutes?|seconds?|hours?|days?|weeks?|"
+                       r"short|shorter|long|longer|few)\b", re.I)
+
+
+def note_sentences(entry: KnowledgeEntry) -> list[str]:
+    """The entry's note as plain sentences (line wraps joined, Markdown dropped)."""
+    out: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", entry.body):
+        plain = _MARKDOWN.sub(lambda m: m.group(1) or "", " ".join(paragraph.split()))
+        out.extend(s.strip() for s in _SPLIT.split(plain) if s.strip())
+    return out
+
+
+def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ()) -> str | None:
+    """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is."""
+    wanted = set(tokenize(ask))
+    counting = bool(_HOW_MUCH.search(ask))
+    skip = list(avoid)
+    best: tuple[float, int, str] | None = None
+    for index, sentence in enumerate(note_sentences(entry)):
+        words = len(sentence.split())
+        if not MIN_WORDS <= words <= MAX_WORDS or _STEPWISE.match(sentence):
+            continue
+        if any(sentence in text for text in skip) or leakage(sentence) or urls_in(sentence):
+            continue  # said already, or text a reply must never carry (instructions to a model, links)
+        terms = set(tokenize(sentence))
+        score = len(wanted & terms) / (1 + len(wanted) ** 0.5)
+        # A sentence that names what the entry is about stands alone under its source.
+        score += 0.4 if terms & set(tokenize(entry.title + " " + " ".join(entry.tags))) else 0.0
+        score -= 0.5 if "..." in sentence or "…" in sentence else 0.0
+        score += 0.6 if _CONCRETE.search(sentence) else 0.0
+        score -= 0.8 if _DANGLING.match(sentence) else 0.0
+        score += 0.6 if counting and _QUANTITY.search(sentence) else 0.0
+        score -= 0.05 * index  # earlier sentences say what the entry is about
+        if best is None or score > best[0]:
+            best = (score, index, sentence)
+    return best[2] if best else None
