@@ -22,6 +22,7 @@ TABLE_MODULES = (
     "bot.handoff.outbox",          # outbox
     "bot.state.usage",             # llm_usage
     "adapters.teams.references",   # teams_conversation_refs, teams_reply_cards
+    "bot.checkins.store",          # checkins, checkin_optouts
 )
 
 
