@@ -147,6 +147,7 @@ from adapters.report_commands import register as _reports; _reports(main, kb_com
 from adapters.handoff_commands import register as _handoffs; _handoffs(main)  # noqa: E402,E702  (coach handoffs ..., coach doctor)
 from adapters.db_commands import db as _db; main.add_command(_db)  # noqa: E402,E702  (coach db upgrade|current)
 from adapters.triage_commands import triage as _triage; main.add_command(_triage)  # noqa: E402,E702  (coach triage explain|check)
+from adapters.checkin_commands import checkins as _checkins; main.add_command(_checkins)  # noqa: E402,E702  (coach checkins list|cancel|deliver)
 
 if __name__ == "__main__":
     main()

@@ -197,3 +197,60 @@ def test_due_checkin_is_sent_once_by_one_of_two_dispatchers_and_never_at_night(c
     assert answer.text.index("surprised you?") < answer.text.index("next step")
     [row] = service.checkins.rows(user_id="U-send")
     assert (row.status, row.outcome) == ("answered", "went_well")
+
+
+def test_checkin_text_is_masked_before_it_leaves(coach) -> None:
+    service = coach.checkins
+    reply = coach_then_plan(coach, "D-mask", user="U-mask")
+    click(coach, reply, Action.CHECKIN_AFTER_DAY, "D-mask", user="U-mask")
+    [row] = service.checkins.rows(user_id="U-mask")
+    # A plan in the teacher's words may name a child or carry contact details; they stay in the state database.
+    row.plan = "try exit tickets with your student Jamie Lee and e-mail jamie.lee@example.org"
+    text = service.checkin_text(row)
+    assert text.startswith("On Thursday you were going to try exit tickets with your student ")
+    assert "Jamie" not in text and "Lee" not in text and "example.org" not in text
+
+
+# -- the command line and replay ------------------------------------------------------------------
+
+def cli(args: list[str], data_dir: Path, stdin: str | None = None) -> Any:
+    import os
+
+    from click.testing import CliRunner
+
+    from adapters.cli import main
+    from tests.conftest import CONFIG_DIR
+
+    blank = {k: None for k in os.environ if k.startswith(("COACH_", "SLACK_", "OPENAI_", "Microsoft"))}
+    env = {**blank, "COACH_DATA_DIR": str(data_dir), "COACH_CONFIG_DIR": str(CONFIG_DIR),
+           "COACH_ENV_FILE": str(data_dir / "no.env")}
+    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
+
+
+def test_checkins_list_and_cancel_on_the_command_line(coach, settings) -> None:
+    reply = coach_then_plan(coach, "D-cli", user="U-cli")
+    click(coach, reply, Action.CHECKIN_NEXT_WEEK, "D-cli", user="U-cli")
+    listed = cli(["checkins", "list"], settings.data_dir)
+    assert listed.exit_code == 0 and "U-cli" in listed.output and "scheduled" in listed.output
+    [row] = coach.checkins.checkins.rows(user_id="U-cli")
+    cancelled = cli(["checkins", "cancel", str(row.id)], settings.data_dir)
+    assert cancelled.exit_code == 0 and f"Cancelled check-in {row.id}" in cancelled.output
+    again = cli(["checkins", "cancel", str(row.id)], settings.data_dir)
+    assert again.exit_code != 0 and "is cancelled" in again.output
+    assert "No check-ins waiting" in cli(["checkins", "list"], settings.data_dir).output
+
+
+def test_replay_records_an_offered_checkin_in_followup_and_sends_nothing(store, settings) -> None:
+    cases = "\n".join(json.dumps(c) for c in [
+        {"id": "a1", "conversation": "c1", "text": "how can I quickly check understanding at the end of a lesson?"},
+        {"id": "a2", "conversation": "c1", "text": "Thanks! I'll try exit tickets with 9B on Thursday"},
+        {"id": "b1", "conversation": "c2", "text": "I tried exit tickets last week"},
+    ])
+    result = cli(["replay", "-"], settings.data_dir, stdin=cases)
+    out = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [o["followup"] for o in out] == [None, {"offered": True, "when": "thursday"}, None]
+    from bot.checkins.store import Checkins
+    from bot.state.database import StateDB
+
+    [row] = Checkins(StateDB(settings.state_url)).rows()
+    assert row.status == "offered" and row.due_at is None  # recorded, never scheduled

@@ -248,8 +248,11 @@ def to_action_event(activity: Activity) -> ActionEvent | None:
         return None
     conversation_id, user_id = _require_ids(activity)
     base, thread = split_conversation_id(conversation_id)
+    # Teams sends the client's IANA zone ("Europe/London") with each activity; check-ins are placed in it.
+    zone = getattr(activity, "local_timezone", None)
     return ActionEvent(platform=PLATFORM, conversation_id=base, thread_id=thread, user_id=user_id,
-                       turn_id=turn_id, action=action, platform_ref=_platform_ref(activity))
+                       turn_id=turn_id, action=action, platform_ref=_platform_ref(activity),
+                       user_tz=zone if isinstance(zone, str) and zone else None)
 
 
 def bot_was_added(activity: Activity) -> bool:
