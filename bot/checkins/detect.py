@@ -92,18 +92,20 @@ _ASK = re.compile(
     r"(?!\s+(?:what|how to|how do|how you|how i|who|where|why|which|of)\b)")
 
 _SUBJECT = (r"(?:i'?ll|i will|i shall|i'm (?:definitely |really |totally |def )?going to|i am going to|i'm gonna|"
-            r"i am gonna|i plan to|i'm planning to|"
+            r"i am gonna|i plan to|i'm planning to|i'm keen to|i am keen to|i'm excited to|i intend to|i aim to|i hope to|"
+            r"i'm hoping to|"
             r"i am planning to|my plan is to|i want to|i'd like to|we'll|we will|we're going to|we are going to|"
             r"we're gonna|let me|i think i'll|i think i will|^will|^going to|^gonna|^planning to|"
             r"(?:ok|okay|right|so|then|yes|great|thanks)[,!]? (?:going to|gonna|will))")
-_FILLER = r"(?:\s+(?:just|then|definitely|also|now|first|actually|really))*"
+_FILLER = r"(?:\s+(?:just|then|definitely|def|also|now|first|actually|really|aim to|hope to|try and|make sure to))*"
 _VERB = (r"(?:try|trial|pilot|use|give|have a go|have a try|run|test|introduce|start|set up|set|do|model|roll out|"
          r"swap|get (?:them|year|yr|my|the|class|set|\w*\d)|have (?:them|year|yr|my|the|class|\w*\d)|make|launch|"
-         r"build|record|teach|bring in|put|show|share|add|create|design|film|switch|replace|adapt|experiment|play|"
+         r"build|record|teach|bring|put|show|share|add|create|design|film|switch|replace|adapt|experiment|play|"
          r"assign|let (?:them|the|my|year|yr|\w*\d)|plan)")
 _COMMIT = re.compile(rf"(?:\b|^){_SUBJECT}{_FILLER}\s+(?P<verb>{_VERB})\b")
 # "Tomorrow I'm doing the Flip reflections with 10B": a present continuous with a time named.
-_PROGRESSIVE = re.compile(r"(?:\b(?:i'm|i am|we're|we are|i'll be|i will be|we'll be)\s+|^)(?P<verb>trying|using|doing|running|piloting|trialling|"
+_PROGRESSIVE = re.compile(r"(?:\b(?:i'm|i am|we're|we are|i'll|i will|we'll)(?:\s+(?:definitely|really|actually|also|"
+                          r"def|be|planning on|thinking of))*\s+|\bplanning on\s+|^|, )(?P<verb>trying|using|doing|running|piloting|trialling|"
                           r"trialing|starting|introducing|testing|launching)\b")
 # Words that turn a commitment into a maybe, a past, or a no.
 _VETO = re.compile(
@@ -112,6 +114,10 @@ _VETO = re.compile(
     r"don't think|do not think|i'd love|i would|i'd (?:try|use|do)|try again|give (?:you|u)|"
     r"try to (?:remember|find|fix|sort|figure|work out|log ?in|reset|get hold|reach|contact|call|email|make it|"
     r"come|attend|join|read|look|restart|reboot|connect))\b")
+
+
+# "If it works I'll try it with 9B": a condition before the commitment makes it a maybe.
+_CONDITION = re.compile(r"\b(?:if|unless|once)\b")
 
 
 def detect_plan(text: str) -> Plan | None:
@@ -132,7 +138,7 @@ def detect_plan(text: str) -> Plan | None:
             progressive = _PROGRESSIVE.search(sentence)
             if progressive is not None and parse_when(sentence) is not None:
                 match = progressive
-        if match is not None:
+        if match is not None and not _CONDITION.search(sentence[:match.start()]):
             best = (original[start:start + len(sentence)], match)
             break
     if best is None and not asked:
