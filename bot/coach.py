@@ -115,6 +115,8 @@ class Coach:
             if command is not None:
                 return command
         history = self.memory.history(key)
+        if self.checkins is not None and history:
+            self.checkins.note_reply(history, text)
         # One embedding of the message serves triage and, for a first turn, retrieval.
         vector = self.triage.embed(text)
         decision = self.triage.decide(text, self._context(history, key), vector=vector)

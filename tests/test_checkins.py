@@ -254,3 +254,28 @@ def test_replay_records_an_offered_checkin_in_followup_and_sends_nothing(store, 
 
     [row] = Checkins(StateDB(settings.state_url)).rows()
     assert row.status == "offered" and row.due_at is None  # recorded, never scheduled
+
+
+def test_a_teacher_sees_their_own_cycles_in_their_words_and_the_report_counts_them(coach, runtime) -> None:
+    service = coach.checkins
+    clock = Clock(datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+    service.clock = service.checkins.clock = clock
+    reply = coach_then_plan(coach, "D-mine", user="U-mine")
+    click(coach, reply, Action.CHECKIN_FEW_DAYS, "D-mine", user="U-mine")
+    sender = RecordingSender()
+    clock.now = datetime(2026, 12, 10, 15, 45, tzinfo=UTC)  # a few days on: Thursday, after 15:30
+    assert CheckinDispatcher(service, [sender]).deliver_due().sent == 1
+    click(coach, sender.sent[0].reply, Action.WENT_WELL, "D-mine", user="U-mine")
+    coach.handle(msg("the quiet ones actually answered for once", "D-mine", user="U-mine"))
+    mine = coach.handle(msg("what have I worked on?", "D-new", user="U-mine")).text
+    assert "you planned to try exit tickets with 9B. It went well." in mine
+    assert "the quiet ones actually answered for once" in mine
+    assert "We haven't set any goals" in coach.handle(msg("what have I worked on?", "D-x", user="U-other")).text
+
+    from bot.report.insights import build_insights
+
+    insights = build_insights(runtime.db, runtime.store, runtime.settings)
+    cycles = insights.cycles
+    assert (cycles.offered, cycles.accepted, cycles.sent, cycles.completed) == (1, 1, 1, 1)
+    assert cycles.outcomes["went_well"] == 1 and cycles.topics == [] and cycles.hidden_topics == 1
+    assert insights.totals["messages"] == 3  # the question, the plan, the answer; not the check-in itself

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.checkins.calendar import Choice, SchoolCalendar
-from bot.checkins.detect import Plan, When, WhenKind, detect_plan, parse_when
+from bot.checkins.detect import Plan, WhenKind, detect_plan, parse_when
+from bot.checkins.report import CHECKIN_COMPOSER
 from bot.checkins.store import CheckinRow, Checkins, CheckinStatus, NewOffer, Outcome
 from bot.models import Action, ActionEvent, Followup, InboundMessage, PastTurn, Reply, Route
 from bot.privacy.masker import Masker
@@ -34,6 +35,8 @@ OFFER_ACTIONS = frozenset({*CHOICE_ACTIONS, Action.CHECKIN_NO, Action.CHECKIN_NE
 OUTCOME_ACTIONS = {Action.WENT_WELL: Outcome.WENT_WELL, Action.WENT_MIXED: Outcome.MIXED, Action.NOT_YET: Outcome.NOT_YET}
 CHECKIN_ACTIONS = frozenset({*OFFER_ACTIONS, *OUTCOME_ACTIONS})
 CHECKIN_REASON = "checkin"
+OUTCOME_WORDS = {Outcome.WENT_WELL.value: "It went well", Outcome.MIXED.value: "It was mixed",
+                 Outcome.NOT_YET.value: "You didn't get to it yet"}
 MAX_ATTEMPTS = 8
 
 # Typed commands, the same words on every platform ("/coach checkins" in Slack arrives as "checkins").
@@ -41,6 +44,8 @@ _STOP = re.compile(r"^\s*(?:stop|stop (?:all )?(?:check[- ]?ins?|reminders)|canc
                    r"\s*[.!]?\s*$", re.I)
 _NEVER = re.compile(r"^\s*(?:no more check[- ]?ins?|don'?t (?:offer|ask) (?:me )?(?:again|check[- ]?ins?)|"
                     r"(?:turn off|stop offering) check[- ]?ins?)\s*[.!]?\s*$", re.I)
+_MINE = re.compile(r"^\s*(?:what (?:have|did) i (?:been )?(?:work(?:ed|ing) on|tried|try)|what am i working on|"
+                   r"my (?:coaching )?(?:cycles|goals|progress))\s*(?:with you|so far|lately|recently)?\s*[?.!]?\s*$", re.I)
 _LIST = re.compile(r"^\s*(?:/coach\s+)?(?:check[- ]?ins?|my check[- ]?ins?|list (?:my )?check[- ]?ins?)\s*[?.!]?\s*$", re.I)
 
 
@@ -113,7 +118,39 @@ class CheckinService:
                               "Ask me to \"check in with me\" any time if you change your mind.", route=Route.OTHER)
         if _LIST.match(text):
             return Reply(text=self.describe(message.platform, message.user_id), route=Route.OTHER)
+        if _MINE.match(text):
+            return Reply(text=self.worked_on(message.platform, message.user_id), route=Route.OTHER)
         return None
+
+    def note_reply(self, history: Sequence[PastTurn], text: str) -> None:
+        """A teacher's message right after a check-in is how it went, in their words: kept with the cycle."""
+        if history and history[-1].route == Route.COACH.value:
+            row = self.checkins.by_sent_turn(history[-1].id)
+            if row is not None:
+                self.checkins.note_reflection(row.id, text)
+
+    def worked_on(self, platform: str, user_id: str, limit: int = 6) -> str:
+        """The teacher's own recent cycles: the goal, whether they tried it, how it went, in their words."""
+        rows = [r for r in self.checkins.rows(platform=platform, user_id=user_id, limit=limit * 2)
+                if r.plan and r.status != CheckinStatus.CANCELLED.value][:limit]
+        if not rows:
+            return ("We haven't set any goals together yet. When you tell me what you'll try, "
+                    "I can check in afterwards to see how it went.")
+        lines = []
+        for row in rows:
+            created = aware(row.created_at) or utcnow()
+            line = f"- {created.day} {created:%b}: you planned to {row.plan}"
+            if row.outcome:
+                line += f". {OUTCOME_WORDS[row.outcome]}"
+            elif row.status in (CheckinStatus.SCHEDULED.value, CheckinStatus.SENDING.value):
+                line += f". I'll check in {self._local(row)}"
+            elif row.status == CheckinStatus.SENT.value:
+                line += ". I asked how it went"
+            line += "."
+            if row.reflection:
+                line += f" You said: \u201c{row.reflection[:200]}\u201d"
+            lines.append(line)
+        return "Here's what you've worked on with me (only you see this):\n" + "\n".join(lines)
 
     def describe(self, platform: str, user_id: str) -> str:
         """A teacher's own check-ins still to come, in their local time; only ever shown to them."""
@@ -322,7 +359,7 @@ class CheckinDispatcher:
             # The check-in is a turn of the conversation: its buttons resolve, and a typed answer is a follow-up.
             turn_id = service.memory.record(memory_key=row.memory_key, platform=row.platform, user_id=row.user_id,
                                             text=row.plan, route=Route.COACH.value, reason=CHECKIN_REASON, reply=text,
-                                            sources=list(row.sources or []), confidence=0.0, composer="checkin")
+                                            sources=list(row.sources or []), confidence=0.0, composer=CHECKIN_COMPOSER)
             service.checkins.set_sent_turn(row.id, turn_id)
         reply = Reply(text=text, route=Route.COACH, turn_id=turn_id,
                       actions=[Action.WENT_WELL, Action.WENT_MIXED, Action.NOT_YET])

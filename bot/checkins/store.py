@@ -83,6 +83,7 @@ class CheckinRow(Base):
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reflection: Mapped[str | None] = mapped_column(Text, nullable=True)  # the teacher's first words after the check-in
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -211,6 +212,14 @@ class Checkins:
         """The teacher's answer to a sent check-in; False when an answer was recorded already."""
         return self._transition(checkin_id, (CheckinStatus.SENT,), status=CheckinStatus.ANSWERED.value,
                                 outcome=outcome.value, outcome_at=self.clock())
+
+    def note_reflection(self, checkin_id: int, text: str) -> bool:
+        """Keep the teacher's first words after a check-in (their view of how it went); once."""
+        with self.db.session() as s:
+            result = s.execute(update(CheckinRow).where(CheckinRow.id == checkin_id, CheckinRow.reflection.is_(None))
+                               .values(reflection=text[:1000], updated_at=self.clock())
+                               .execution_options(synchronize_session=False))
+            return result.rowcount == 1
 
     # -- sending -----------------------------------------------------------------------------
 

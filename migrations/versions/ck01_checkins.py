@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("receipt", sa.JSON(), nullable=True),
         sa.Column("outcome", sa.String(length=20), nullable=True),
         sa.Column("outcome_at", TZ, nullable=True),
+        sa.Column("reflection", sa.Text(), nullable=True),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
         sa.PrimaryKeyConstraint("id"),
