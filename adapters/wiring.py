@@ -161,6 +161,14 @@ class Runtime:
     checkins: CheckinDispatcher | None = None  # sends due check-ins through this process's platforms
     checkin_worker: CheckinWorker | None = None
 
+    def add_checkin_sender(self, sender: object) -> None:
+        """A platform server's own check-in sender (bound to its event loop); starts the sender thread if needed."""
+        if self.checkins is None:
+            return
+        self.checkins.add_sender(sender)  # type: ignore[arg-type]
+        if self.checkin_worker is None:
+            self.checkin_worker = CheckinWorker(self.checkins, self.settings.checkins.poll_seconds).start()
+
     def close(self, flush_seconds: float = 5.0) -> None:
         """Stop the handoff worker after delivering what is due; undelivered rows wait in the outbox."""
         if self.checkin_worker is not None:
