@@ -271,6 +271,9 @@ def test_a_teacher_sees_their_own_cycles_in_their_words_and_the_report_counts_th
     assert "you planned to try exit tickets with 9B. It went well." in mine
     assert "the quiet ones actually answered for once" in mine
     assert "We haven't set any goals" in coach.handle(msg("what have I worked on?", "D-x", user="U-other")).text
+    in_channel = InboundMessage(platform="slack", conversation_id="C-staff", user_id="U-mine", is_direct=False,
+                                text="what have I worked on?")
+    assert "only show it in a direct message" in coach.handle(in_channel).text
 
     from bot.report.insights import build_insights
 

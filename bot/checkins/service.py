@@ -116,9 +116,14 @@ class CheckinService:
             extra = f" and cancelled {_count(cancelled, 'check-in')}" if cancelled else ""
             return Reply(text=f"Understood: I won't offer check-ins again{extra}. "
                               "Ask me to \"check in with me\" any time if you change your mind.", route=Route.OTHER)
-        if _LIST.match(text):
+        listing, mine = _LIST.match(text), _MINE.match(text)
+        if (listing or mine) and not message.is_direct:
+            # One teacher's cycle is theirs alone: never listed where colleagues can read it.
+            return Reply(text="That's just for you, so I'll only show it in a direct message: "
+                              "send it to me there.", route=Route.OTHER)
+        if listing:
             return Reply(text=self.describe(message.platform, message.user_id), route=Route.OTHER)
-        if _MINE.match(text):
+        if mine:
             return Reply(text=self.worked_on(message.platform, message.user_id), route=Route.OTHER)
         return None
 
