@@ -149,6 +149,7 @@ from adapters.handoff_commands import register as _handoffs; _handoffs(main)  # 
 from adapters.db_commands import db as _db; main.add_command(_db)  # noqa: E402,E702  (coach db upgrade|current)
 from adapters.triage_commands import triage as _triage; main.add_command(_triage)  # noqa: E402,E702  (coach triage explain|check)
 from adapters.privacy_commands import privacy as _privacy; main.add_command(_privacy)  # noqa: E402,E702  (coach privacy purge|export|erase|audit|roster)
+from adapters.checkin_commands import checkins as _checkins; main.add_command(_checkins)  # noqa: E402,E702  (coach checkins list|cancel|deliver)
 
 if __name__ == "__main__":
     main()

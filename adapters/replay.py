@@ -16,8 +16,10 @@ def reply_record(case_id: Any, conversation: Any, reply: Reply) -> dict[str, Any
     handoff = None
     if reply.handoff is not None:
         handoff = {"target": reply.handoff.target, "reason": reply.handoff.reason, "ticket": reply.handoff.ticket}
+    # An offered check-in is recorded, never scheduled or sent: replay only says it was offered.
+    followup = reply.followup.model_dump(mode="json") if reply.followup is not None else None
     return {"id": case_id, "conversation": conversation, "route": reply.route.value, "reply": reply.text,
-            "sources": reply.source_ids(), "handoff": handoff}
+            "sources": reply.source_ids(), "handoff": handoff, "followup": followup}
 
 
 def replay_lines(coach: Coach, lines: Iterable[str], run_id: str | None = None) -> Iterator[dict[str, Any]]:

@@ -175,6 +175,25 @@ def print_report(ins: Any, console: Console) -> None:
                     _hours(e.median_hours_to_claim), _hours(e.p90_hours_to_claim))
     console.print(esc)
 
+    cy = ins.cycles
+    if cy is not None:
+        outcomes = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in cy.outcomes.items())
+        console.print(f"\n[bold]Coaching cycles[/bold]: {cy.offered} check-ins offered, {cy.accepted} accepted, "
+                      f"{cy.sent} sent, {cy.completed} completed ({outcomes}); {cy.declined} declined, "
+                      f"{cy.cancelled} cancelled.", highlight=False)
+        if cy.topics:
+            cyc = Table("after entry", "teachers", "completed", "went well", "mixed", "didn't get to it",
+                        title="Check-in outcomes by entry")
+            for tp in cy.topics:
+                cyc.add_row(f"{tp.title} [dim]({tp.entry_id})[/dim]", str(tp.teachers), str(tp.completed),
+                            *(str(tp.outcomes.get(k, 0)) for k in ("went_well", "mixed", "not_yet")))
+            console.print(cyc)
+        if cy.hidden_topics:
+            console.print(f"[dim]  {cy.hidden_topics} more entr(ies) with fewer than {ins.min_group_size} "
+                          "teachers, not shown.[/dim]")
+        console.print(f"{cy.repeat_teachers} teacher(s) came back with the same need three times or more "
+                      "(a sign a person should step in; not named).", highlight=False)
+
 
 @click.command("draft-gaps")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))

@@ -96,7 +96,7 @@ def render_html(ins: Insights) -> str:
     for note in ins.notes:
         parts.append(f'<p class="privacy">{escape(note)}</p>')
     parts += [_gaps(ins), _weeks(ins), '<div class="grid2">', _routes(ins), _samr(ins), "</div>",
-              _topics(ins), _feedback(ins), _escalations(ins)]
+              _topics(ins), _feedback(ins), _escalations(ins), _cycles(ins)]
     parts.append(
         "<footer>Next steps: <code>coach kb draft-gaps DIR</code> writes a draft entry for each top gap; "
         "<code>coach kb draft-from-escalation I-0007 DIR</code> saves what an integrator answered. Finish the "
@@ -236,6 +236,27 @@ def _escalations(ins: Insights) -> str:
             '<th class="num">open</th><th class="num">claimed</th><th class="num">median to claim</th>'
             '<th class="num">90% within</th></tr></thead><tbody>' + rows + "</tbody></table>")
     return _section("Escalations", sub, body)
+
+
+def _cycles(ins: Insights) -> str:
+    cy = ins.cycles
+    sub = ("Check-ins the coach offered after a teacher said what they would try, and how it went. Outcomes by "
+           f"entry are shown when {ins.min_group_size}+ teachers had one; repeat needs are counted, never named.")
+    if cy is None or not cy.offered:
+        return _section("Coaching cycles", sub, '<p class="empty">No check-ins offered in this period.</p>')
+    o = cy.outcomes
+    body = (f"<p>{cy.offered} offered, {cy.accepted} accepted, {cy.sent} sent, {cy.completed} completed: "
+            f"{o.get('went_well', 0)} went well, {o.get('mixed', 0)} mixed, {o.get('not_yet', 0)} didn't get to it. "
+            f"{cy.repeat_teachers} teacher(s) came back with the same need three times or more.</p>")
+    if cy.topics:
+        rows = "".join(
+            f"<tr><td>{escape(t.title)}</td><td class=\"num\">{t.teachers}</td><td class=\"num\">{t.completed}</td>"
+            + "".join(f'<td class="num">{t.outcomes.get(k, 0)}</td>' for k in ("went_well", "mixed", "not_yet"))
+            + "</tr>" for t in cy.topics)
+        body += ('<table><thead><tr><th>after entry</th><th class="num">teachers</th><th class="num">completed</th>'
+                 '<th class="num">went well</th><th class="num">mixed</th><th class="num">didn\'t get to it</th>'
+                 "</tr></thead><tbody>" + rows + "</tbody></table>")
+    return _section("Coaching cycles", sub, body)
 
 
 def _examples(examples: Sequence[str]) -> str:

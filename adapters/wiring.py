@@ -7,17 +7,21 @@ import os
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from adapters.delivery import Delivery, build_delivery
+from bot.checkins.calendar import SchoolCalendar
+from bot.checkins.service import CheckinDispatcher, CheckinService, CheckinWorker
+from bot.checkins.store import Checkins
 from bot.coach import Coach, EscalationListener
 from bot.compose.templates import Composer, TemplateComposer
 from bot.handoff.escalations import Escalations
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
-from bot.state.database import StateDB, StateError, private_dir
+from bot.state.database import StateDB, StateError, private_dir, utcnow
 from bot.state.privacy import PrivacyStore, RetentionWorker
 from bot.triage.build import CORPUS_FOLDER, load_triage
 from bot.triage.corpus import TriageConfigError, load_corpus
@@ -170,18 +174,31 @@ class Runtime:
     db: StateDB
     delivery: Delivery | None = None  # the handoff outbox and its worker; None when nothing is delivered
     retention: RetentionWorker | None = None  # the daily purge; None for one-off runs such as replay
+    checkins: CheckinDispatcher | None = None  # sends due check-ins through this process's platforms
+    checkin_worker: CheckinWorker | None = None
+
+    def add_checkin_sender(self, sender: object) -> None:
+        """A platform server's own check-in sender (bound to its event loop); starts the sender thread if needed."""
+        if self.checkins is None:
+            return
+        self.checkins.add_sender(sender)  # type: ignore[arg-type]
+        if self.checkin_worker is None:
+            self.checkin_worker = CheckinWorker(self.checkins, self.settings.checkins.poll_seconds).start()
 
     def close(self, flush_seconds: float = 5.0) -> None:
         """Stop the handoff worker after delivering what is due; undelivered rows wait in the outbox."""
         if self.retention is not None:
             self.retention.stop()
+        if self.checkin_worker is not None:
+            self.checkin_worker.stop(timeout=flush_seconds)
         if self.delivery is not None:
             self.delivery.close(flush_seconds)
 
 
 def build_runtime(settings: Settings, *, listener: EscalationListener | None = None,
                   composer: Composer | None = None, auto_starter: bool = True,
-                  progress: Callable[[int, int], None] | None = None, deliver: bool = True) -> Runtime:
+                  progress: Callable[[int, int], None] | None = None, deliver: bool = True,
+                  clock: Callable[[], datetime] = utcnow) -> Runtime:
     """Open the store and the state database and compose the coach.
 
     With `deliver` (the default) and no `listener` given, escalations go to the handoff outbox and a
@@ -209,12 +226,41 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
     if deliver and listener is None:
         delivery = build_delivery(settings, db, escalations, memory)
         listener = delivery.listener if delivery is not None else None
+    checkins, dispatcher, worker = _checkin_parts(settings, db, memory, store, clock, deliver=deliver)
     coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=memory,
-                  escalations=escalations, composer=composer or TemplateComposer(), listener=listener)
+                  escalations=escalations, composer=composer or TemplateComposer(), listener=listener,
+                  checkins=checkins)
     # A process that delivers is a running bot: it also applies the retention policy, once a day.
     retention = RetentionWorker(PrivacyStore(db, settings.retention)).start() if deliver else None
-    return Runtime(settings, coach, store, db, delivery, retention)
+    return Runtime(settings, coach, store, db, delivery, retention=retention, checkins=dispatcher,
+                   checkin_worker=worker)
 
+
+def _checkin_parts(settings: Settings, db: StateDB, memory: ConversationMemory, store: KnowledgeStore,
+                   clock: Callable[[], datetime], *, deliver: bool
+                   ) -> tuple[CheckinService | None, CheckinDispatcher | None, CheckinWorker | None]:
+    """Coaching cycles: the service the coach calls and, when this process can send, the sender thread."""
+    if not settings.checkins.enabled:
+        return None, None, None
+    try:
+        calendar = SchoolCalendar.from_settings(settings.checkins)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+    def title(entry_id: str) -> str | None:
+        entry = store.get(entry_id)
+        return entry.title if entry is not None else None
+
+    service = CheckinService(Checkins(db, clock=clock, lease_seconds=settings.checkins.lease_seconds), calendar,
+                             settings.checkins, memory, integrator_name=settings.handoff.integrator_name,
+                             titles=title, clock=clock)
+    if not deliver:  # replay: offers are recorded, nothing is ever sent
+        return service, None, None
+    from adapters.delivery.checkin_senders import build_senders
+
+    dispatcher = CheckinDispatcher(service, build_senders(settings, db))
+    worker = CheckinWorker(dispatcher, settings.checkins.poll_seconds).start() if dispatcher.senders else None
+    return service, dispatcher, worker
 
 def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Triage,
                composer: Composer | None) -> tuple[Composer, Triage]:

@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.access import Actor, ActionResult, Outcome, policy_from
+from bot.checkins.service import CHECKIN_ACTIONS, CheckinService
 from bot.compose import replies
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
 from bot.handoff.escalations import Escalations, Opened, Transition
@@ -120,6 +121,7 @@ class Coach:
     listener: EscalationListener | None = None
     _lexical: Retriever | None = field(default=None, init=False, repr=False)
     _masker: Masker | None = field(default=None, init=False, repr=False)  # built on first use
+    checkins: CheckinService | None = None  # coaching cycles; None turns them off
 
     def handle(self, message: InboundMessage) -> Reply:
         """Answer one teacher message; the reply says the route, sources, and any handoff."""
@@ -129,10 +131,17 @@ class Coach:
         key = message.memory_key
         if not text:
             return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
+        if self.checkins is not None:
+            # "stop", "no more check-ins", "checkins": the teacher's own words about their check-ins.
+            command = self.checkins.command(message, text)
+            if command is not None:
+                return command
         history = self.memory.history(key)
         # A conversation that raised a concern stays on this machine from then on.
         local_only = self.escalations.sensitive(key)
         triage = self._local_triage() if local_only else self.triage
+        if self.checkins is not None and history:
+            self.checkins.note_reply(history, text)
         # One embedding of the message serves triage and, for a first turn, retrieval.
         vector = triage.embed(text)
         decision = triage.decide(text, self._context(history, key), vector=vector)
@@ -170,17 +179,28 @@ class Coach:
             if action not in actions:
                 actions.append(action)
 
+        checkin = None
+        if self.checkins is not None and handoff is None:
+            checkin = self.checkins.maybe_offer(message, text, decision.route, history, [s.id for s in sources],
+                                                urgent=decision.urgent)
+            if checkin is not None:
+                reply_text = f"{reply_text}\n\n{checkin.line}"
+                actions = checkin.actions  # the choices stand in for the feedback buttons on this turn
+
         turn_id = self.memory.record(
             memory_key=key, platform=message.platform, user_id=message.user_id, text=text,
             route=decision.route.value, reason=decision.reason, reply=reply_text,
             sources=[s.id for s in sources], confidence=confidence, composer=composer_name,
         )
+        if checkin is not None and self.checkins is not None:
+            self.checkins.offer_turn(checkin, turn_id)
         log.info("turn %s route=%s reason=%r composer=%s sources=%s", turn_id, decision.route.value,
                  decision.reason, composer_name, [s.id for s in sources])
         if notices:
             reply_text = "\n".join(notices) + "\n\n" + reply_text
         return Reply(text=reply_text, route=decision.route, sources=sources, actions=actions, handoff=handoff,
-                     turn_id=turn_id, composer=composer_name, notices=notices)
+                     turn_id=turn_id, composer=composer_name, notices=notices,
+                     followup=checkin.followup if checkin is not None else None)
 
     def handle_action(self, event: ActionEvent) -> Reply | None:
         """A button under a reply. Returns a reply to show, or None when the click was already counted."""
@@ -190,6 +210,12 @@ class Coach:
                          route=Route.OTHER)
         if event.action is Action.READ_SOURCE:
             return self._read_source(event.source_id, list(turn.sources or []))
+        if event.action in CHECKIN_ACTIONS:
+            if self.checkins is None:
+                return Reply(text="Check-ins are turned off here.", route=Route.OTHER, turn_id=turn.id)
+            if not self.memory.add_feedback(event.turn_id, event.action.value, event.user_id):
+                return None
+            return self.checkins.handle_action(event)
         if not self.memory.add_feedback(event.turn_id, event.action.value, event.user_id):
             return None
         if event.action is Action.HELPED:

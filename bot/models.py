@@ -27,6 +27,15 @@ class Action(str, Enum):
     TALK_TO_PERSON = "talk_to_person"
     TECH_PROBLEM = "tech_problem"
     COACH_ME = "coach_me"
+    # Coaching cycles: when to check in, and how it went (bot/checkins/).
+    CHECKIN_AFTER_DAY = "checkin_after_day"
+    CHECKIN_FEW_DAYS = "checkin_few_days"
+    CHECKIN_NEXT_WEEK = "checkin_next_week"
+    CHECKIN_NO = "checkin_no"
+    CHECKIN_NEVER = "checkin_never"
+    WENT_WELL = "went_well"
+    WENT_MIXED = "went_mixed"
+    NOT_YET = "not_yet"
     READ_SOURCE = "read_source"  # show a source's note in chat (an entry with no link to open)
 
     @property
@@ -42,6 +51,14 @@ ACTION_LABELS: dict[Action, str] = {
     Action.TECH_PROBLEM: "It's a tech problem",
     Action.COACH_ME: "Coach me on it instead",
     Action.READ_SOURCE: "Read it",
+    Action.CHECKIN_AFTER_DAY: "After that day",
+    Action.CHECKIN_FEW_DAYS: "In a few days",
+    Action.CHECKIN_NEXT_WEEK: "Next week",
+    Action.CHECKIN_NO: "No thanks",
+    Action.CHECKIN_NEVER: "Don't offer again",
+    Action.WENT_WELL: "Went well",
+    Action.WENT_MIXED: "Mixed",
+    Action.NOT_YET: "Didn't get to it",
 }
 
 
@@ -107,6 +124,15 @@ class Handoff(BaseModel):
     created: bool = True  # False when the turn added to an escalation already open
 
 
+class Followup(BaseModel):
+    """A check-in the reply offers (replay's optional `followup` field)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    offered: bool = True
+    when: str | None = None  # the time phrase the teacher used: "thursday", "next week", ...
+
+
 class Reply(BaseModel):
     """What the core answers; adapters draw it natively (Block Kit, Adaptive Card, text)."""
 
@@ -120,6 +146,7 @@ class Reply(BaseModel):
     turn_id: str | None = None
     composer: str = "template"
     notices: list[str] = Field(default_factory=list)
+    followup: Followup | None = None
 
     def source_ids(self) -> list[str]:
         """Ids of the entries drawn on, best first."""
@@ -139,6 +166,7 @@ class ActionEvent(BaseModel):
     action: Action
     source_id: str | None = None  # which source, for Action.READ_SOURCE
     platform_ref: PlatformRef = Field(default_factory=PlatformRef)
+    user_tz: str | None = None  # the clicker's IANA time zone when the platform says (Slack users.info)
 
     @property
     def memory_key(self) -> str:

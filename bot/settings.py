@@ -192,6 +192,20 @@ class MaskingSettings(BaseModel):
 
     allow: list[str] = Field(default_factory=list, description="tool or app names never masked, beyond "
                              "config/tool-glossary.yaml and the built-in list")
+class CheckinSettings(BaseModel):
+    """Coaching cycles: offers to check in after a teacher tries something, sent inside school hours."""
+
+    enabled: bool = Field(True, description="offer check-ins when a teacher says what they will try")
+    timezone: str = Field("Europe/London", description="the school's time zone; a Slack user's own zone wins when known")
+    school_day_start: str = Field("08:30", pattern=r"^\d{2}:\d{2}$", description="no check-in before this local time")
+    school_day_end: str = Field("16:30", pattern=r"^\d{2}:\d{2}$", description="no check-in after this local time")
+    send_time: str = Field("15:30", pattern=r"^\d{2}:\d{2}$", description="when on the chosen day (after lessons)")
+    closures: list[str] = Field(default_factory=list, description="closure dates, YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD")
+    half_terms: list[str] = Field(default_factory=list, description="half-term holidays (ranges as above), "
+                                  "for \"after half term\"; they are closures too")
+    few_days: int = Field(3, ge=1, le=14, description="\"in a few days\", in days")
+    poll_seconds: float = Field(30.0, gt=0)
+    lease_seconds: float = Field(120.0, gt=0, description="a check-in being sent by a process that died is sent after this")
 
 
 class Settings(BaseSettings):
@@ -220,6 +234,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     masking: MaskingSettings = Field(default_factory=MaskingSettings)
+    checkins: CheckinSettings = Field(default_factory=CheckinSettings)
     access: AccessSettings = Field(default_factory=AccessSettings, description="who may claim and resolve handoffs "
                                    "and use the integrators' tools, per role and platform identity (bot/access.py)")
 

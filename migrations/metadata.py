@@ -23,6 +23,7 @@ TABLE_MODULES = (
     "bot.state.usage",             # llm_usage
     "bot.state.privacy",           # privacy_audit
     "adapters.teams.references",   # teams_conversation_refs, teams_reply_cards
+    "bot.checkins.store",          # checkins, checkin_optouts
 )
 
 

@@ -57,6 +57,7 @@ class SlackAPIServer:
         self._failures: dict[str, list[str]] = {}
         self._delays: dict[str, float] = {}
         self._ts = itertools.count(1)
+        self.user_tz: dict[str, str] = {}  # users.info answers these zones (Europe/London otherwise)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -201,6 +202,7 @@ class SlackAPIServer:
             self._delays.clear()
             self.messages.clear()
             self.socket_acks.clear()
+            self.user_tz.clear()
 
     # -- Web API --------------------------------------------------------------------------------
 
@@ -287,7 +289,8 @@ class SlackAPIServer:
 
     def _m_users_info(self, body: dict[str, Any]) -> dict[str, Any]:
         uid = body.get("user")
-        return {"user": {"id": uid, "name": f"user-{uid}", "real_name": f"Teacher {uid}", "tz": "Europe/London"}}
+        return {"user": {"id": uid, "name": f"user-{uid}", "real_name": f"Teacher {uid}",
+                         "tz": self.user_tz.get(str(uid), "Europe/London")}}
 
     def _m_apps_connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"url": f"ws://127.0.0.1:{self.port}/socket?ticket={uuid.uuid4().hex}"}

@@ -45,12 +45,14 @@ def test_replay_contract(data_dir, tmp_path):
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o.get("id") for o in out] == ["r1", "r2", None, "r3", "r4"]
     r1, r2, bad, r3, r4 = out
-    assert set(r1) == {"id", "conversation", "route", "reply", "sources", "handoff"}
+    assert set(r1) == {"id", "conversation", "route", "reply", "sources", "handoff", "followup"}
+    assert r1["followup"] is None  # optional: only a reply that offers a check-in fills it
     assert r1["route"] == "coach" and r1["sources"][0] == "podcast-voices" and "?" in r1["reply"]
     assert r2["sources"][0] == "podcast-voices"
     assert "line 3" in bad["error"]
     assert r3["route"] == "helpdesk" and r3["handoff"]["target"] == "helpdesk" and r3["handoff"]["ticket"].startswith("H-")
-    assert r4 == {"id": "r4", "conversation": "c", "route": "other", "reply": r4["reply"], "sources": [], "handoff": None}
+    assert r4 == {"id": "r4", "conversation": "c", "route": "other", "reply": r4["reply"], "sources": [], "handoff": None,
+                  "followup": None}
 
 
 def test_replay_twice_starts_fresh(data_dir, tmp_path):

@@ -260,4 +260,4 @@ def test_manifest_matches_what_the_app_listens_for() -> None:
     [shortcut] = manifest["features"]["shortcuts"]
     assert shortcut["callback_id"] == kb_draft.SHORTCUT_CALLBACK and shortcut["type"] == "message"
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"app_mentions:read", "chat:write", "commands",
-                                                              "im:history"}
+                                                              "im:history", "users:read"}

@@ -85,10 +85,10 @@ def test_coaching_card_has_text_sources_and_the_four_actions():
     assert "Exit tickets" not in element(card, "reply")["text"]
     assert element(card, "route")["text"] == translate.ROUTE_LABELS[Route.COACH]
     assert element(card, "handoff") is None
-    shown = [a for a in Action if a not in (Action.COACH_ME, Action.READ_SOURCE)]
-    assert [a["title"] for a in card["actions"]] == [ACTION_LABELS[a] for a in shown]
+    feedback = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
+    assert [a["title"] for a in card["actions"]] == [ACTION_LABELS[a] for a in feedback]
     assert all(a["type"] == "Action.Submit" for a in card["actions"])
-    assert [a["data"] for a in card["actions"]] == [{"action": a.value, "turn_id": "turn-1"} for a in shown]
+    assert [a["data"] for a in card["actions"]] == [{"action": a.value, "turn_id": "turn-1"} for a in feedback]
 
 
 def test_handoff_card_shows_route_and_ticket_and_no_buttons():

@@ -42,6 +42,7 @@ from adapters.slack.translate import (
 )
 from adapters.wiring import Runtime
 from bot.access import Actor, Outcome, Role, policy_from
+from bot.checkins.service import CHOICE_ACTIONS
 from bot.state.inbound import InboundQueue
 from bot.models import InboundMessage
 from bot.state.database import StateError
@@ -52,7 +53,8 @@ T = TypeVar("T")
 
 COMMAND = "/coach"
 KB_COMMAND = "/coach-kb"
-FEEDBACK_ACTION = re.compile(r"^coach\.(helped|not_quite|talk_to_person|tech_problem|read_source)$")
+FEEDBACK_ACTION = re.compile(r"^coach\.(helped|not_quite|talk_to_person|tech_problem|read_source|checkin_after_day|checkin_few_days|"
+                             r"checkin_next_week|checkin_no|checkin_never|went_well|went_mixed|not_yet)$")
 # Posting in a channel the bot is not in: answer privately instead of failing silently.
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 
@@ -70,6 +72,17 @@ SWEEP_SECONDS = 3.0
 MAX_ATTEMPTS = 5
 NOT_IN_CHANNEL = ("I can't post in this channel, so here is my answer just for you. "
                   "To answer in the channel, invite me with `/invite @coach`.")
+
+
+async def _user_tz(client: AsyncWebClient, user_id: str) -> str | None:
+    """The teacher's own time zone from their Slack profile (scope users:read), so a check-in lands in their day."""
+    try:
+        resp = await client.users_info(user=user_id)
+    except SlackApiError as exc:
+        log.info("no Slack time zone for a check-in (%s); the school's is used", exc.response.get("error"))
+        return None
+    tz = (resp.get("user") or {}).get("tz")
+    return tz if isinstance(tz, str) and tz else None
 
 
 def refusal(has_integrators: bool) -> str:
@@ -459,6 +472,8 @@ def build_app(runtime: Runtime, *, client: AsyncWebClient, signing_secret: str =
         if event is None:
             return
         bridge.track()
+        if event.action in CHOICE_ACTIONS:
+            event = event.model_copy(update={"user_tz": await _user_tz(client, event.user_id)})
         reply = await bridge.run(bridge.coach.handle_action, event)
         if reply is None:  # this click was already counted: nothing is posted twice
             return

@@ -25,6 +25,7 @@ from sqlalchemy import text as sql_text
 
 from adapters.teams import translate
 from adapters.teams.bot import TeamsCoachBot
+from adapters.delivery.checkin_senders import TeamsCheckinSender
 from adapters.teams.proactive import TeamsNotifier
 from adapters.teams.references import ReferenceStore
 from adapters.wiring import Runtime, StartupError
@@ -219,6 +220,8 @@ def build_app(runtime: Runtime, *, typing_after: float | None = None) -> web.App
     app[RUNTIME_KEY] = runtime
     app[MODE_KEY] = mode
     app[NOTIFIER_KEY] = TeamsNotifier(adapter, references, app_id=teams.app_id if mode == AUTHENTICATED else None)
+    # Check-ins go out through this app's adapter and loop, like the teachers' handoff notices.
+    runtime.add_checkin_sender(TeamsCheckinSender(app[NOTIFIER_KEY]))
     app.router.add_post("/api/messages", _messages)
     app.router.add_get("/healthz", _healthz)
     app.on_startup.append(_bind_loop)

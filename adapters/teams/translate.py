@@ -253,7 +253,19 @@ def to_action_event(activity: Activity) -> ActionEvent | None:
     base, thread = split_conversation_id(conversation_id)
     return ActionEvent(platform=PLATFORM, conversation_id=base, thread_id=thread, user_id=user_id,
                        turn_id=turn_id, action=action, source_id=source_id or None,
-                       platform_ref=_platform_ref(activity))
+                       platform_ref=_platform_ref(activity), user_tz=client_zone(activity))
+
+
+def client_zone(activity: Activity) -> str | None:
+    """The teacher's IANA zone: Teams sends it as `localTimezone` and in the clientInfo entity; check-ins use it."""
+    zone = getattr(activity, "local_timezone", None)
+    if isinstance(zone, str) and zone:
+        return zone
+    for entity in activity.entities or []:
+        props = getattr(entity, "additional_properties", None) or {}
+        if getattr(entity, "type", None) == "clientInfo" and isinstance(props.get("timezone"), str):
+            return props["timezone"] or None
+    return None
 
 
 def bot_was_added(activity: Activity) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
+from bot.checkins.report import CHECKIN_COMPOSER, CycleStats, cycle_stats
 from bot.handoff.escalations import PREFIX
 from bot.privacy.masker import Masker, shared_masker
 from bot.settings import Settings
@@ -190,6 +191,7 @@ class Insights:
     hidden_gaps: Hidden
     escalations: list[EscalationStat]
     notes: list[str] = field(default_factory=list)
+    cycles: CycleStats | None = None  # coaching cycles (bot/checkins/report.py)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `--json`; weekly totals included."""
@@ -226,7 +228,8 @@ def as_utc(value: datetime) -> datetime:
 def load_turns(db: StateDB, *, since: datetime | None = None, until: datetime | None = None,
                include_replay: bool = True) -> list[TurnRecord]:
     """Turns in the period, oldest first, each follow-up carrying the question before it."""
-    query = select(TurnRow).order_by(TurnRow.created_at, TurnRow.id)
+    # A check-in the coach sent is recorded as a turn of its conversation; it is not a teacher's question.
+    query = select(TurnRow).where(TurnRow.composer != CHECKIN_COMPOSER).order_by(TurnRow.created_at, TurnRow.id)
     if since is not None:
         query = query.where(TurnRow.created_at >= since)
     if until is not None:
@@ -864,6 +867,9 @@ def build_insights(db: StateDB, store: KnowledgeStore, settings: Settings, *, si
         topics=topics[: cfg.top_topics], hidden_topics=_plus(hidden_topics, topics[cfg.top_topics:]),
         samr=dict(samr), entries=entry_stats, gaps=gaps[: cfg.top_gaps],
         hidden_gaps=hidden_gaps, escalations=escalations, notes=notes,
+        cycles=cycle_stats(db, since=since, until=until, include_replay=include_replay,
+                           min_group_size=cfg.min_group_size,
+                           title=lambda eid: entries[eid].title if eid in entries else None),
     )
 
 
