@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -108,6 +109,9 @@ class Coach:
         key = message.memory_key
         if not text:
             return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
+        recorded = self._recorded(message)
+        if recorded is not None:  # the same platform message again: the recorded reply, nothing redone
+            return recorded
         history = self.memory.history(key)
         # One embedding of the message serves triage and, for a first turn, retrieval.
         vector = self.triage.embed(text)
@@ -149,6 +153,7 @@ class Coach:
             memory_key=key, platform=message.platform, user_id=message.user_id, text=text,
             route=decision.route.value, reason=decision.reason, reply=reply_text,
             sources=[s.id for s in sources], confidence=confidence, composer=composer_name,
+            turn_id=message_turn_id(message),
         )
         log.info("turn %s route=%s reason=%r composer=%s sources=%s", turn_id, decision.route.value,
                  decision.reason, composer_name, [s.id for s in sources])
@@ -204,6 +209,25 @@ class Coach:
                                  escalation_id, action, actor)
 
     # -- parts -------------------------------------------------------------------------------
+
+    def _recorded(self, message: InboundMessage) -> Reply | None:
+        """The reply already recorded for this platform message id, rebuilt; None for a new message."""
+        turn_id = message_turn_id(message)
+        turn = self.memory.turn(turn_id) if turn_id else None
+        if turn is None:
+            return None
+        route = Route(turn.route)
+        handoff = None
+        if route in (Route.HELPDESK, Route.INTEGRATOR):
+            row = self.escalations.open_for(turn.memory_key, route.value)
+            if row is not None:
+                first = bool(row.details) and (row.details[0] or {}).get("message_id") == turn_id
+                handoff = Handoff(target=row.target, reason=row.reason, ticket=row.ticket, urgent=row.urgent,
+                                  created=first)
+        log.info("turn %s: message %s seen before; the recorded reply is returned", turn.id, message.message_id)
+        return Reply(text=turn.reply, route=route, sources=[Source(id=sid, title=sid) for sid in turn.sources or []],
+                     actions=list(COACH_ACTIONS) if route is Route.COACH else [], handoff=handoff,
+                     turn_id=turn.id, composer=turn.composer)
 
     def _context(self, history: Sequence[PastTurn], memory_key: str) -> ConversationContext:
         """What triage needs of the conversation: coaching so far, the last route, an open escalation."""
@@ -268,7 +292,8 @@ class Coach:
         opened = self.escalations.open_or_add(
             target=decision.route.value, reason=decision.reason, category=decision.category, urgent=urgent,
             memory_key=message.memory_key, platform=message.platform, user_id=message.user_id,
-            summary=text[:200], detail={"text": text, "at": message.received_at.isoformat()},
+            summary=text[:200], detail={"text": text, "at": message.received_at.isoformat(),
+                                        "message_id": message_turn_id(message)},
             # Where to tell the teacher later, when a person claims or resolves it.
             reply_to={"conversation_id": message.conversation_id, "thread_id": message.thread_id,
                       "user_name": message.user_name,
@@ -281,6 +306,13 @@ class Coach:
             except Exception:  # the delivery rows were committed with the record; the worker's recovery covers the rest
                 log.exception("escalation %s recorded; waking delivery failed, recovery delivers it", opened.ticket)
         return opened
+
+
+def message_turn_id(message: InboundMessage) -> str | None:
+    """A turn id fixed by the platform's message id, so the same message is recorded and answered once."""
+    if not message.message_id:
+        return None
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"coach:{message.memory_key}:{message.message_id}"))
 
 
 def escalation_action(settings: Settings, escalations: Escalations, memory: ConversationMemory,
