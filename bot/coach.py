@@ -342,7 +342,7 @@ def escalation_action(settings: Settings, escalations: Escalations, memory: Conv
     if status_changed is not None:
         try:
             status_changed(EscalationStatusEvent(change, teacher_text, history))
-        except Exception:  # the status is recorded; the notification can be re-sent by an operator
+        except Exception:  # the rows were written with the status change; this only wakes delivery
             log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
     text = outbound(build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text())
     return ActionResult(Outcome.CHANGED, channel_text=text,
