@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -131,6 +132,9 @@ class Coach:
         key = message.memory_key
         if not text:
             return Reply(text=replies.empty_reply(), route=Route.OTHER, notices=notices)
+        recorded = self._recorded(message)
+        if recorded is not None:  # the same platform message again: the recorded reply, nothing redone
+            return recorded
         if self.checkins is not None:
             # "stop", "no more check-ins", "checkins": the teacher's own words about their check-ins.
             command = self.checkins.command(message, text)
@@ -191,6 +195,7 @@ class Coach:
             memory_key=key, platform=message.platform, user_id=message.user_id, text=text,
             route=decision.route.value, reason=decision.reason, reply=reply_text,
             sources=[s.id for s in sources], confidence=confidence, composer=composer_name,
+            turn_id=message_turn_id(message),
         )
         if checkin is not None and self.checkins is not None:
             self.checkins.offer_turn(checkin, turn_id)
@@ -258,6 +263,25 @@ class Coach:
                                  escalation_id, action, actor)
 
     # -- parts -------------------------------------------------------------------------------
+
+    def _recorded(self, message: InboundMessage) -> Reply | None:
+        """The reply already recorded for this platform message id, rebuilt; None for a new message."""
+        turn_id = message_turn_id(message)
+        turn = self.memory.turn(turn_id) if turn_id else None
+        if turn is None:
+            return None
+        route = Route(turn.route)
+        handoff = None
+        if route in (Route.HELPDESK, Route.INTEGRATOR):
+            row = self.escalations.open_for(turn.memory_key, route.value)
+            if row is not None:
+                first = bool(row.details) and (row.details[0] or {}).get("message_id") == turn_id
+                handoff = Handoff(target=row.target, reason=row.reason, ticket=row.ticket, urgent=row.urgent,
+                                  created=first)
+        log.info("turn %s: message %s seen before; the recorded reply is returned", turn.id, message.message_id)
+        return Reply(text=turn.reply, route=route, sources=[Source(id=sid, title=sid) for sid in turn.sources or []],
+                     actions=list(COACH_ACTIONS) if route is Route.COACH else [], handoff=handoff,
+                     turn_id=turn.id, composer=turn.composer)
 
     def _context(self, history: Sequence[PastTurn], memory_key: str) -> ConversationContext:
         """What triage needs of the conversation: coaching so far, the last route, an open escalation."""
@@ -366,7 +390,8 @@ class Coach:
         opened = self.escalations.open_or_add(
             target=decision.route.value, reason=decision.reason, category=decision.category, urgent=urgent,
             memory_key=message.memory_key, platform=message.platform, user_id=message.user_id,
-            summary=text[:200], detail={"text": text, "at": message.received_at.isoformat()},
+            summary=text[:200], detail={"text": text, "at": message.received_at.isoformat(),
+                                        "message_id": message_turn_id(message)},
             # Where to tell the teacher later, when a person claims or resolves it.
             reply_to={"conversation_id": message.conversation_id, "thread_id": message.thread_id,
                       "user_name": message.user_name,
@@ -379,6 +404,13 @@ class Coach:
             except Exception:  # the delivery rows were committed with the record; the worker's recovery covers the rest
                 log.exception("escalation %s recorded; waking delivery failed, recovery delivers it", opened.ticket)
         return opened
+
+
+def message_turn_id(message: InboundMessage) -> str | None:
+    """A turn id fixed by the platform's message id, so the same message is recorded and answered once."""
+    if not message.message_id:
+        return None
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"coach:{message.memory_key}:{message.message_id}"))
 
 
 def escalation_action(settings: Settings, escalations: Escalations, memory: ConversationMemory,
@@ -408,7 +440,7 @@ def escalation_action(settings: Settings, escalations: Escalations, memory: Conv
     if status_changed is not None:
         try:
             status_changed(EscalationStatusEvent(change, teacher_text, history))
-        except Exception:  # the status is recorded; the notification can be re-sent by an operator
+        except Exception:  # the rows were written with the status change; this only wakes delivery
             log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
     text = outbound(build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text())
     return ActionResult(Outcome.CHANGED, channel_text=text,

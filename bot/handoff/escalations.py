@@ -127,6 +127,11 @@ class Escalations:
                 ).with_for_update()
             ).first()
             created = row is None
+            message_id = detail.get("message_id")
+            if row is not None and message_id and any(d.get("message_id") == message_id for d in row.details):
+                # The same platform message again (a retry after an error): nothing is added or sent twice.
+                first = (row.details[0] or {}).get("message_id") == message_id
+                return Opened(row.id, row.ticket, row.target, row.reason, row.urgent, first)
             if row is None:
                 row = EscalationRow(target=target, reason=reason, category=category, urgent=urgent,
                                     memory_key=memory_key, platform=platform, user_id=user_id,

@@ -63,13 +63,21 @@ class ConversationMemory:
 
     def record(self, *, memory_key: str, platform: str, user_id: str, text: str, route: str, reason: str,
                reply: str, sources: list[str], confidence: float, composer: str,
-               created_at: datetime | None = None) -> str:
-        """Store one turn; returns its id (the id buttons on the reply refer to)."""
-        turn_id = str(uuid.uuid4())
-        with self.db.session() as s:
-            s.add(TurnRow(id=turn_id, memory_key=memory_key, platform=platform, user_id=user_id, text=text,
-                          route=route, reason=reason[:200], reply=reply, sources=sources, confidence=confidence,
-                          composer=composer, created_at=created_at or utcnow()))
+               created_at: datetime | None = None, turn_id: str | None = None) -> str:
+        """Store one turn; returns its id (the id buttons on the reply refer to).
+
+        With `turn_id` (derived from the platform's message id) a second record of the same message
+        keeps the first and returns its id.
+        """
+        turn_id = turn_id or str(uuid.uuid4())
+        try:
+            with self.db.session() as s:
+                s.add(TurnRow(id=turn_id, memory_key=memory_key, platform=platform, user_id=user_id, text=text,
+                              route=route, reason=reason[:200], reply=reply, sources=sources, confidence=confidence,
+                              composer=composer, created_at=created_at or utcnow()))
+        except IntegrityError:
+            if self.turn(turn_id) is None:
+                raise
         return turn_id
 
     def turn(self, turn_id: str) -> TurnRow | None:
