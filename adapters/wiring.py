@@ -253,7 +253,7 @@ def _checkin_parts(settings: Settings, db: StateDB, memory: ConversationMemory, 
 
     service = CheckinService(Checkins(db, clock=clock, lease_seconds=settings.checkins.lease_seconds), calendar,
                              settings.checkins, memory, integrator_name=settings.handoff.integrator_name,
-                             titles=title, clock=clock)
+                             titles=title, clock=clock, masker=shared_masker(settings))
     if not deliver:  # replay: offers are recorded, nothing is ever sent
         return service, None, None
     from adapters.delivery.checkin_senders import build_senders
@@ -267,7 +267,6 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
     """LLM mode: the model writes replies (templates as fallback) and, if asked, helps triage."""
     # Imported here so template mode never loads the openai SDK.
     from bot.compose.llm import ChatModel, LLMComposer, LLMConfigError
-    from bot.privacy.masker import Masker
     from bot.triage.model_assisted import ModelAssistedTriage
     from bot.state.usage import UsageLog
 
@@ -277,12 +276,10 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
             composer = LLMComposer(settings, usage=usage, fallback=TemplateComposer())
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
-            masker = Masker() if settings.embeddings == "openai" and settings.openai.mask_private_data else None
 
             def confidence(text: str, vector: np.ndarray | None) -> float:
-                # Remote embeddings see masked text only, as in Coach._retrieve.
-                query = masker.mask(text).text if masker is not None else text
-                return retriever.search(query, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence
+                # Remote embeddings see masked text only: the embedder masks what it sends (make_embedder).
+                return retriever.search(text, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence
 
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
                 triage, chat, confidence=confidence,

@@ -23,7 +23,6 @@ from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
 from bot.outbound import outbound
-from bot.privacy.masker import Masker
 from bot.triage.categories import Category
 from bot.triage.router import ConversationContext, Decision, Triage
 from knowledge.search import Retriever, SearchResult
@@ -121,7 +120,6 @@ class Coach:
     fallback: Composer = field(default_factory=TemplateComposer)
     listener: EscalationListener | None = None
     _lexical: Retriever | None = field(default=None, init=False, repr=False)
-    _masker: Masker | None = field(default=None, init=False, repr=False)  # built on first use
     checkins: CheckinService | None = None  # coaching cycles; None turns them off
 
     def handle(self, message: InboundMessage) -> Reply:
@@ -344,16 +342,10 @@ class Coach:
             boost = {sid: 0.03 for sid in topic[0].sources}
             vector = None  # the query vector must include the context
         retriever = self.retriever
-        if self.settings.embeddings == "openai":
-            if local_only:
-                # Remote embeddings would send the conversation out: BM25 over the same store instead.
-                retriever, vector = self._lexical_retriever(), None
-            elif self.settings.openai.mask_private_data:
-                # The embeddings endpoint sees masked text only (names are no use to retrieval anyway).
-                if self._masker is None:
-                    self._masker = Masker()
-                masker = self._masker
-                text, context = masker.mask(text).text, masker.mask(context).text if context else ""
+        if self.settings.embeddings == "openai" and local_only:
+            # Remote embeddings would send the conversation out: BM25 over the same store instead.
+            # (Otherwise the embedder itself masks what it sends: adapters/wiring.make_embedder.)
+            retriever, vector = self._lexical_retriever(), None
         result = retriever.search(text, context=context, k=5, boost=boost, vector=vector,
                                        context_weight=1.0 if context and len(text.split()) <= SHORT_FOLLOW_UP else None)
         if result.confidence < self.settings.retrieval.min_confidence:

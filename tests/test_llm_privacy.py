@@ -64,7 +64,8 @@ def test_the_repair_call_is_masked_too(tmp_path, openai_server):
     # First answer fails the checks by quoting the (masked) name in a walkthrough line.
     openai_server.script(
         chat({"reply": "1. Ask [NAME-1] to record alone\n2. Then share", "sources": []}),
-        chat({"reply": "What would help [NAME-1] feel safe at the microphone?", "sources": []}),
+        chat({"reply": "One idea: let [NAME-1] record a first take alone. What would help [NAME-1] feel safe "
+                         "at the microphone?", "sources": []}),
     )
     out = LLMComposer(settings_for(tmp_path, openai_server.url)).compose(request())
     assert len(openai_server.chat_requests) == 2

@@ -43,7 +43,8 @@ def llm_settings(tmp_path, server: OpenAIServer, **extra: object) -> Settings:
 
 def test_a_disclosure_then_coached_turns_and_thanks_sends_nothing_of_it_to_the_model(tmp_path, store,
                                                                                       openai_server):
-    openai_server.default = chat({"reply": "What should the students learn from it?", "sources": []})
+    openai_server.default = chat({"reply": "One idea: start small, with one short shared task. "
+                                         "What should the students learn from it?", "sources": []})
     s = llm_settings(tmp_path, openai_server)
     runtime = build_runtime(s, composer=LLMComposer(s, sleep=lambda _: None), auto_starter=False)
 

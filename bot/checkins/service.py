@@ -22,7 +22,7 @@ from bot.checkins.detect import Plan, WhenKind, detect_plan, parse_when
 from bot.checkins.report import CHECKIN_COMPOSER
 from bot.checkins.store import CheckinRow, Checkins, CheckinStatus, NewOffer, Outcome
 from bot.models import Action, ActionEvent, Followup, InboundMessage, PastTurn, Reply, Route
-from bot.privacy.masker import Masker
+from bot.privacy.masker import Masked, Masker
 from bot.settings import CheckinSettings
 from bot.state.database import aware, utcnow
 from bot.state.memory import ConversationMemory
@@ -276,8 +276,11 @@ class CheckinService:
             opening = f"On {when.spoken} you were going to {plan}."
         else:
             opening = f"Last time we talked, you were going to {plan}."
-        # Student names and contact details never leave in a check-in.
-        return self.masker.mask(f"{opening} How did it go?").text
+        # Student names and contact details never leave in a check-in; the teacher's own class
+        # code ("9B") names no child and is what makes the question recognisable, so it stays.
+        masked = self.masker.mask(f"{opening} How did it go?")
+        classes = {k: v for k, v in masked.mapping.items() if k.startswith("[CLASS-")}
+        return Masked(masked.text, classes).unmask(masked.text)
 
     def _local(self, row: CheckinRow) -> str:
         due = aware(row.due_at) or utcnow()
