@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -58,7 +59,8 @@ def delivered(runtime: Runtime, channel: str, count: int = 1) -> list[Any]:
 
 
 def leaked(text: str) -> list[str]:
-    return [d for d in DETAIL if d.lower() in text.lower()]
+    # Whole words only: a request body holds hex ids, where "4b" turns up by chance.
+    return [d for d in DETAIL if re.search(rf"(?<![0-9a-z]){re.escape(d)}(?![0-9a-z])", text, re.IGNORECASE)]
 
 
 def test_the_lead_gets_the_full_account_and_every_shared_channel_one_line(make_runtime):
