@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     named = [a for a in argv if "=" in a]
     sets = {k: Path(v) for k, v in (a.split("=", 1) for a in named)}
     if not sets:
-        sets = {"dev": SHARED / "dev.jsonl", **{p.stem: p for p in sorted(HELD_OUT.glob("*.jsonl"))}}
+        sets = {"dev": SHARED / "dev.jsonl", **{p.stem: p for p in sorted(HELD_OUT.glob("*.jsonl")) if p.stem.startswith(("triage-", "retrieval-"))}}
     embedder = MiniLMEmbedder()
     expand = Glossary.from_file(CONFIG / "tool-glossary.yaml").expanded
     workdir = Path(tempfile.mkdtemp(prefix="triage-bench-"))
