@@ -273,3 +273,18 @@ def test_zero_days_keeps_everything(tmp_path):
     assert store.purge(now=NOW) == {}
     with db.session() as s:
         assert len(s.scalars(select(TurnRow.id)).all()) == 4
+
+
+def test_purge_takes_check_ins_with_the_conversation_turns(tmp_path):
+    from bot.checkins.store import CheckinRow
+
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    with db.session() as s:
+        for key, age in (("slack:Dold", 31), ("slack:Dnew", 29)):
+            s.add(CheckinRow(memory_key=key, platform="slack", user_id=TEACHER, conversation_id=key[6:],
+                             plan="try exit tickets with 9B", created_at=NOW - timedelta(days=age),
+                             updated_at=NOW - timedelta(days=age)))
+    counts = PrivacyStore(db, RetentionSettings(turns_days=30)).purge(now=NOW)
+    assert counts.get("checkins") == 1
+    with db.session() as s:
+        assert s.scalars(select(CheckinRow.memory_key)).all() == ["slack:Dnew"]

@@ -248,6 +248,9 @@ class PrivacyStore:
                     counts["teams_reply_cards"] = gone("teams_reply_cards",
                                                        tables["teams_reply_cards"].c.turn_id.in_(old))
                 counts["turns"] = gone("turns", turns.c.created_at < c)
+                # A check-in holds the teacher's plan in their words: it goes with the conversation.
+                if "checkins" in tables:
+                    counts["checkins"] = gone("checkins", tables["checkins"].c.updated_at < c)
                 if "llm_usage" in tables:
                     counts["llm_usage"] = gone("llm_usage", tables["llm_usage"].c.created_at < c)
             if (c := cutoff(r.feedback_days)) is not None and "feedback" in tables:
