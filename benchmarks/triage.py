@@ -163,7 +163,8 @@ def main(argv: list[str]) -> int:
                 sums[ROUTES.index(ROUTE_OF[c])] += row[k]
             alone[i] = int(sums.argmax())
         thresholds = Thresholds([new.model.thresholds[c] for c in CONCERNS],
-                                [new.model.sentence_thresholds[c] for c in CONCERNS])
+                                [new.model.sentence_thresholds[c] for c in CONCERNS],
+                                [new.model.sentence_support.get(c, 0.0) for c in CONCERNS])
         old_pred = np.array([route_index[old.decide(t, vector=v).route.value] for t, v in zip(texts, emb)])
         table(f"corpus, 5 folds grouped by family ({len(texts)} messages, {len(set(families))} families, "
               f"{time.monotonic() - started:.0f}s)", {
@@ -186,7 +187,10 @@ def main(argv: list[str]) -> int:
           f"{loaded_mb:.1f} |")
     print(f"\nshipped thresholds, whole message: {json.dumps({c.value: t for c, t in new.model.thresholds.items()})}; "
           f"a sentence, in messages of 2, 3, 4+ sentences: "
-          f"{json.dumps({c.value: t for c, t in new.model.sentence_thresholds.items()})}")
+          f"{json.dumps({c.value: t for c, t in new.model.sentence_thresholds.items()})}; "
+          f"the whole-message support a sentence needs: "
+          f"{json.dumps({c.value: t for c, t in new.model.sentence_support.items()})}; "
+          f"prior weights (expected mix): {json.dumps({c.value: round(w, 3) for c, w in new.weights.items()})}")
     return 0
 
 

@@ -88,9 +88,9 @@ def test_an_open_concern_keeps_what_follows_with_a_person(triage):
 
 def test_details_after_a_helpdesk_reply_join_the_ticket(triage):
     context = ConversationContext(last_route=Route.HELPDESK)
-    decision = triage.decide("room 12, the epson one", context)
+    decision = triage.decide("B14, by the window", context)
     assert decision.route is Route.HELPDESK and decision.decided_by is DecidedBy.CONVERSATION
-    assert triage.decide("room 12, the epson one").decided_by is not DecidedBy.CONVERSATION
+    assert triage.decide("B14, by the window").decided_by is not DecidedBy.CONVERSATION
 
 
 def test_small_talk_and_reactions(triage):
@@ -115,6 +115,55 @@ def test_an_unsure_router_names_the_other_route(triage):
         assert triage.decide("how do I get my class to use padlet better").alternative is None
     finally:
         triage.rules.alternative_margin = margin
+
+
+def test_the_expected_mix_shifts_the_router_and_not_the_concerns(triage):
+    weights = triage.weights
+    assert weights[Category.COACHING] == 1.0 and weights[Category.HUMAN_REQUEST] < weights[Category.FAULT] < 1.0
+    assert not set(weights) & set(CONCERNS)
+    raw = {c: 1 / len(LEARNED) for c in LEARNED}
+    shifted = triage.routed_scores(raw, ConversationContext())
+    assert sum(shifted.values()) == pytest.approx(1.0)
+    assert max(shifted, key=shifted.__getitem__) is Category.COACHING
+    after_coaching = triage.routed_scores(raw, ConversationContext(coach_turns=1, last_route=Route.COACH))
+    assert after_coaching[Category.COACHING] > shifted[Category.COACHING]
+
+
+def test_the_runtime_triage_carries_the_mix(tmp_path):
+    """The coach's own builder (not only this file's fixture) applies the expected mix."""
+    from adapters.wiring import make_triage
+    from bot.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+    assert make_triage(settings).weights[Category.COACHING] == 1.0
+
+
+@pytest.mark.parametrize("mix, error", [
+    ({"coaching": 0.5, "fault": 0.5}, "missing .*account"),
+    ({"coaching": 0.5, "safeguarding": 0.1}, "'safeguarding' cannot be given a share"),
+    ({"coachin": 0.5}, "'coachin' is not a category"),
+    ({"coaching": -1}, "'coaching' must be a share between 0 and 1"),
+])
+def test_a_bad_expected_mix_is_named(mix, error):
+    config = yaml.safe_load((CONFIG_DIR / "triage.yaml").read_text())
+    config["router"]["expected_mix"] = mix
+    with pytest.raises(TriageConfigError, match=error):
+        PhraseRules(config, "triage.yaml")
+
+
+def test_a_sentence_needs_whole_message_support_to_escalate(triage):
+    model = triage.model
+    c = Category.SAFEGUARDING
+    assert 0.0 < model.sentence_support[c] < model.thresholds[c]
+    text = ("Planning a lesson on the water cycle with Year 5. I want them to make a short video. "
+            "A boy said his uncle makes him keep secrets. Which app is easiest?")
+    assert model.concern_scores(triage.embed(text), text)[c].sentence.startswith("A boy said")
+    saved = dict(model.sentence_support)
+    try:
+        model.sentence_support[c] = 1.0  # no whole-message support: only the whole message is read
+        assert model.concern_scores(triage.embed(text), text)[c].sentence == text
+    finally:
+        model.sentence_support.update(saved)
 
 
 def test_numpy_serving_matches_scikit_learn(embedder):

@@ -116,6 +116,7 @@ def trained_model(examples: Sequence[Example], prepared: Sequence[str], model_na
     if base is not None:
         model.thresholds = {c: base.thresholds[c] for c in CONCERNS}
         model.sentence_thresholds = {c: base.sentence_thresholds[c] for c in CONCERNS}
+        model.sentence_support = {c: base.sentence_support[c] for c in CONCERNS}
         model.report["thresholds_from"] = base.digest
     log.info("triage: trained on %d examples in %.1fs", len(texts), time.monotonic() - started)
     if cache_dir is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from bot.triage.categories import CONCERNS, LEARNED, Category
 from bot.triage.features import CHAR_SIZES, sentences, tokens
 
-FORMAT = 2
+FORMAT = 3
 # Sentence-detector thresholds by how many sentences a message has (2, 3, 4 or more): the
 # worst of more sentences is higher by chance alone, so longer messages need a higher bar.
 SENTENCE_BUCKETS = (2, 3, 4)
@@ -79,6 +79,8 @@ class TriageModel:
     sentence_thresholds: dict[Category, tuple[float, ...]]  # per SENTENCE_BUCKETS
     digest: str
     report: dict[str, Any]
+    # The whole-message score a sentence needs beside it to escalate (set on folds, see training).
+    sentence_support: dict[Category, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._word_ids: dict[str, tuple[int, ...]] = {}
@@ -141,7 +143,7 @@ class TriageModel:
         for c in CONCERNS:
             found = ConcernScore(c, _sigmoid(float(self.detectors[c].scores(embedding, whole)[0])),
                                  self.thresholds[c], text)
-            if split:
+            if split and found.score >= self.sentence_support.get(c, 0.0):
                 bar = self.sentence_thresholds[c][sentence_bucket(len(parts))]
                 for part, feats in zip(parts, split):
                     s = _sigmoid(float(self.sentence_detectors[c].scores(None, feats)[0]))
@@ -161,7 +163,9 @@ class TriageModel:
             "meta": np.array(json.dumps({"format": FORMAT, "digest": self.digest, "report": self.report,
                                          "thresholds": {c.value: t for c, t in self.thresholds.items()},
                                          "sentence_thresholds": {c.value: list(t) for c, t in
-                                                                 self.sentence_thresholds.items()}})),
+                                                                 self.sentence_thresholds.items()},
+                                         "sentence_support": {c.value: t for c, t in
+                                                              self.sentence_support.items()}})),
         }
         for name, layer in [("router", self.router)] + [(f"det_{c.value}", l) for c, l in self.detectors.items()] \
                 + [(f"sent_{c.value}", l) for c, l in self.sentence_detectors.items()]:
@@ -194,4 +198,5 @@ class TriageModel:
                                      for k, v in meta["sentence_thresholds"].items()},
                 digest=str(meta["digest"]),
                 report=meta.get("report", {}),
+                sentence_support={Category(k): float(v) for k, v in meta["sentence_support"].items()},
             )

@@ -16,13 +16,24 @@ from enum import StrEnum
 import numpy as np
 
 from bot.models import Action, Route
-from bot.triage.categories import CONCERNS, LEARNED, REASONS, ROUTE_OF, Category
+from bot.triage.categories import CONCERNS, REASONS, ROUTE_OF, Category
 from bot.triage.model import ConcernScore, TriageModel
 from bot.triage.rules import PhraseRules, RuleHits
 
 # A message after a helpdesk or integrator reply that is this short and asks nothing is more
 # detail for that ticket ("room 12, the Epson one"; "we're free Thursdays after 3").
 FOLLOW_ON_WORDS = {Route.HELPDESK: 30, Route.INTEGRATOR: 60, Route.COACH: 8}
+
+
+def prior_weights(expected: dict[Category, float]) -> dict[Category, float]:
+    """Bayes' prior shift from training to the school's expected mix of messages.
+
+    The router is trained with balanced class weights, so its probabilities read as if every
+    category were equally common; multiplying by each category's expected share corrects
+    that. Scaled so coaching keeps weight 1 (only ratios matter). Empty when no mix is given.
+    """
+    base = expected.get(Category.COACHING) or 1.0
+    return {c: share / base for c, share in expected.items()}
 
 
 class DecidedBy(StrEnum):
@@ -73,6 +84,9 @@ class Triage:
         self.rules = rules
         self.model = model
         self.embed = embed
+        # Routed categories re-weighted to the mix the school expects (`router.expected_mix`);
+        # empty means the router's own probabilities.
+        self.weights = prior_weights(rules.expected_mix)
         # True when `embed` is the retriever's own query embedding, so one vector serves both.
         self.shares_retrieval_vector = shares_retrieval_vector
 
@@ -114,12 +128,25 @@ class Triage:
                                    f"{REASONS[category]} (score {max(found.score, scores[category]):.2f})", **extra)
         return None
 
+    def routed_scores(self, scores: dict[Category, float], context: ConversationContext) -> dict[Category, float]:
+        """The router's probabilities for routed categories, shifted to the expected mix and the conversation.
+
+        After a coaching reply, coaching is `coaching_follow_up_weight` times likelier: "and for
+        the quiet ones?" continues the conversation. Concerns are not here: they escalate on
+        their own detectors, before this.
+        """
+        shifted = {c: p * self.weights.get(c, 1.0) for c, p in scores.items() if c not in CONCERNS}
+        if context.last_route is Route.COACH:
+            shifted[Category.COACHING] *= self.rules.coaching_follow_up_weight
+        total = sum(shifted.values()) or 1.0
+        return {c: p / total for c, p in shifted.items()}
+
     def _learned(self, text: str, hits: RuleHits, scores: dict[Category, float], context: ConversationContext,
                  extra: dict) -> Decision:
+        scores = self.routed_scores(scores, context)
         by_route: dict[Route, float] = {}
         for c, p in scores.items():
-            if c not in CONCERNS:
-                by_route[ROUTE_OF[c]] = by_route.get(ROUTE_OF[c], 0.0) + p
+            by_route[ROUTE_OF[c]] = by_route.get(ROUTE_OF[c], 0.0) + p
         ranked = sorted(by_route, key=by_route.__getitem__, reverse=True)
         route, runner_up = ranked[0], ranked[1]
         if hits.ticket and route in (Route.COACH, Route.OTHER):
@@ -129,7 +156,7 @@ class Triage:
         follow_on = self._follow_on(text, route, context, extra)
         if follow_on is not None:
             return follow_on
-        category = max((c for c in LEARNED if ROUTE_OF[c] is route and c not in CONCERNS), key=scores.__getitem__)
+        category = max((c for c in scores if ROUTE_OF[c] is route), key=scores.__getitem__)
         close = by_route[route] - by_route[runner_up] <= self.rules.alternative_margin
         return Decision.of(category, DecidedBy.ROUTER, f"{REASONS[category]} (p={by_route[route]:.2f})",
                            alternative=runner_up if close else None, **extra)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bot.triage.categories import CONCERNS, LEARNED, Category
 from bot.triage.corpus import TriageConfigError
 from bot.triage.features import tokens
 
@@ -44,6 +45,34 @@ def _compile(patterns: Any, where: str) -> list[re.Pattern[str]]:
         except re.error:
             pass
     return out
+
+
+def _expected_mix(mix: Any, where: str) -> dict[Category, float]:
+    """The share of each routed category in a school's real messages; empty when not given.
+
+    Concerns are never listed: their detectors decide them, recall first, whatever the mix.
+    """
+    if mix is None:
+        return {}
+    if not isinstance(mix, dict) or not mix:
+        raise TriageConfigError(f"{where}: must map categories to their share of messages")
+    out: dict[Category, float] = {}
+    for name, share in mix.items():
+        try:
+            category = Category(str(name))
+        except ValueError:
+            raise TriageConfigError(f"{where}: {name!r} is not a category "
+                                    f"(one of {', '.join(c.value for c in LEARNED)})") from None
+        if category in CONCERNS or category not in LEARNED:
+            raise TriageConfigError(f"{where}: {name!r} cannot be given a share (its detector decides it)")
+        if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= 1:
+            raise TriageConfigError(f"{where}: {name!r} must be a share between 0 and 1, not {share!r}")
+        out[category] = float(share)
+    missing = [c.value for c in LEARNED if c not in CONCERNS and c not in out]
+    if missing:
+        raise TriageConfigError(f"{where}: missing {', '.join(missing)}")
+    total = sum(out.values())
+    return {c: v / total for c, v in out.items()}
 
 
 def _first(patterns: list[re.Pattern[str]], text: str) -> str | None:
@@ -84,7 +113,14 @@ class PhraseRules:
             self.smalltalk_words = frozenset(str(w).lower() for w in smalltalk["words"])
             self.smalltalk_max_words = int(smalltalk.get("max_words", 10))
             self.ticket_reference = _compile(config["ticket_reference"], f"{source}: ticket_reference")
-            self.alternative_margin = float((config.get("router") or {}).get("alternative_margin", 0.25))
+            router = config.get("router") or {}
+            self.alternative_margin = float(router.get("alternative_margin", 0.25))
+            self.expected_mix = _expected_mix(router.get("expected_mix"), f"{source}: router.expected_mix")
+            self.coaching_follow_up_weight = float(router.get("coaching_follow_up_weight", 1.0))
+            if self.coaching_follow_up_weight < 1.0:
+                raise TriageConfigError(f"{source}: router.coaching_follow_up_weight must be at least 1")
+        except TriageConfigError:
+            raise
         except KeyError as exc:
             raise TriageConfigError(f"{source}: missing section {exc.args[0]!r}") from None
         except (TypeError, AttributeError, ValueError) as exc:

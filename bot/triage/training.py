@@ -30,6 +30,11 @@ FALSE_ALARM_BUDGET = 0.03
 # Sentence bars take the strictest of these false-alarm budgets that catches every fold concern
 # the loosest one does: the sentence detector reads words alone and is the noisier part.
 SENTENCE_BUDGETS = (0.005, 0.01, 0.02, FALSE_ALARM_BUDGET)
+# A sentence may only escalate a message whose whole-message score reaches this share of the
+# lowest whole score among fold concerns that a sentence caught: no fold concern is lost, and a
+# long coaching story that the whole-message detector clearly reads as ordinary is not escalated
+# for one sentence's words ("a lesson on grooming red flags").
+SUPPORT_SHARE = 0.5
 FOLDS = 5
 ROUTES = (Route.COACH, Route.HELPDESK, Route.INTEGRATOR, Route.OTHER)
 
@@ -113,15 +118,25 @@ class Thresholds:
 
     whole: list[float]
     sentence: list[tuple[float, ...]]  # per SENTENCE_BUCKETS
+    support: list[float] | None = None  # the whole-message score a sentence needs beside it
 
     def fired(self, parts: ConcernParts) -> np.ndarray:
         """(n, len(CONCERNS)) booleans: the detector fires on the row, as TriageModel.concern_scores."""
-        out = parts.whole >= np.array(self.whole)
+        return self.fired_whole(parts) | self.fired_sentence(parts)
+
+    def fired_whole(self, parts: ConcernParts) -> np.ndarray:
+        """(n, len(CONCERNS)) booleans: the whole-message detector alone fires."""
+        return parts.whole >= np.array(self.whole)
+
+    def fired_sentence(self, parts: ConcernParts) -> np.ndarray:
+        """(n, len(CONCERNS)) booleans: a sentence clears its bar, with enough whole-message support."""
+        out = np.zeros(parts.whole.shape, dtype=bool)
         multi = parts.count > 1
         if multi.any():
             bucket = np.array([sentence_bucket(int(n)) for n in parts.count[multi]])
             bars = np.array([[t[b] for t in self.sentence] for b in bucket])
-            out[multi] |= parts.sentence[multi] >= bars
+            support = np.array(self.support if self.support is not None else [0.0] * len(self.whole))
+            out[multi] = (parts.sentence[multi] >= bars) & (parts.whole[multi] >= support)
         return out
 
 
@@ -219,6 +234,7 @@ def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: ConcernParts
     loosest. Returns the bars and a note for each concern they leave uncaught.
     """
     whole, sentence, notes = [], [], []
+    support: list[float] = []
     concern_idx = [LEARNED.index(c) for c in CONCERNS]
     caught_by_router = np.isin(probs.argmax(axis=1), concern_idx)
     ordinary = ~np.isin(labels, concern_idx)
@@ -245,7 +261,11 @@ def set_thresholds(labels: np.ndarray, probs: np.ndarray, concerns: ConcernParts
                          f"{', '.join(f'{x:.3f}' for x in bars)}; floor {floor:.3f})")
         whole.append(t)
         sentence.append(bars)
-    return Thresholds(whole, sentence), notes
+        # Support: lowest whole score among this concern's fold messages that only a sentence caught.
+        alone = Thresholds([t], [bars])
+        needed = (labels == LEARNED.index(c)) & alone.fired_sentence(one)[:, 0] & ~alone.fired_whole(one)[:, 0]
+        support.append(SUPPORT_SHARE * float(concerns.whole[needed, j].min()) if needed.any() else 0.0)
+    return Thresholds(whole, sentence, support), notes
 
 
 def train(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb: np.ndarray, digest: str,
@@ -288,6 +308,7 @@ def train(texts: Sequence[str], labels: np.ndarray, families: Sequence[str], emb
         sentence_detectors={c: export(f.sentence_detectors[c], 1, False) for c in CONCERNS},
         thresholds={c: round(t, 4) for c, t in zip(CONCERNS, thresholds.whole)},
         sentence_thresholds={c: tuple(round(x, 4) for x in t) for c, t in zip(CONCERNS, thresholds.sentence)},
+        sentence_support={c: round(x, 4) for c, x in zip(CONCERNS, thresholds.support or [0.0] * len(CONCERNS))},
         digest=digest,
         report=report,
     )
