@@ -9,7 +9,7 @@ is handed to a channel), and a card redrawn on a click applies it to its text.
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

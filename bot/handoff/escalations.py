@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, inspect, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.state.database import Base, StateDB, aware, utcnow
+from bot.state.database import Base, StateDB, utcnow
 
 log = logging.getLogger(__name__)
 

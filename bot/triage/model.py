@@ -167,8 +167,8 @@ class TriageModel:
                                          "sentence_support": {c.value: t for c, t in
                                                               self.sentence_support.items()}})),
         }
-        for name, layer in [("router", self.router)] + [(f"det_{c.value}", l) for c, l in self.detectors.items()] \
-                + [(f"sent_{c.value}", l) for c, l in self.sentence_detectors.items()]:
+        for name, layer in [("router", self.router)] + [(f"det_{c.value}", det) for c, det in self.detectors.items()] \
+                + [(f"sent_{c.value}", det) for c, det in self.sentence_detectors.items()]:
             arrays[f"{name}_emb"] = layer.emb.astype(np.float32)
             arrays[f"{name}_text"] = layer.text.astype(np.float32)
             arrays[f"{name}_bias"] = layer.bias.astype(np.float32)
