@@ -188,3 +188,25 @@ async def test_the_sweeper_answers_what_a_killed_process_left_without_a_second_e
     assert (await asyncio.to_thread(queue.get, slack_key)).status == PROCESSING
     await asyncio.sleep(0.5)
     assert len(endpoint.connector.messages("a:1ack-crash")) == 1
+
+
+async def test_a_reply_the_bot_connector_refused_is_sent_again_by_the_sweeper(serve, runtime):
+    endpoint = await serve(sweep_seconds=0.2)
+    endpoint.connector.fail_next = 1
+    data = endpoint.acts.personal(SCENARIOS[3].text, conversation="a:1ack-refused")
+    status, took = await endpoint.post(data)
+    assert status == 202 and took < ACK_LIMIT_SECONDS
+    await endpoint.connector.wait_for(lambda r: r.conversation_id == "a:1ack-refused" and r.kind == "failed")
+    key = inbound_key(Activity().deserialize(data))
+    # Released for the sweeper (after its grace period), not marked done.
+    await endpoint.app[WORKER_KEY].idle()
+    assert (await asyncio.to_thread(InboundQueue(runtime.db).get, key)).status != DONE
+    [answer] = await endpoint.connector.wait_for(
+        lambda r: r.conversation_id == "a:1ack-refused" and r.type == "message" and r.kind == "reply", timeout=15)
+    await endpoint.app[WORKER_KEY].idle()
+    row = await asyncio.to_thread(InboundQueue(runtime.db).get, key)
+    assert (row.status, row.attempts) == (DONE, 2)
+    assert answer.activity_id == data["id"]
+    # The second attempt got the recorded reply: one turn, one helpdesk ticket.
+    assert _turns(runtime, "teams:a:1ack-refused") == 1
+    assert len(_escalations(runtime, "teams:a:1ack-refused")) == 1
