@@ -25,7 +25,7 @@ from adapters.teams.server import WORKER_KEY, build_app
 from adapters.teams.worker import inbound_key, queued_payload
 from bot.compose.templates import CoachingRequest, Composition, TemplateComposer
 from bot.handoff.escalations import EscalationRow
-from bot.state.database import utcnow
+from bot.state.database import StateError, utcnow
 from bot.state.inbound import DONE, PROCESSING, InboundQueue
 from bot.state.memory import TurnRow
 from tests.bot_connector_server import BotConnectorServer, TeamsActivities, card_element
@@ -210,3 +210,27 @@ async def test_a_reply_the_bot_connector_refused_is_sent_again_by_the_sweeper(se
     # The second attempt got the recorded reply: one turn, one helpdesk ticket.
     assert _turns(runtime, "teams:a:1ack-refused") == 1
     assert len(_escalations(runtime, "teams:a:1ack-refused")) == 1
+
+
+async def test_a_message_the_database_cannot_take_gets_503_and_is_answered_when_delivered_again(serve, runtime,
+                                                                                                 monkeypatch):
+    endpoint = await serve()
+    queue = endpoint.app[WORKER_KEY].queue
+    record = queue.record
+
+    def failing(key: str, payload: dict) -> bool:
+        raise StateError("database restarting")
+
+    monkeypatch.setattr(queue, "record", failing)
+    data = endpoint.acts.personal(SCENARIOS[1].text, conversation="a:1ack-503")
+    status, _ = await endpoint.post(data)
+    assert status == 503  # the Bot Framework delivers it again later
+    await endpoint.app[WORKER_KEY].idle()
+    assert endpoint.connector.messages("a:1ack-503") == [] and _turns(runtime, "teams:a:1ack-503") == 0
+
+    monkeypatch.setattr(queue, "record", record)
+    status, _ = await endpoint.post(data)
+    assert status == 202
+    await endpoint.connector.wait_for(lambda r: r.conversation_id == "a:1ack-503" and r.type == "message")
+    await endpoint.app[WORKER_KEY].idle()
+    assert len(endpoint.connector.messages("a:1ack-503")) == 1

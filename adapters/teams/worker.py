@@ -206,7 +206,8 @@ class TeamsWorker:
             log.warning("Teams message %s not finished: %s", key, exc)
         except DeliveryFailed as exc:
             log.warning("Teams message %s: %s; left for the sweeper", key, exc)
-            await _in_thread(self.queue.release, key)
+            with contextlib.suppress(StateError):  # if it cannot be released, its lease runs out instead
+                await _in_thread(self.queue.release, key)
 
     async def _answer(self, key: str, row: InboundEventRow) -> None:
         message = InboundMessage.model_validate(row.payload["message"])
