@@ -168,11 +168,13 @@ async def test_the_sweeper_answers_what_a_killed_process_left_without_a_second_e
     slack_key = "slack:Ev0NOTTEAMS"
     await asyncio.to_thread(queue.record, slack_key, {"message": message.model_dump(mode="json")})
     await asyncio.to_thread(queue.claim, slack_key, now=utcnow() - timedelta(seconds=60))  # due, for Slack
-    await asyncio.to_thread(queue.record, key, queued_payload(activity, message))
-    assert await asyncio.to_thread(queue.claim, key, now=utcnow() - timedelta(seconds=60)) is not None
+    # Coach.handle ran first here only so the sweeper cannot reach the row before it; the row is
+    # then as the killed process left it: claimed, its lease run out, no answer recorded.
     first = await asyncio.to_thread(runtime.coach.handle, message)
     assert first.handoff is not None and first.handoff.created
     [opened] = _escalations(runtime, "teams:a:1ack-crash")
+    await asyncio.to_thread(queue.record, key, queued_payload(activity, message))
+    assert await asyncio.to_thread(queue.claim, key, now=utcnow() - timedelta(seconds=60)) is not None
 
     [answer] = await endpoint.connector.wait_for(
         lambda r: r.conversation_id == "a:1ack-crash" and r.type == "message", timeout=15)

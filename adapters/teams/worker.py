@@ -168,10 +168,12 @@ class TeamsWorker:
         self._start(key, activity.conversation.id if activity.conversation else None)
         return Ack.QUEUED
 
-    def _start(self, key: str, conversation: str | None) -> None:
+    def _start(self, key: str, conversation: str | None) -> asyncio.Task[None]:
+        # Tracked, so shutdown (and `idle`) waits for the answer being sent.
         task = asyncio.get_running_loop().create_task(self.process(key, conversation))
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
+        return task
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -280,7 +282,7 @@ class TeamsWorker:
             log.warning("Teams inbound sweep skipped: %s", exc)
             return 0
         for key in keys:
-            await self.process(key)
+            await self._start(key, None)
         return len(keys)
 
     def start(self) -> None:
