@@ -194,7 +194,6 @@ class Job:
     acked: bool = False
     acked_by: set[int] = field(default_factory=set)  # which processes acknowledged it (a duplicate: two)
     attempts: int = 0
-    answered_at: float | None = None
 
 
 @dataclass
@@ -202,7 +201,7 @@ class Stats:
     """What the sender saw: ack and request latencies, retries, give-ups."""
 
     ack_ms: list[float] = field(default_factory=list)  # Slack: every 2xx ack, duplicates and retries included
-    teams_ms: list[float] = field(default_factory=list)  # Teams: request to response (the answer is sent within it)
+    teams_ms: list[float] = field(default_factory=list)  # Teams: request to its 202 (the answer follows, proactively)
     retries: Counter[str] = field(default_factory=Counter)  # by platform: a failed or slow (timed-out) request sent again
     duplicates_sent: int = 0
     gave_up: Counter[str] = field(default_factory=Counter)  # every attempt failed or timed out (it may still be answered)
@@ -262,7 +261,7 @@ async def deliver(session: aiohttp.ClientSession, job: Job, balancer: Balancer, 
                 headers.update({"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"})
             timeout = ACK_TIMEOUT
         else:
-            timeout = 30.0  # the Bot Connector waits for the turn; a Teams answer is sent within the request
+            timeout = 30.0  # the Bot Framework's own patience; the turn only records the message and answers 202
         started = time.monotonic()
         try:
             async with session.post(bot.url, data=job.body.encode(), headers=headers,
@@ -279,8 +278,6 @@ async def deliver(session: aiohttp.ClientSession, job: Job, balancer: Balancer, 
             (stats.ack_ms if job.kind == "slack" else stats.teams_ms).append(elapsed_ms)
             job.acked = True
             job.acked_by.add(bot.index)
-            if job.kind == "teams" and job.answered_at is None:
-                job.answered_at = time.monotonic()
             return
         stats.retries[job.kind] += 1
         await asyncio.sleep(min(0.25 * 2 ** (attempt - retry_num), 2.0))
@@ -346,14 +343,16 @@ def slack_answers(api: SlackAPIServer) -> tuple[Counter[str], dict[str, float], 
     return counts, first, sorry
 
 
-def teams_answers(connector: BotConnectorServer) -> tuple[Counter[str], int]:
+def teams_answers(connector: BotConnectorServer) -> tuple[Counter[str], dict[str, float], int]:
     counts: Counter[str] = Counter()
+    first: dict[str, float] = {}
     sorry = 0
     for record in list(connector.requests):
         if record.kind in ("send", "reply") and record.type == "message":
             counts[str(record.conversation_id)] += 1
+            first.setdefault(str(record.conversation_id), record.at)
             sorry += SORRY in str(record.body.get("text") or "")
-    return counts, sorry
+    return counts, first, sorry
 
 
 def handoff_posts(api: SlackAPIServer) -> Counter[str]:
@@ -412,7 +411,7 @@ async def wait_for_answers(jobs: list[Job], api: SlackAPIServer, connector: BotC
     changed_at = time.monotonic()
     while time.monotonic() - changed_at < stall:
         slack_counts, _, _ = slack_answers(api)
-        teams_counts, _ = teams_answers(connector)
+        teams_counts, _, _ = teams_answers(connector)
         missing = sum(1 for k in slack_keys if not slack_counts[k]) + sum(1 for k in teams_keys if not teams_counts[k])
         try:
             _, outbox = await asyncio.to_thread(database_view, db_url)
@@ -537,13 +536,13 @@ def summarize(jobs: list[Job], stats: Stats, api: SlackAPIServer, connector: Bot
               args: argparse.Namespace, t0: float, bots: list[Bot], fault_log: list[str],
               killed: int | None = None) -> dict[str, Any]:
     slack_counts, slack_first, slack_sorry = slack_answers(api)
-    teams_counts, teams_sorry = teams_answers(connector)
+    teams_counts, teams_first, teams_sorry = teams_answers(connector)
     per_job = []
     times = []
     for job in jobs:
         n = slack_counts[job.key] if job.kind == "slack" else teams_counts[job.key]
         per_job.append(n)
-        at = slack_first.get(job.key) if job.kind == "slack" else job.answered_at
+        at = slack_first.get(job.key) if job.kind == "slack" else teams_first.get(job.key)
         if n and at is not None:
             times.append(at)
     tickets, outbox = database_view(db_url)

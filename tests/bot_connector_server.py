@@ -40,6 +40,7 @@ class Recorded:
     activity_id: str | None
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def type(self) -> str | None:
@@ -56,6 +57,7 @@ class BotConnectorServer:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.fail_next = 0  # answer this many sends and replies with 502 (recorded as kind "failed")
         self._ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -105,11 +107,24 @@ class BotConnectorServer:
         return web.json_response({"id": f"a:personal-{n}", "activityId": f"create-{n}",
                                   "serviceUrl": self.url}, status=201)
 
+    async def _failed(self, request: web.Request) -> web.Response | None:
+        if self.fail_next <= 0:
+            return None
+        self.fail_next -= 1
+        await self._record(request, "failed")
+        return web.json_response({"error": {"code": "ServiceError", "message": "try again"}}, status=502)
+
     async def _send(self, request: web.Request) -> web.Response:
+        failed = await self._failed(request)
+        if failed is not None:
+            return failed
         await self._record(request, "send")
         return web.json_response({"id": f"sent-{next(self._ids)}"}, status=201)
 
     async def _reply(self, request: web.Request) -> web.Response:
+        failed = await self._failed(request)
+        if failed is not None:
+            return failed
         await self._record(request, "reply")
         return web.json_response({"id": f"reply-{next(self._ids)}"}, status=201)
 

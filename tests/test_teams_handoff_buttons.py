@@ -26,7 +26,7 @@ from aiohttp import web
 from adapters.delivery.teams_channel import CLAIM, RESOLVE, TeamsChannel, handoff_click
 from adapters.teams.proactive import TeamsNotifier
 from adapters.teams.references import ReferenceStore
-from adapters.teams.server import build_app, make_adapter
+from adapters.teams.server import WORKER_KEY, build_app, make_adapter
 from adapters.wiring import Runtime, build_runtime
 from bot.handoff.escalations import EscalationRow
 from bot.handoff.outbox import OutboxItem, OutboxRow
@@ -74,7 +74,8 @@ def teams_runtime(settings: Settings, store, connector) -> Iterator[Runtime]:
 @asynccontextmanager
 async def endpoint(runtime: Runtime) -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[int]]]:
     """The Teams endpoint on loopback; yields `post(activity) -> HTTP status`."""
-    runner = web.AppRunner(build_app(runtime), access_log=None)
+    app = build_app(runtime)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -85,7 +86,8 @@ async def endpoint(runtime: Runtime) -> AsyncIterator[Callable[[dict[str, Any]],
         async def post(activity: dict[str, Any]) -> int:
             async with session.post(url, json=activity) as response:
                 await response.read()
-                return response.status
+            await app[WORKER_KEY].idle()  # a message is answered after the request
+            return response.status
 
         try:
             yield post
@@ -151,7 +153,7 @@ async def test_claim_and_resolve_buttons_on_the_teams_channel_card(teams_runtime
     async with endpoint(runtime) as post:
         # A teacher asks for a person in a chat with the bot: an integrator handoff is opened.
         question = acts.personal("can I talk to a real person please", conversation="a:1buttons")
-        assert await post(question) == 201
+        assert await post(question) == 202
         with runtime.db.session() as s:
             row = s.query(EscalationRow).filter(EscalationRow.memory_key == "teams:a:1buttons").one()
         eid, ticket = row.id, row.ticket

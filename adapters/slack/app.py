@@ -247,7 +247,7 @@ class Bridge:
         if client is None:
             return 0
         try:
-            keys = await self.db(self.inbound.due)
+            keys = await self.db(lambda: self.inbound.due(prefix="slack:"))
         except StateError as exc:
             log.warning("inbound sweep skipped: %s", exc)
             return 0

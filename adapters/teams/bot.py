@@ -1,5 +1,8 @@
 """The Teams ActivityHandler: translate, `Coach.handle`, translate back. Nothing else.
 
+The server gives it `enqueue` (adapters/teams/worker.py): a teacher's message is then recorded
+in the inbound queue and answered after the HTTP request, by the worker; card clicks stay here.
+
 Typing indicator: sent only when the answer is not ready within `typing_after` seconds (1 s
 by default) and repeated every 3 s while the core is still composing. The template composer
 answers in 20-50 ms, so most turns cost one HTTP call (the card) instead of two, and the
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
@@ -29,6 +32,7 @@ from botbuilder.schema import (
 from adapters.delivery.teams_channel import handoff_card, handoff_click
 from adapters.teams import translate
 from adapters.teams.references import ReferenceStore
+from adapters.teams.worker import Ack, note_ack
 from bot.access import ActionResult, Actor, Outcome
 from bot.models import ActionEvent, InboundMessage, Reply
 
@@ -62,8 +66,12 @@ class TeamsCoachBot(ActivityHandler):
         typing_after: float | None = TYPING_AFTER_SECONDS,
         integrator_channel: str | None = None,
         service_url: str | None = None,
+        enqueue: Callable[[Activity, InboundMessage], Awaitable[Ack]] | None = None,
     ) -> None:
         """`claim_event` (StateDB.claim_event) makes a retried delivery answer once; `typing_after=None` never types.
+
+        With `enqueue` (TeamsWorker.enqueue) a teacher's message is recorded and answered after
+        the HTTP request by the worker; without it, inside the request.
 
         `integrator_channel` (settings.teams_channel.conversation_id) is the only channel whose
         handoff Claim/Resolve clicks are taken; with none configured, no click counts. With
@@ -80,6 +88,7 @@ class TeamsCoachBot(ActivityHandler):
         # The channel, not a reply chain in it.
         self.integrator_channel = integrator_channel.split(";", 1)[0] if integrator_channel else None
         self.service_url = service_url
+        self.enqueue = enqueue
 
     # -- every turn ----------------------------------------------------------------------------
 
@@ -101,18 +110,25 @@ class TeamsCoachBot(ActivityHandler):
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         """A teacher's message, or an Action.Submit click on one of our cards."""
         activity = turn_context.activity
+        click = handoff_click(activity.value)
+        plain = click is None and not translate.is_card_action(activity)
+        if plain and activity.value is not None and not (activity.text or "").strip():
+            log.info("ignoring a card submit that is not one of ours")
+            return
+        if plain and self.enqueue is not None:
+            # Recorded (deduplicated by activity id) and answered after the request by the worker.
+            note_ack(await self.enqueue(activity, translate.to_inbound(activity)))
+            return
+        # Clicks (and every message, without a queue) are answered inside the request: a click is
+        # one database update and a card redraw, well inside the Bot Framework's wait.
         if not await self._first_delivery(activity):
             log.info("activity %s was delivered again; answered already", activity.id)
             return
-        click = handoff_click(activity.value)
         if click is not None:
             await self._on_handoff_click(turn_context, *click)
             return
-        if translate.is_card_action(activity):
+        if not plain:
             await self._on_card_action(turn_context)
-            return
-        if activity.value is not None and not (activity.text or "").strip():
-            log.info("ignoring a card submit that is not one of ours")
             return
         message = translate.to_inbound(activity)
         reply = await self._compose(turn_context, self.coach.handle, message)

@@ -4,6 +4,10 @@ With MicrosoftAppId and MicrosoftAppPassword set (and MicrosoftAppTenantId for a
 tenant app) the Bot Framework authenticates every request and unauthenticated ones get 401.
 With none set it runs in local emulator mode, for the Bot Framework Emulator on this
 machine, and says so with a WARNING.
+
+A teacher's message is recorded and the request answered at once (202; adapters/teams/worker.py
+answers it afterwards through the proactive path), so a slow turn never makes the Bot Framework
+deliver it again. Card clicks are answered inside the request.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from adapters.teams.bot import TeamsCoachBot
 from adapters.delivery.checkin_senders import TeamsCheckinSender
 from adapters.teams.proactive import TeamsNotifier
 from adapters.teams.references import ReferenceStore
+from adapters.teams.worker import ACK_NOTE, SWEEP_SECONDS, LEASE_SECONDS, AckNote, TeamsWorker
 from adapters.wiring import Runtime, StartupError
 from bot.settings import TeamsSettings
-from bot.state.inbound import ProcessedEvents
+from bot.state.inbound import InboundQueue, ProcessedEvents
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ MAX_BODY_BYTES = 256 * 1024  # a Teams activity is a few KB; refuse anything far
 BOT_KEY = web.AppKey("bot", TeamsCoachBot)
 ADAPTER_KEY = web.AppKey("adapter", CloudAdapter)
 NOTIFIER_KEY = web.AppKey("notifier", TeamsNotifier)
+WORKER_KEY = web.AppKey("worker", TeamsWorker)
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
 MODE_KEY = web.AppKey("mode", str)
 
@@ -157,6 +163,8 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     problem = translate.activity_problem(body)
     if problem:
         return _problem(400, problem)
+    note = AckNote()  # the turn says here whether it queued the message (the SDK would answer 201)
+    token = ACK_NOTE.set(note)
     try:
         response = await app[ADAPTER_KEY].process(request, app[BOT_KEY])
     except web.HTTPUnauthorized:
@@ -169,6 +177,10 @@ async def _messages(request: web.Request) -> web.StreamResponse:
         log.warning("Teams request not authenticated: cannot fetch the Bot Framework signing keys (%s)",
                     type(exc).__name__)
         return _problem(503, "cannot verify the token right now; try again")
+    finally:
+        ACK_NOTE.reset(token)
+    if note.status is not None:
+        return web.Response(status=int(note.status))
     return response if response is not None else web.Response(status=201)
 
 
@@ -191,12 +203,20 @@ async def _healthz(request: web.Request) -> web.Response:
 async def _bind_loop(app: web.Application) -> None:
     # send_text_sync() from other threads schedules onto this loop.
     app[NOTIFIER_KEY].bind_loop(asyncio.get_running_loop())
+    # Every process sweeps the inbound queue: messages a killed process recorded but never answered.
+    app[WORKER_KEY].start()
 
 
-def build_app(runtime: Runtime, *, typing_after: float | None = None) -> web.Application:
+async def _stop_worker(app: web.Application) -> None:
+    await app[WORKER_KEY].stop()
+
+
+def build_app(runtime: Runtime, *, typing_after: float | None = None, sweep_seconds: float = SWEEP_SECONDS,
+              lease_seconds: float = LEASE_SECONDS) -> web.Application:
     """The aiohttp application `coach serve teams` runs; tests start the very same app on loopback.
 
-    `app[NOTIFIER_KEY]` is the TeamsNotifier for proactive messages through this app's adapter.
+    `app[NOTIFIER_KEY]` is the TeamsNotifier for proactive messages through this app's adapter;
+    `app[WORKER_KEY]` answers the queued messages (`sweep_seconds`, `lease_seconds`: its sweeper).
     """
     teams = runtime.settings.teams
     mode = auth_mode(teams)
@@ -210,21 +230,28 @@ def build_app(runtime: Runtime, *, typing_after: float | None = None) -> web.App
     adapter = make_adapter(teams)
     references = ReferenceStore(runtime.db)
     kwargs: dict[str, Any] = {} if typing_after is None else {"typing_after": typing_after}
+    app_id = teams.app_id if mode == AUTHENTICATED else None
+    # Template replies are CPU-bound: a couple of threads; LLM replies mostly wait on the network.
+    worker = TeamsWorker(runtime.coach, InboundQueue(runtime.db, lease_seconds=lease_seconds), adapter,
+                         references=references, app_id=app_id, sweep_seconds=sweep_seconds,
+                         workers=8 if runtime.settings.llm_enabled else 2, **kwargs)
     bot = TeamsCoachBot(runtime.coach, references=references, claim_event=ProcessedEvents(runtime.db).claim,
                         integrator_name=runtime.settings.handoff.integrator_name,
                         integrator_channel=runtime.settings.teams_channel.conversation_id,
-                        service_url=runtime.settings.teams_channel.service_url, **kwargs)
+                        service_url=runtime.settings.teams_channel.service_url, enqueue=worker.enqueue, **kwargs)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[BOT_KEY] = bot
     app[ADAPTER_KEY] = adapter
     app[RUNTIME_KEY] = runtime
     app[MODE_KEY] = mode
-    app[NOTIFIER_KEY] = TeamsNotifier(adapter, references, app_id=teams.app_id if mode == AUTHENTICATED else None)
+    app[WORKER_KEY] = worker
+    app[NOTIFIER_KEY] = TeamsNotifier(adapter, references, app_id=app_id)
     # Check-ins go out through this app's adapter and loop, like the teachers' handoff notices.
     runtime.add_checkin_sender(TeamsCheckinSender(app[NOTIFIER_KEY]))
     app.router.add_post("/api/messages", _messages)
     app.router.add_get("/healthz", _healthz)
     app.on_startup.append(_bind_loop)
+    app.on_cleanup.append(_stop_worker)
     return app
 
 

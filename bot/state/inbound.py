@@ -8,6 +8,10 @@ conditional update with a lease), writes down the answer it posted (`set_answer`
 done; a process killed in between leaves a row whose lease runs out, and any process's sweeper
 (`due`) picks it up. A row with an answer recorded is only marked done, never answered again.
 
+Teams messages go the same way (adapters/teams/worker.py): the Bot Framework retries a request
+that is slow to answer, so the turn records the message, answers 202 and a worker replies.
+Keys carry the platform ("slack:", "teams:"), and each platform's sweeper takes only its own.
+
 The tables sit beside the other state tables; synchronous calls,
 run off the event loop by the adapters.
 """
@@ -130,16 +134,20 @@ class InboundQueue:
                       .values(status=PENDING, lease_until=None, updated_at=utcnow())
                       .execution_options(synchronize_session=False))
 
-    def due(self, *, limit: int = 20, now: datetime | None = None) -> list[str]:
-        """Keys a sweeper should try: pending past the grace period, or processing with the lease run out."""
+    def due(self, *, limit: int = 20, now: datetime | None = None, prefix: str = "") -> list[str]:
+        """Keys a sweeper should try: pending past the grace period, or processing with the lease run out.
+
+        `prefix` ("slack:", "teams:") keeps each platform's sweeper to the rows it can answer.
+        """
         now = now or utcnow()
+        query = (select(InboundEventRow.key)
+                 .where(or_(and_(InboundEventRow.status == PENDING,
+                                 InboundEventRow.updated_at < now - timedelta(seconds=self.grace_seconds)),
+                            and_(InboundEventRow.status == PROCESSING, InboundEventRow.lease_until < now))))
+        if prefix:
+            query = query.where(InboundEventRow.key.startswith(prefix, autoescape=True))
         with self.db.session() as s:
-            return list(s.scalars(
-                select(InboundEventRow.key)
-                .where(or_(and_(InboundEventRow.status == PENDING,
-                                InboundEventRow.updated_at < now - timedelta(seconds=self.grace_seconds)),
-                           and_(InboundEventRow.status == PROCESSING, InboundEventRow.lease_until < now)))
-                .order_by(InboundEventRow.created_at).limit(limit)))
+            return list(s.scalars(query.order_by(InboundEventRow.created_at).limit(limit)))
 
     def get(self, key: str) -> InboundEventRow | None:
         with self.db.session() as s:
