@@ -10,6 +10,7 @@ the packaged default; `bot/config_files.py`), then the defaults below.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,12 +19,13 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
 from bot.access import AccessSettings
-from bot.config_files import CONFIG_DIR_ENV, CONFIG_FILE_ENV, SETTINGS_FILE, ConfigFiles
+from bot.config_files import CONFIG_DIR_ENV, CONFIG_FILE_ENV, SETTINGS_FILE, ConfigFile, ConfigFiles
 
 
 class SettingsError(RuntimeError):
@@ -279,19 +281,59 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
         given = getattr(init_settings, "init_kwargs", {})
-        school_dir = given.get("config_dir") or os.environ.get(CONFIG_DIR_ENV) or None
-        named = given.get("config_file") or os.environ.get(CONFIG_FILE_ENV) or None
-        settings_file = ConfigFiles(Path(school_dir) if school_dir else None,
-                                    settings_file=Path(named) if named else None).file(SETTINGS_FILE)
-        return (
-            init_settings,
-            env_settings,
-            PlatformEnvSource(settings_cls, dict(os.environ)),
-            DotEnvCoachSource(settings_cls, env_file),
-            YamlFileSource(settings_cls, settings_file.path),
-        )
+        return (init_settings, env_settings, *_outside_sources(settings_cls, given))
+
+
+def _settings_file(given: dict[str, Any]) -> ConfigFile:
+    """The YAML settings file: named on its own, else in the school's folder, else the packaged one."""
+    school_dir = given.get("config_dir") or os.environ.get(CONFIG_DIR_ENV) or None
+    named = given.get("config_file") or os.environ.get(CONFIG_FILE_ENV) or None
+    return ConfigFiles(Path(school_dir) if school_dir else None,
+                       settings_file=Path(named) if named else None).file(SETTINGS_FILE)
+
+
+def _outside_sources(settings_cls: type[BaseSettings], given: dict[str, Any]) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The sources after the constructor and `COACH_*` variables: platform names, `.env`, the YAML file."""
+    env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+    return (PlatformEnvSource(settings_cls, dict(os.environ)), DotEnvCoachSource(settings_cls, env_file),
+            YamlFileSource(settings_cls, _settings_file(given).path))
+
+
+def _leaves(values: dict[str, Any], model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Dotted names of the settings `values` gives, down to the fields that are not sections."""
+    for key, value in values.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        kind = field.annotation
+        if isinstance(value, dict) and isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _leaves(value, kind, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def setting_sources(settings: Settings) -> dict[str, str]:
+    """Each setting given anywhere (not left at its default) and where it came from, first source wins.
+
+    Names and sources only, never values: secrets are among them. For `coach doctor`.
+    """
+    platform = {f"{section}.{key}": name for name, (section, key) in PLATFORM_ENV.items()}
+    env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+    given = {"config_dir": settings.config_dir, "config_file": settings.config_file}
+    yaml_file = _settings_file(given)
+    platform_source, dotenv_source, yaml_source = _outside_sources(Settings, given)
+    labelled: list[tuple[PydanticBaseSettingsSource, Callable[[str], str]]] = [
+        (EnvSettingsSource(Settings), lambda name: f"environment (COACH_{name.upper().replace('.', '__')})"),
+        (platform_source, lambda name: f"environment ({platform[name]})"),
+        (dotenv_source, lambda name: f".env file {env_file.resolve()}"),
+        (yaml_source, lambda name: f"{SETTINGS_FILE}: {yaml_file.describe()}"),
+    ]
+    found: dict[str, str] = {}
+    for source, label in labelled:
+        for name in _leaves(source(), Settings):
+            found.setdefault(name, label(name))
+    return dict(sorted(found.items()))
 
 
 # The platforms' own variable names, as their SDKs and docs use them.
