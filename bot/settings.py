@@ -287,8 +287,11 @@ class Settings(BaseSettings):
 
 def _settings_file(given: dict[str, Any]) -> ConfigFile:
     """The YAML settings file: named on its own, else in the school's folder, else the packaged one."""
-    school_dir = given.get("config_dir") or os.environ.get(CONFIG_DIR_ENV) or None
-    named = given.get("config_file") or os.environ.get(CONFIG_FILE_ENV) or None
+    env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+    # In the same order as the sources: constructor, environment, then `.env`.
+    dotenv = dotenv_values(env_file) if env_file.is_file() else {}
+    school_dir = given.get("config_dir") or os.environ.get(CONFIG_DIR_ENV) or dotenv.get(CONFIG_DIR_ENV) or None
+    named = given.get("config_file") or os.environ.get(CONFIG_FILE_ENV) or dotenv.get(CONFIG_FILE_ENV) or None
     return ConfigFiles(Path(school_dir) if school_dir else None,
                        settings_file=Path(named) if named else None).file(SETTINGS_FILE)
 

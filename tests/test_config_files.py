@@ -113,6 +113,17 @@ def test_a_schools_file_wins_and_an_absent_one_falls_back(tmp_path, embedder):
     assert rows["setting handoff.integrator_name"] == f"coach.yaml: {school / 'coach.yaml'} (COACH_CONFIG_DIR)"
 
 
+def test_a_config_dir_named_in_dotenv_holds_coach_yaml_too(tmp_path, monkeypatch):
+    school = tmp_path / "school"
+    school.mkdir()
+    (school / "coach.yaml").write_text("handoff:\n  integrator_name: Ms Lindqvist\n")
+    (tmp_path / "coach.env").write_text(f"COACH_CONFIG_DIR={school}\n")
+    monkeypatch.setenv("COACH_ENV_FILE", str(tmp_path / "coach.env"))
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.config_dir == school and settings.handoff.integrator_name == "Ms Lindqvist"
+    assert {c.name: c.detail for c in config_checks(settings)}["setting config_dir"].startswith(".env file")
+
+
 def test_doctor_names_environment_sources(tmp_path, monkeypatch):
     named = tmp_path / "elsewhere.yaml"
     named.write_text("retrieval:\n  max_sources: 1\n")
