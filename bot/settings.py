@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from bot.access import AccessSettings
-from bot.config_files import CONFIG_DIR_ENV, CONFIG_FILE_ENV, SETTINGS_FILE, ConfigFile, ConfigFiles
+from bot.config_files import CONFIG_DIR_ENV, CONFIG_FILE_ENV, SETTINGS_FILE, ConfigFile, ConfigFiles, ConfigFilesError
 
 
 class SettingsError(RuntimeError):
@@ -433,6 +433,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Build settings once; a bad value fails here with the setting's name."""
     try:
         return Settings(**overrides)
+    except ConfigFilesError as exc:
+        raise SettingsError(str(exc)) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
