@@ -14,6 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from bot.config_files import CONFIG_DIR_ENV, SETTINGS_FILE, ConfigSource
+from bot.settings import Settings, setting_sources
 from bot.handoff.escalations import ACTIVE, STATUSES, EscalationRow, Escalations
 from bot.state.database import aware
 from bot.handoff.context import build_context
@@ -265,7 +267,7 @@ def doctor(obj: Any) -> None:
     from adapters.delivery import build_channels
 
     settings = _settings(obj)
-    checks: list[Check] = []
+    checks: list[Check] = config_checks(settings)
     db_holder: dict[str, StateDB] = {}
 
     def state() -> str:
@@ -313,7 +315,7 @@ def doctor(obj: Any) -> None:
         checks.append(Check(f"{target} handoffs go to", bool(route), (", ".join(route) or "nowhere: recorded only") + note))
     lead = listener.safeguarding_channels()
     checks.append(Check("safeguarding concerns go to", True if lead else None, ", ".join(lead) or
-                        "nobody: set safeguarding.target in config/coach.yaml; until then teachers are told that no "
+                        "nobody: set safeguarding.target in coach.yaml (in COACH_CONFIG_DIR); until then teachers are told that no "
                         "one has been told and to go to the safeguarding lead in person"))
     counts = outbox.counts()
     oldest = min((aware(r.created_at) for r in outbox.rows(status=("pending", "sending"), limit=1)), default=None)
@@ -325,6 +327,21 @@ def doctor(obj: Any) -> None:
     _print_checks(checks)
     if any(c.ok is False for c in checks):
         sys.exit(1)
+
+
+def config_checks(settings: Settings) -> list[Check]:
+    """Each configuration file and each setting given anywhere, with its source: default, a file, or the environment."""
+    folder = (f"{settings.config_dir} ({CONFIG_DIR_ENV}): a file there replaces the packaged one"
+              if settings.config_dir else f"none ({CONFIG_DIR_ENV} unset): the packaged defaults")
+    checks = [Check("configuration folder", True, folder)]
+    checks += [Check(f"config {f.name}", True, f.describe()) for f in settings.config.describe()]
+    # The packaged coach.yaml is part of the defaults: only what a school changed is listed.
+    packaged = settings.config.file(SETTINGS_FILE).source is ConfigSource.DEFAULT
+    for name, source in setting_sources(settings).items():
+        if not (packaged and source.startswith(f"{SETTINGS_FILE}:")):
+            checks.append(Check(f"setting {name}", True, source))
+    checks.append(Check("every other setting", True, "default" + (" (with the packaged coach.yaml)" if packaged else "")))
+    return checks
 
 
 def _print_checks(checks: list[Check]) -> None:

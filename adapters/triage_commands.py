@@ -73,16 +73,16 @@ def explain(text: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object")
 def check(as_json: bool) -> None:
     """Validate triage.yaml and the corpus, and cross-validate the router by family (a minute or two)."""
-    from bot.triage.build import CORPUS_FOLDER, training_arrays
-    from bot.triage.corpus import load_corpus
+    from bot.triage.build import CORPUS_FOLDER, corpus_files, training_arrays
+    from bot.triage.corpus import load_corpus_files
     from bot.triage.rules import PhraseRules
     from bot.triage.training import train
     from adapters.wiring import _glossary_expander
     from knowledge.embeddings import MiniLMEmbedder
 
     settings = _settings()
-    PhraseRules.from_file(settings.config_dir / "triage.yaml")
-    examples = load_corpus(settings.config_dir / CORPUS_FOLDER)
+    PhraseRules.from_file(settings.config.path("triage.yaml"))
+    examples = load_corpus_files(corpus_files(settings.config), CORPUS_FOLDER)
     expand = _glossary_expander(settings)
     from bot.triage.build import SHIPPED, ENCODINGS, EncodingCache
 

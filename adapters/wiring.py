@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import logging
+from importlib import resources
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,11 +24,11 @@ from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB, StateError, private_dir, utcnow
 from bot.state.privacy import PrivacyStore, RetentionWorker
-from bot.triage.build import CORPUS_FOLDER, load_triage
-from bot.triage.corpus import TriageConfigError, load_corpus
+from bot.triage.build import CORPUS_FOLDER, corpus_files, load_triage
+from bot.triage.corpus import TriageConfigError, load_corpus_files
 from bot.triage.rules import PhraseRules
 from bot.triage.router import Triage
-from knowledge.glossary import Glossary
+from knowledge.glossary import Glossary, GlossaryError
 from knowledge.embeddings import Embedder, MaskedEmbedder, MiniLMEmbedder, OpenAIEmbedder
 from bot.privacy.masker import shared_masker
 from knowledge.parser import FolderResult, load_folder
@@ -36,7 +37,8 @@ from knowledge.store import KnowledgeStore, StoreError, SyncReport, open_client
 
 log = logging.getLogger(__name__)
 
-STARTER_DIR = Path(__file__).resolve().parents[1] / "knowledge" / "starter"
+# Through the package, as installed (a wheel or the source tree alike).
+STARTER_DIR = Path(str(resources.files("knowledge") / "starter"))
 SOURCE_RECORD = "kb-source.json"
 
 
@@ -116,12 +118,16 @@ def ensure_knowledge(store: KnowledgeStore, settings: Settings,
 
 
 def check_triage_files(settings: Settings) -> None:
-    """Read the triage phrases and corpus once, so a broken file stops start-up before anything slow."""
+    """Read the triage phrases, corpus and glossary once, so a broken file stops start-up before anything slow."""
     try:
-        PhraseRules.from_file(settings.config_dir / "triage.yaml")
-        load_corpus(settings.config_dir / CORPUS_FOLDER)
+        PhraseRules.from_file(settings.config.path("triage.yaml"))
+        load_corpus_files(corpus_files(settings.config), CORPUS_FOLDER)
     except TriageConfigError as exc:
         raise StartupError(f"triage: {exc}") from None
+    try:
+        Glossary.from_file(settings.config.path("tool-glossary.yaml"))
+    except GlossaryError as exc:
+        raise StartupError(f"tool glossary: {exc}") from None
 
 
 def make_triage(settings: Settings, retriever: Retriever | None = None) -> Triage:
@@ -140,7 +146,7 @@ def make_triage(settings: Settings, retriever: Retriever | None = None) -> Triag
         return local.embed([expand(text)])[0]
 
     try:
-        return load_triage(settings.config_dir, settings.data_dir / "cache", model_name=local.name,
+        return load_triage(settings.config, settings.data_dir / "cache", model_name=local.name,
                            embed_many=local.embed,
                            embed_one=retriever.embed_query if shared and retriever is not None else embed_local,
                            prepare=expand, shares_retrieval_vector=shared)
@@ -149,7 +155,7 @@ def make_triage(settings: Settings, retriever: Retriever | None = None) -> Triag
 
 
 def _glossary_expander(settings: Settings) -> Callable[[str], str]:
-    glossary_file = settings.config_dir / "tool-glossary.yaml"
+    glossary_file = settings.config.path("tool-glossary.yaml")
     if not glossary_file.exists():
         return lambda text: text
     return Glossary.from_file(glossary_file).expanded
@@ -157,7 +163,7 @@ def _glossary_expander(settings: Settings) -> Callable[[str], str]:
 
 def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
     """The retriever the settings describe, with the school's tool glossary."""
-    glossary_file = settings.config_dir / "tool-glossary.yaml"
+    glossary_file = settings.config.path("tool-glossary.yaml")
     glossary = Glossary.from_file(glossary_file) if glossary_file.exists() else None
     return Retriever(store, mode=settings.retrieval.mode, lexical_weight=settings.retrieval.lexical_weight,
                      context_weight=settings.retrieval.context_weight, glossary=glossary,

@@ -3,28 +3,29 @@
 Sources, first wins: constructor arguments, `COACH_*` environment variables (nested with
 `__`, e.g. `COACH_RETRIEVAL__LEXICAL_WEIGHT`), the platforms' usual variable names
 (`SLACK_BOT_TOKEN`, `OPENAI_API_KEY`, `MicrosoftAppId`, ...), a `.env` file, the YAML
-config file (`config/coach.yaml`, or `COACH_CONFIG_FILE`), then the defaults below.
+settings file (`COACH_CONFIG_FILE`, else `coach.yaml` in the school's `COACH_CONFIG_DIR`, else
+the packaged default; `bot/config_files.py`), then the defaults below.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from bot.access import AccessSettings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
+from bot.config_files import CONFIG_DIR_ENV, CONFIG_FILE_ENV, SETTINGS_FILE, ConfigFile, ConfigFiles, ConfigFilesError
 
 
 class SettingsError(RuntimeError):
@@ -214,7 +215,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COACH_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Path(".coach")
-    config_dir: Path = DEFAULT_CONFIG_DIR
+    config_dir: Path | None = Field(None, description="the school's configuration folder: a file there "
+                                    "replaces the packaged default of the same name (bot/config_files.py)")
+    config_file: Path | None = Field(None, description="the settings file, instead of coach.yaml in config_dir "
+                                     "or the packaged one")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data directory")
     chroma_url: str | None = Field(None, description="a Chroma server; default on disk in the data directory")
     embeddings: Literal["local", "openai"] = "local"
@@ -245,6 +249,18 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
+    @field_validator("config_dir")
+    @classmethod
+    def _config_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value
+
+    @property
+    def config(self) -> ConfigFiles:
+        """The configuration files: the school's folder first, file by file, then the packaged defaults."""
+        return ConfigFiles(self.config_dir, settings_file=self.config_file)
+
     @property
     def state_url(self) -> str:
         """Where conversation memory, escalations and the outbox live."""
@@ -265,15 +281,62 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
-        config_file = Path(os.environ.get("COACH_CONFIG_FILE", DEFAULT_CONFIG_DIR / "coach.yaml"))
-        return (
-            init_settings,
-            env_settings,
-            PlatformEnvSource(settings_cls, dict(os.environ)),
-            DotEnvCoachSource(settings_cls, env_file),
-            YamlConfigSettingsSource(settings_cls, yaml_file=config_file, deep_merge=True),
-        )
+        given = getattr(init_settings, "init_kwargs", {})
+        return (init_settings, env_settings, *_outside_sources(settings_cls, given))
+
+
+def _settings_file(given: dict[str, Any]) -> ConfigFile:
+    """The YAML settings file: named on its own, else in the school's folder, else the packaged one."""
+    env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+    # In the same order as the sources: constructor, environment, then `.env`.
+    dotenv = dotenv_values(env_file) if env_file.is_file() else {}
+    school_dir = given.get("config_dir") or os.environ.get(CONFIG_DIR_ENV) or dotenv.get(CONFIG_DIR_ENV) or None
+    named = given.get("config_file") or os.environ.get(CONFIG_FILE_ENV) or dotenv.get(CONFIG_FILE_ENV) or None
+    return ConfigFiles(Path(school_dir) if school_dir else None,
+                       settings_file=Path(named) if named else None).file(SETTINGS_FILE)
+
+
+def _outside_sources(settings_cls: type[BaseSettings], given: dict[str, Any]) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The sources after the constructor and `COACH_*` variables: platform names, `.env`, the YAML file."""
+    env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+    return (PlatformEnvSource(settings_cls, dict(os.environ)), DotEnvCoachSource(settings_cls, env_file),
+            YamlFileSource(settings_cls, _settings_file(given).path))
+
+
+def _leaves(values: dict[str, Any], model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Dotted names of the settings `values` gives, down to the fields that are not sections."""
+    for key, value in values.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        kind = field.annotation
+        if isinstance(value, dict) and isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _leaves(value, kind, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def setting_sources(settings: Settings) -> dict[str, str]:
+    """Each setting given anywhere (not left at its default) and where it came from, first source wins.
+
+    Names and sources only, never values: secrets are among them. For `coach doctor`.
+    """
+    platform = {f"{section}.{key}": name for name, (section, key) in PLATFORM_ENV.items()}
+    env_file = Path(os.environ.get("COACH_ENV_FILE", ".env"))
+    given = {"config_dir": settings.config_dir, "config_file": settings.config_file}
+    yaml_file = _settings_file(given)
+    platform_source, dotenv_source, yaml_source = _outside_sources(Settings, given)
+    labelled: list[tuple[PydanticBaseSettingsSource, Callable[[str], str]]] = [
+        (EnvSettingsSource(Settings), lambda name: f"environment (COACH_{name.upper().replace('.', '__')})"),
+        (platform_source, lambda name: f"environment ({platform[name]})"),
+        (dotenv_source, lambda name: f".env file {env_file.resolve()}"),
+        (yaml_source, lambda name: f"{SETTINGS_FILE}: {yaml_file.describe()}"),
+    ]
+    found: dict[str, str] = {}
+    for source, label in labelled:
+        for name in _leaves(source(), Settings):
+            found.setdefault(name, label(name))
+    return dict(sorted(found.items()))
 
 
 # The platforms' own variable names, as their SDKs and docs use them.
@@ -339,10 +402,39 @@ class DotEnvCoachSource(PydanticBaseSettingsSource):
         return self.values
 
 
+class YamlFileSource(PydanticBaseSettingsSource):
+    """The YAML settings file; a missing or malformed file stops start-up, naming the file and line."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"settings file {path}: cannot read ({exc.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SettingsError(f"settings file {path}:{where}: not valid YAML ({problem})") from None
+        if data is not None and not isinstance(data, dict):
+            raise SettingsError(f"settings file {path}: must be a mapping of settings, not {type(data).__name__}")
+        self.values: dict[str, Any] = data or {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings once; a bad value fails here with the setting's name."""
     try:
         return Settings(**overrides)
+    except ConfigFilesError as exc:
+        raise SettingsError(str(exc)) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

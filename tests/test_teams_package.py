@@ -105,7 +105,8 @@ def test_missing_or_broken_icon_is_refused(tmp_path):
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     # Only this invocation's environment; no .env or config file from the developer's machine.
-    return {"COACH_ENV_FILE": str(tmp_path / "none.env"), "COACH_CONFIG_FILE": str(tmp_path / "none.yaml"),
+    (tmp_path / "empty.yaml").write_text("")
+    return {"COACH_ENV_FILE": str(tmp_path / "none.env"), "COACH_CONFIG_FILE": str(tmp_path / "empty.yaml"),
             "COACH_DATA_DIR": str(tmp_path / "data"), "MicrosoftAppId": "", "MicrosoftAppPassword": "", **extra}
 
 

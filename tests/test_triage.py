@@ -278,17 +278,20 @@ def test_bad_pattern_and_missing_section_are_named():
         PhraseRules(config, "triage.yaml")
 
 
-def test_start_up_fails_clearly_without_the_corpus(tmp_path):
+def test_start_up_fails_clearly_on_a_malformed_corpus_line(tmp_path):
     import subprocess
     import sys
 
-    config = _school_config(tmp_path)
-    shutil.rmtree(config / "triage-corpus")
+    # A school's folder holding one broken corpus file (everything else falls back to the package).
+    config = tmp_path / "config"
+    (config / "triage-corpus").mkdir(parents=True)
+    (config / "triage-corpus" / "our-school.jsonl").write_text('{"text": "the laminator is jammed", "category": "fault"}\n'
+                                                             '{"text": "broken\n')
     result = subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hello"], capture_output=True, text=True,
                             env={"COACH_CONFIG_DIR": str(config), "COACH_DATA_DIR": str(tmp_path / "data"),
                                  "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 2
-    assert "triage corpus folder is missing" in result.stderr
+    assert f"{config / 'triage-corpus' / 'our-school.jsonl'}:2: not valid JSON" in " ".join(result.stderr.split())
 
 
 def test_explain_shows_route_scores_and_the_deciding_part(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,13 @@ class BuiltPackage:
     warnings: list[str]
 
 
-def build_package(app_id: str | None, out: Path, template_dir: Path) -> BuiltPackage:
-    """Fill the manifest template with the bot id, validate it and the icons, write the zip."""
+def build_package(app_id: str | None, out: Path, template: Path | Callable[[str], Path]) -> BuiltPackage:
+    """Fill the manifest template with the bot id, validate it and the icons, write the zip.
+
+    `template` is the folder of the manifest and icons, or a function naming where each file is
+    (the school's copy or the packaged default, file by file).
+    """
+    locate = template if callable(template) else (lambda name: template / name)
     app_id = (app_id or "").strip()
     if not app_id:
         raise PackageError("MicrosoftAppId is not set: the Teams package needs the bot's app id "
@@ -163,29 +169,29 @@ def build_package(app_id: str | None, out: Path, template_dir: Path) -> BuiltPac
                            "environment or .env and run `coach teams package` again.")
     if not GUID.match(app_id):
         raise PackageError(f"MicrosoftAppId must be a GUID like 00000000-0000-0000-0000-000000000000, not {app_id!r}")
-    template = template_dir / "manifest.json"
+    manifest_file = locate("manifest.json")
     try:
-        text = template.read_text(encoding="utf-8")
+        text = manifest_file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PackageError(f"cannot read the manifest template {template}: {exc.strerror}") from None
+        raise PackageError(f"cannot read the manifest template {manifest_file}: {exc.strerror}") from None
     text = text.replace(PLACEHOLDER, app_id)
     left = sorted(set(re.findall(r"\{\{[A-Z_]+\}\}", text)))
     if left:
-        raise PackageError(f"{template} has placeholders this command does not fill: {', '.join(left)}")
+        raise PackageError(f"{manifest_file} has placeholders this command does not fill: {', '.join(left)}")
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PackageError(f"{template} is not valid JSON: {exc}") from None
+        raise PackageError(f"{manifest_file} is not valid JSON: {exc}") from None
     check = validate_manifest(manifest)
     icons: dict[str, bytes] = {}
     for role in ("color", "outline"):
         name = (manifest.get("icons") or {}).get(role) if isinstance(manifest.get("icons"), dict) else None
         if not isinstance(name, str) or not name:
             continue
-        path = template_dir / name
         if Path(name).name != name:
             check.problems.append(f"icons.{role} must be a file name beside the manifest, not {name!r}")
             continue
+        path = locate(name)
         try:
             icons[name] = path.read_bytes()
         except OSError:
@@ -222,7 +228,7 @@ def _settings():
 def package(out: Path) -> None:
     """Write the Teams app package (manifest + icons) with the configured MicrosoftAppId."""
     settings = _settings()
-    built = build_package(settings.teams.app_id, out, settings.config_dir / "teams")
+    built = build_package(settings.teams.app_id, out, lambda name: settings.config.path(f"teams/{name}"))
     for warning in built.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Wrote {built.path} (app {built.manifest['name']['short']} {built.manifest['version']}, "

@@ -107,7 +107,7 @@ def shared_masker(settings: Settings) -> Masker:
     with _SHARED_LOCK:
         if key not in _SHARED:
             roster = Roster.load(settings.data_dir)
-            _SHARED[key] = Masker(tools=glossary_tools(settings.config_dir / "tool-glossary.yaml")
+            _SHARED[key] = Masker(tools=glossary_tools(settings.config.path("tool-glossary.yaml"))
                                   + list(settings.masking.allow), roster=roster)
         return _SHARED[key]
 

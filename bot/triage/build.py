@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.config_files import ConfigFiles
 from bot.triage.categories import CONCERNS, LEARNED
-from bot.triage.corpus import Example, TriageConfigError, load_corpus
+from bot.triage.corpus import Example, TriageConfigError, load_corpus_files
 from bot.triage.model import TriageModel
 from bot.triage.router import Triage
 from bot.triage.rules import PhraseRules
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SHIPPED = Path(__file__).with_name("data")
 CORPUS_FOLDER = "triage-corpus"
+CORPUS_PATTERN = "*.jsonl"
 ENCODINGS = "encodings.npz"
 
 EmbedMany = Callable[[Sequence[str]], np.ndarray]
@@ -125,16 +127,28 @@ def trained_model(examples: Sequence[Example], prepared: Sequence[str], model_na
     return model
 
 
-def load_triage(config_dir: Path, cache_dir: Path | None, *, model_name: str, embed_many: EmbedMany,
+def corpus_files(config: ConfigFiles) -> list[Path]:
+    """The corpus files, the school's and the packaged ones merged by name, in name order."""
+    return [f.path for f in config.folder(CORPUS_FOLDER, CORPUS_PATTERN)]
+
+
+def load_triage(config: ConfigFiles | Path, cache_dir: Path | None, *, model_name: str, embed_many: EmbedMany,
                 embed_one: Callable[[str], np.ndarray], prepare: Callable[[str], str] = lambda t: t,
                 shares_retrieval_vector: bool = False) -> Triage:
     """Rules from `triage.yaml`, the corpus from `triage-corpus/`, and the model for them.
 
+    `config` resolves each file (the school's, else the packaged default); a plain folder is read on its own.
+
     `prepare` turns a message into the text that is embedded (the retriever's glossary
     expansion), so a vector the coach already computed for retrieval can serve triage too.
     """
-    rules = PhraseRules.from_file(config_dir / "triage.yaml")
-    examples = load_corpus(config_dir / CORPUS_FOLDER)
+    if isinstance(config, Path):
+        # A whole folder on its own, nothing from the package (benchmarks, tests of one folder).
+        config = ConfigFiles(None, defaults=config)
+        if not (config.defaults / CORPUS_FOLDER).is_dir():
+            raise TriageConfigError(f"{config.defaults / CORPUS_FOLDER}: the triage corpus folder is missing")
+    rules = PhraseRules.from_file(config.path("triage.yaml"))
+    examples = load_corpus_files(corpus_files(config), CORPUS_FOLDER)
     prepared = [prepare(e.text) for e in examples]
     model = trained_model(examples, prepared, model_name, embed_many, cache_dir)
     return Triage(rules, model, embed_one, shares_retrieval_vector=shares_retrieval_vector)

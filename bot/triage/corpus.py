@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,17 @@ def load_corpus(folder: Path) -> list[Example]:
     """
     if not folder.is_dir():
         raise TriageConfigError(f"{folder}: the triage corpus folder is missing")
-    files = sorted(folder.glob("*.jsonl"))
+    return load_corpus_files(sorted(folder.glob("*.jsonl")), str(folder))
+
+
+def load_corpus_files(files: Sequence[Path], label: str = "the triage corpus") -> list[Example]:
+    """Every example in `files`, in the order given; as `load_corpus`, `label` names the whole in errors.
+
+    A problem on a line names the file's full path and the line, so a school can tell its own
+    file from a packaged one.
+    """
     if not files:
-        raise TriageConfigError(f"{folder}: holds no *.jsonl files; triage has nothing to learn from")
+        raise TriageConfigError(f"{label}: holds no *.jsonl files; triage has nothing to learn from")
     examples: list[Example] = []
     seen: dict[str, Example] = {}
     for path in files:
@@ -79,7 +88,11 @@ def load_corpus(folder: Path) -> list[Example]:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
-            example = _parse_line(raw, f"{path.name}:{number}")
+            try:
+                # The file name alone is the line's identity (a family default, so the shipped model's key).
+                example = _parse_line(raw, f"{path.name}:{number}")
+            except TriageConfigError as exc:
+                raise TriageConfigError(f"{path.parent}/{exc}") from None
             earlier = seen.get(example.text.lower())
             if earlier is not None:
                 if earlier.category is not example.category:
@@ -93,7 +106,7 @@ def load_corpus(folder: Path) -> list[Example]:
         counts[e.category] += 1
     short = [f"{c.value} ({n})" for c, n in counts.items() if n < MIN_PER_CATEGORY]
     if short:
-        raise TriageConfigError(f"{folder}: too few examples for {', '.join(short)}; "
+        raise TriageConfigError(f"{label}: too few examples for {', '.join(short)}; "
                                 f"each category needs at least {MIN_PER_CATEGORY}")
     return examples
 
