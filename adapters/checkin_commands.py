@@ -66,6 +66,7 @@ def cancel_cmd(checkin_id: int | None, user: str | None, platform: str) -> None:
     if user:
         click.echo(f"Cancelled {store.cancel_all(platform, user)} check-in(s) of {user}.")
         return
+    assert checkin_id is not None  # checked above
     if store.cancel(checkin_id):
         click.echo(f"Cancelled check-in {checkin_id}.")
     else:

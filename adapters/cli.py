@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 import click
 from rich.console import Console
@@ -34,7 +35,7 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
-def import_progress() -> tuple[Progress, callable]:
+def import_progress() -> tuple[Progress, Callable[..., None]]:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err, transient=False)
     task = progress.add_task("Importing knowledge entries", total=None)

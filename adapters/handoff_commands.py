@@ -144,7 +144,8 @@ def show_cmd(obj: Any, ref: str, as_json: bool) -> None:
     for col in ("event", "channel", "status", "attempts", "next try", "last error"):
         table.add_column(col)
     for d in deliveries:
-        nxt = aware(d.next_attempt_at).strftime("%H:%M:%S") if d.status == "pending" and d.next_attempt_at else ""
+        due = aware(d.next_attempt_at) if d.status == "pending" else None
+        nxt = due.strftime("%H:%M:%S") if due else ""
         table.add_row(d.event, d.channel, d.status, str(d.attempts), nxt, (d.last_error or "")[:80])
     out.print(table if deliveries else "Not queued for any delivery target (none configured when it was opened?).")
 
@@ -163,7 +164,8 @@ def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
         out.print(f"{row.ticket}: {result.message}", highlight=False, markup=False)
         raise SystemExit(1)
     if not result.changed:
-        out.print(f"{row.ticket} is already {desk.escalations.get(row.id).status}; nothing changed.")
+        now = desk.escalations.get(row.id)
+        out.print(f"{row.ticket} is already {now.status if now else row.status}; nothing changed.")
         return
     out.print(f"{row.ticket}: {'claimed' if action == 'claim' else 'resolved'}"
               + (f" by {as_name}" if as_name else f" by {actor.key}"))
@@ -237,7 +239,7 @@ def deliver_cmd(obj: Any, once: bool) -> None:
     worker.start()
     try:
         while worker.alive:
-            worker._thread.join(1.0)  # type: ignore[union-attr]  # join with a timeout stays interruptible
+            worker._thread.join(1.0)  # join with a timeout stays interruptible
     except KeyboardInterrupt:
         worker.stop(timeout=10)
     err.print(f"Stopped: {worker.report.delivered} delivered, {worker.report.retrying} retried, "
@@ -318,7 +320,8 @@ def doctor(obj: Any) -> None:
                         "nobody: set safeguarding.target in coach.yaml (in COACH_CONFIG_DIR); until then teachers are told that no "
                         "one has been told and to go to the safeguarding lead in person"))
     counts = outbox.counts()
-    oldest = min((aware(r.created_at) for r in outbox.rows(status=("pending", "sending"), limit=1)), default=None)
+    oldest = min((t for r in outbox.rows(status=("pending", "sending"), limit=1) if (t := aware(r.created_at))),
+                 default=None)
     age = f", oldest waiting {int((utcnow() - oldest).total_seconds())}s" if oldest else ""
     checks.append(Check("outbox", not counts.get(FAILED),
                         ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + age

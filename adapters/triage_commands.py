@@ -8,6 +8,7 @@ runs the grouped cross-validation, so an integrator can see what an added exampl
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -15,7 +16,7 @@ from bot.triage.categories import LEARNED
 from bot.triage.router import Decision
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Any:
     from adapters.cli import Context
 
     return click.get_current_context().ensure_object(Context).settings
@@ -26,7 +27,7 @@ def triage() -> None:
     """Triage: where messages go (a person, the helpdesk, a short reply, or coaching) and why."""
 
 
-def explanation(decision: Decision) -> dict[str, object]:
+def explanation(decision: Decision) -> dict[str, Any]:
     """A decision as plain data: route, category, reason, who decided, scores and detectors."""
     return {
         "route": decision.route.value,
@@ -60,10 +61,10 @@ def explain(text: str, as_json: bool) -> None:
     if decision.alternative:
         click.echo(f"unsure:     the reply also offers {decision.alternative.value}")
     click.echo("router scores:")
-    for name, score in sorted(data["scores"].items(), key=lambda kv: -kv[1]):  # type: ignore[union-attr]
+    for name, score in sorted(data["scores"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {name:<14} {score:5.3f} {'#' * round(score * 30)}")
     click.echo("concern detectors:")
-    for name, d in data["detectors"].items():  # type: ignore[union-attr]
+    for name, d in data["detectors"].items():
         mark = "FIRED" if d["fired"] else "below"
         click.echo(f"  {name:<14} {d['score']:5.3f} (threshold {d['threshold']:.3f}, {mark}) "
                    f"strongest sentence: {d['sentence'][:80]!r}")

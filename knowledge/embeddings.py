@@ -55,8 +55,9 @@ class Embedder(Protocol):
     """Identifies the model; recorded by the vector store so that vectors from
     different models are never mixed."""
 
-    dimension: int
-    """Length of every vector returned by :meth:`embed`."""
+    @property
+    def dimension(self) -> int | None:
+        """Length of every vector returned by :meth:`embed` (None until a remote model first answers)."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``.
@@ -730,7 +731,7 @@ class MaskedEmbedder:
         self.name: str = inner.name
 
     @property
-    def dimension(self) -> int:  # type: ignore[override]  # known after the first request for some models
+    def dimension(self) -> int | None:  # known after the first request for some models
         return self.inner.dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -113,6 +113,8 @@ class EmailChannel:
         s = self.settings
         context = ssl.create_default_context(cafile=s.ca_file) if (s.ssl or s.starttls) else None
         local = socket.getfqdn() or "localhost"
+        if not s.host:
+            raise smtplib.SMTPConnectError(0, "email.host is not set")
         if s.ssl:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, local_hostname=local, timeout=s.timeout_seconds,
                                                   context=context)

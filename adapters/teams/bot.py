@@ -215,7 +215,7 @@ class TeamsCoachBot(ActivityHandler):
         if not event.action.is_feedback:
             return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=sent.card)
         card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
-        if reply is not None:
+        if reply is not None and self.references is not None:
             await _in_thread(self.references.save_card, event.turn_id, sent.activity_id, sent.conversation_id, card)
         return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=card)
 
@@ -277,7 +277,7 @@ class TeamsCoachBot(ActivityHandler):
     async def _mark_chosen(self, turn_context: TurnContext, event: ActionEvent) -> None:
         """Redraw the clicked card: the buttons replaced by what was chosen."""
         sent = await self._sent_card(event.turn_id)
-        if sent is None:  # sent before this process kept cards (or by another bot): leave it as it is
+        if sent is None or self.references is None:  # sent before this process kept cards: leave it
             return
         card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
         update = translate.card_update_activity(card, sent.activity_id)

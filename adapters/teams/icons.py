@@ -149,7 +149,8 @@ def color_icon(size: int = 192) -> list[list[RGBA]]:
             dot = _coverage(x, y, size, lambda px, py, s: any(
                 (px - cx * s) ** 2 + (py - 0.43 * s) ** 2 <= (0.045 * s) ** 2 for cx in (0.34, 0.50, 0.66)))
             c = max(0.0, c - dot)
-            row.append(tuple(round(a * (1 - c) + b * c) for a, b in zip(ACCENT, WHITE)) + (255,))
+            r, g, b = (round(a * (1 - c) + w * c) for a, w in zip(ACCENT, WHITE))
+            row.append((r, g, b, 255))
         rows.append(row)
     return rows
 

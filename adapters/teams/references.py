@@ -21,7 +21,7 @@ from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.state.database import Base, StateDB, utcnow
+from bot.state.database import Base, StateDB, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class ReferenceStore:
     def __init__(self, db: StateDB) -> None:
         self.db = db
         # StateDB created the tables only if this module was imported before it was opened.
-        for table in (ConversationRefRow.__table__, ReplyCardRow.__table__):
+        for table in (table_of(ConversationRefRow), table_of(ReplyCardRow)):
             try:
                 table.create(db.engine, checkfirst=True)
             except SQLAlchemyError:  # another process created it between the check and the create

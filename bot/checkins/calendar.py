@@ -117,10 +117,10 @@ class SchoolCalendar:
         if when.kind is WhenKind.NEXT_WEEK:
             return today + timedelta(days=7 - today.weekday() + 4)  # the Friday of next week
         if when.kind is WhenKind.AFTER_HALF_TERM:
-            ahead = sorted(b for a, b in self.half_terms if b >= today)
-            if not ahead:
+            after = sorted(b for a, b in self.half_terms if b >= today)
+            if not after:
                 return today + timedelta(days=7)
-            day = ahead[0] + timedelta(days=1)
+            day = after[0] + timedelta(days=1)
             while not self.is_school_day(day):
                 day += timedelta(days=1)
             return day

@@ -83,7 +83,7 @@ def cycle_stats(db: StateDB, *, since: datetime | None, until: datetime | None, 
             stats.hidden_topics += 1
             continue
         stats.topics.append(CycleTopic(entry_id, title(entry_id) or entry_id, teachers, len(members),
-                                       dict(Counter(r.outcome for r in members))))
+                                       dict(Counter(r.outcome for r in members if r.outcome))))
     stats.topics.sort(key=lambda t: (-t.completed, t.title))
 
     # The same need: coaching that drew first on the same entry, in three separate conversations.

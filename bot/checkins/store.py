@@ -25,7 +25,7 @@ from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, and_, delet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state.database import Base, StateDB, aware, utcnow
+from bot.state.database import Base, StateDB, aware, rows_changed, utcnow
 
 
 class CheckinStatus(str, Enum):
@@ -189,7 +189,7 @@ class Checkins:
                 CheckinRow.status.in_([CheckinStatus.OFFERED.value, CheckinStatus.SCHEDULED.value]))
                 .values(status=CheckinStatus.CANCELLED.value, updated_at=now)
                 .execution_options(synchronize_session=False))
-            return result.rowcount or 0
+            return rows_changed(result)
 
     def opt_out(self, platform: str, user_id: str) -> None:
         """No more offers for this teacher, ever (until they ask again)."""
@@ -219,7 +219,7 @@ class Checkins:
             result = s.execute(update(CheckinRow).where(CheckinRow.id == checkin_id, CheckinRow.reflection.is_(None))
                                .values(reflection=text[:1000], updated_at=self.clock())
                                .execution_options(synchronize_session=False))
-            return result.rowcount == 1
+            return rows_changed(result) == 1
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -239,7 +239,7 @@ class Checkins:
                     status=CheckinStatus.SENDING.value, lease_owner=owner,
                     lease_until=now + timedelta(seconds=self.lease_seconds),
                     attempts=CheckinRow.attempts + 1, updated_at=now).execution_options(synchronize_session=False))
-                if result.rowcount == 1:
+                if rows_changed(result) == 1:
                     return s.get(CheckinRow, row_id)
         return None
 
@@ -264,7 +264,7 @@ class Checkins:
                                .values(status=CheckinStatus.SENT.value, sent_at=now, receipt=receipt,
                                        lease_until=None, last_error=None, updated_at=now)
                                .execution_options(synchronize_session=False))
-            return result.rowcount == 1
+            return rows_changed(result) == 1
 
     def mark_failed(self, checkin_id: int, owner: str, error: str) -> None:
         self._update(checkin_id, status=CheckinStatus.FAILED.value, last_error=error[:500], lease_until=None)
@@ -302,4 +302,4 @@ class Checkins:
             result = s.execute(update(CheckinRow).where(CheckinRow.id == checkin_id,
                                                         CheckinRow.status.in_([a.value for a in allowed]))
                                .values(updated_at=self.clock(), **values).execution_options(synchronize_session=False))
-            return result.rowcount == 1
+            return rows_changed(result) == 1

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, inspect, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.state.database import Base, StateDB, utcnow
+from bot.state.database import Base, StateDB, rows_changed, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class Escalations:
             result = s.execute(update(EscalationRow)
                                .where(EscalationRow.id == escalation_id, EscalationRow.status.in_(allowed))
                                .values(**values).execution_options(synchronize_session=False))
-            if result.rowcount != 1:
+            if rows_changed(result) != 1:
                 return None
             s.flush()
             s.refresh(before)
@@ -242,7 +242,7 @@ def add_missing_columns(engine: Engine, model: type[Base]) -> None:
     `create_all` creates missing tables but never alters existing ones; this keeps a school's
     existing state.db working without a migration step. Only nullable columns are added.
     """
-    table = model.__table__
+    table = table_of(model)
     try:
         existing = {c["name"] for c in inspect(engine).get_columns(table.name)}
     except Exception:  # no table yet (create_all makes it) or no permission to inspect

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import CursorResult, Table, create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -132,6 +132,7 @@ class StateDB:
             session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
         elif dialect == "sqlite":
             raw = session.connection().connection.driver_connection
+            assert raw is not None  # an open SQLite connection
             if not raw.in_transaction:
                 raw.execute("BEGIN IMMEDIATE")
 
@@ -268,3 +269,13 @@ def _safe_url(url: str) -> str:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed (`Session.execute` types every result as a plain `Result`)."""
+    return cast(CursorResult[Any], result).rowcount or 0
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table (the ORM types `__table__` as any FROM clause)."""
+    return cast(Table, model.__table__)

@@ -25,7 +25,7 @@ from sqlalchemy import JSON, DateTime, Index, Integer, String, and_, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state.database import Base, StateDB, StateError, utcnow
+from bot.state.database import Base, StateDB, StateError, rows_changed, utcnow
 
 class ProcessedEventRow(Base):
     """Platform event ids already handled, so a retried delivery is answered once."""
@@ -111,7 +111,7 @@ class InboundQueue:
                 .values(status=PROCESSING, lease_until=now + timedelta(seconds=self.lease_seconds),
                         attempts=InboundEventRow.attempts + 1, updated_at=now)
                 .execution_options(synchronize_session=False))
-            if result.rowcount != 1:
+            if rows_changed(result) != 1:
                 return None
             return s.get(InboundEventRow, key)
 

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -33,7 +33,7 @@ from sqlalchemy import JSON, DateTime, Integer, MetaData, String, Table, delete,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.settings import RetentionSettings
-from bot.state.database import Base, StateDB, aware, utcnow
+from bot.state.database import Base, StateDB, aware, rows_changed, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _json_value(value: Any) -> str:
 
 
 def _row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (aware(v).isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {k: (v.replace(tzinfo=v.tzinfo or timezone.utc).isoformat() if isinstance(v, datetime) else v)
+            for k, v in row.items()}
 
 
 @dataclass
@@ -239,7 +240,7 @@ class PrivacyStore:
             def gone(name: str, *where: Any) -> int:
                 if name not in tables:
                     return 0
-                return s.execute(delete(tables[name]).where(*where)).rowcount or 0
+                return rows_changed(s.execute(delete(tables[name]).where(*where)))
 
             if (c := cutoff(r.turns_days)) is not None and "turns" in tables:
                 turns = tables["turns"]
@@ -262,11 +263,11 @@ class PrivacyStore:
                     counts["processed_events"] = gone("processed_events", tables["processed_events"].c.created_at < c)
             if (c := cutoff(r.resolved_escalations_days)) is not None and "escalations" in tables:
                 esc = tables["escalations"]
-                old = [row.id for row in s.execute(select(esc.c.id).where(
+                resolved = [row.id for row in s.execute(select(esc.c.id).where(
                     esc.c.status == "resolved", func.coalesce(esc.c.resolved_at, esc.c.updated_at) < c))]
-                if old and "outbox" in tables:
-                    counts["outbox_rows"] = gone("outbox", tables["outbox"].c.escalation_id.in_(old))
-                counts["escalations"] = gone("escalations", esc.c.id.in_(old)) if old else 0
+                if resolved and "outbox" in tables:
+                    counts["outbox_rows"] = gone("outbox", tables["outbox"].c.escalation_id.in_(resolved))
+                counts["escalations"] = gone("escalations", esc.c.id.in_(resolved)) if resolved else 0
             if (c := cutoff(r.outbox_days)) is not None and "outbox" in tables:
                 box = tables["outbox"]
                 # The body goes; the row stays, so the delivery record (and its idempotency key) is kept.

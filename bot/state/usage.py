@@ -18,7 +18,7 @@ from sqlalchemy import DateTime, Float, Integer, String, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state.database import Base, StateDB, StateError, utcnow
+from bot.state.database import Base, StateDB, StateError, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class UsageLog:
         self.prices = {**DEFAULT_PRICES, **(prices or {})}
         # migrations/ (StateDB start-up) normally made the table; an install without migrations,
         # where create_all ran before this module was imported, gets it here. A no-op otherwise.
-        UsageRow.__table__.create(db.engine, checkfirst=True)
+        table_of(UsageRow).create(db.engine, checkfirst=True)
 
     def record(self, *, memory_key: str | None, model: str, prompt_tokens: int, completion_tokens: int,
                purpose: str = "reply") -> float | None:
@@ -110,7 +110,7 @@ class UsageLog:
             query = query.where(UsageRow.memory_key == memory_key)
         with self.db.session() as s:
             calls, prompt, completion, cost = s.execute(query).one()
-        return UsageTotals(int(calls), int(prompt), int(completion), float(cost))
+        return UsageTotals(int(calls), int(prompt), int(completion), float(cost or 0.0))
 
     def rows(self, memory_key: str) -> list[UsageRow]:
         """Every call of one conversation, oldest first."""

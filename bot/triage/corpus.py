@@ -47,7 +47,7 @@ def _parse_line(raw: str, where: str) -> Example:
     if len(text) > MAX_TEXT_CHARS:
         raise TriageConfigError(f"{where}: 'text' is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     try:
-        label = Category(category)
+        label = Category(str(category))
     except ValueError:
         names = ", ".join(c.value for c in LEARNED)
         raise TriageConfigError(f"{where}: unknown category {category!r}; use one of {names}") from None

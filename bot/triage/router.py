@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -61,10 +62,10 @@ class Decision:
     concerns: dict[Category, ConcernScore] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, category: Category, decided_by: DecidedBy, reason: str | None = None, **kw: object) -> "Decision":
+    def of(cls, category: Category, decided_by: DecidedBy, reason: str | None = None, **kw: Any) -> "Decision":
         """A decision for `category`, on its route, urgent when it is a concern."""
         kw.setdefault("urgent", category in CONCERNS)
-        return cls(ROUTE_OF[category], category, reason or REASONS[category], decided_by=decided_by, **kw)  # type: ignore[arg-type]
+        return cls(ROUTE_OF[category], category, reason or REASONS[category], decided_by=decided_by, **kw)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Triage:
         hits = self.rules.match(text)
         scores = self.model.route_probabilities(vector, text)
         concerns = self.model.concern_scores(vector, text)
-        extra = {"scores": scores, "concerns": concerns}
+        extra: dict[str, Any] = {"scores": scores, "concerns": concerns}
         concern = self._concern(hits, scores, concerns, extra)
         if concern is not None:
             return concern

@@ -160,7 +160,7 @@ def routes_of(probs: np.ndarray, concerns: ConcernParts, thresholds: Thresholds)
     """The route index (into ROUTES) the shipped decision gives each row, rules aside."""
     out = np.empty(len(probs), dtype=np.int64)
     concern_idx = [LEARNED.index(c) for c in CONCERNS]
-    fired = thresholds.fired(concerns).any(axis=1)
+    fired: np.ndarray = np.asarray(thresholds.fired(concerns).any(axis=1))
     for i, row in enumerate(probs):
         if int(row.argmax()) in concern_idx or fired[i]:
             out[i] = ROUTES.index(Route.INTEGRATOR)
