@@ -222,7 +222,10 @@ def score(rows: list[dict], sent: dict[str, list[str]]) -> dict:
                     examples[exit_].append(f"{p['kind']}: {p['value']!r}")
             for tool in row.get("tools", []) if exit_ not in NO_MESSAGE_TEXT else []:
                 tools[exit_][0] += 1
-                tools[exit_][1] += tool_kept(tool, out)
+                kept = tool_kept(tool, out)
+                tools[exit_][1] += kept
+                if not kept:
+                    examples[exit_].append(f"tool masked: {tool!r} in {out[:120]!r}")
     return {"table": table, "tools": tools, "examples": examples}
 
 
@@ -279,7 +282,7 @@ def main() -> None:
         print_table(f"{mode} a roster (masker {result['mask_ms_per_message']} ms/message)", result)
         for exit_, found in result["examples"].items():
             for line in found[: args.show]:
-                print(f"  {exit_} leaked {line}")
+                print(f"  {exit_} {'lost' if line.startswith('tool') else 'leaked'} {line}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=list))
 

@@ -21,10 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from presidio_anonymizer.entities import OperatorConfig
-from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
-
 from bot.privacy.kinds import PRIORITY, Kind
+from bot.privacy.tools import glossary_tools, school_tools, tool_matcher
 from bot.privacy.roster import Roster, digest, fold
 from bot.settings import Settings
 
@@ -107,8 +105,8 @@ def shared_masker(settings: Settings) -> Masker:
     with _SHARED_LOCK:
         if key not in _SHARED:
             roster = Roster.load(settings.data_dir)
-            _SHARED[key] = Masker(tools=glossary_tools(settings.config_dir / "tool-glossary.yaml")
-                                  + list(settings.masking.allow), roster=roster)
+            _SHARED[key] = Masker(tools=school_tools(settings.config_dir, settings.data_dir, settings.masking.allow),
+                                  roster=roster)
         return _SHARED[key]
 
 
@@ -189,16 +187,6 @@ def _census_names() -> tuple[frozenset[str], frozenset[str]]:
     return read("dist.female.first", 10_000) | read("dist.male.first", 10_000), read("dist.all.last", 40_000)
 
 
-def glossary_tools(path: Path) -> list[str]:
-    """Tool names from the school's tool glossary (`config/tool-glossary.yaml`), keys only."""
-    if not path.exists():
-        return []
-    import yaml
-
-    data = yaml.safe_load(path.read_text()) or {}
-    return [str(k) for k in data] if isinstance(data, dict) else []
-
-
 class Masker:
     """Replaces names, e-mails, phones, addresses, student numbers and class codes with placeholders.
 
@@ -208,11 +196,8 @@ class Masker:
 
     def __init__(self, extra_names: list[str] | None = None, *, tools: Iterable[str] = (),
                  roster: Roster | None = None, model: str = SPACY_MODEL, salt: bytes = b"") -> None:
-        from bot.privacy.recognizers import SchoolNameRecognizer, SchoolPatternRecognizer, tool_matcher
-
         self.extra_names = [n for n in (extra_names or []) if n.strip()]
-        self.analyzer = load_analyzer(model)
-        self.words = _english_words(model)
+        self.model = model
         self.roster = roster if roster is not None and len(roster) else None
         self.salt = roster.salt if roster is not None else salt
         all_tools = sorted({t.strip().lower() for t in [*DEFAULT_ALLOW, *tools] if t.strip()}, key=len, reverse=True)
@@ -220,15 +205,30 @@ class Masker:
         # Where a tool's name stands in a text, no name does: "Book Creator", "Dr Frost Maths".
         self._tool_re = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(t) for t in all_tools) + r")(?![\w-])",
                                    re.IGNORECASE)
-        first, last = _census_names()
-        self.first_names = first
-        self.common = _common_words(model, first | last)
-        self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
-                                           is_common=self.common.__contains__,
-                                           on_roster=self._on_roster if self.roster else None,
-                                           first_names=first, surnames=last)
-        self._patterns = SchoolPatternRecognizer()
         self._lock = threading.Lock()  # the spaCy pipeline is shared by the bot's threads
+        self._loaded = False
+
+    def _load(self) -> None:
+        """Load the spaCy pipeline and word lists on first use, so start-up and non-text paths stay fast."""
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            # Presidio and spaCy are imported here, not at start-up: importing them alone takes seconds.
+            from bot.privacy.recognizers import SchoolNameRecognizer, SchoolPatternRecognizer
+
+            self.analyzer = load_analyzer(self.model)
+            self._patterns = SchoolPatternRecognizer()
+            self.words = _english_words(self.model)
+            first, last = _census_names()
+            self.first_names = first
+            self.common = _common_words(self.model, first | last)
+            self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
+                                               is_common=self.common.__contains__,
+                                               on_roster=self._on_roster if self.roster else None,
+                                               first_names=first, surnames=last)
+            self._loaded = True
 
     # -- public interface ----------------------------------------------------------------------
 
@@ -269,6 +269,7 @@ class Masker:
         """The private spans of `text` as (start, end, kind), without overlaps, in order."""
         if not text.strip():
             return []
+        self._load()
         with self._lock:
             artifacts = self.analyzer.nlp_engine.process_text(text, "en")
             results = self.analyzer.analyze(text, language="en", entities=_PRESIDIO, nlp_artifacts=artifacts,
@@ -433,6 +434,11 @@ class Masker:
                         and not any(a < m.end() and m.start() < b for a, b in phrases):
                     extra.append((m.start(), m.end(), Kind.NAME))
         spans = _resolve(spans + extra)
+        if not spans:
+            return text
+        from presidio_anonymizer.entities import OperatorConfig
+        from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
+
         first_names = {n.split()[0]: n for n in sorted(names, key=len) if " " in n}
         # Placeholders are chosen in reading order (so [NAME-1] is the first person named); Presidio's
         # anonymizer then writes them in.

@@ -17,6 +17,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from bot.privacy.kinds import Kind
+from bot.privacy.tools import tool_matcher  # noqa: F401  (where the masker's callers found it)
 
 # -- patterns ------------------------------------------------------------------------------------
 
@@ -297,21 +298,6 @@ def _person_slot(doc, i: int) -> bool:  # noqa: ANN001
             and doc[i + 2].pos_ == "PROPN":
         return True
     return False
-
-
-def tool_matcher(tools: Iterable[str]) -> Callable[[str], bool]:
-    """A test for "is this span a tool or app name" from the school's vocabulary, any case."""
-    words: set[str] = set()
-    for tool in tools:
-        t = tool.strip().lower()
-        if t:
-            words.add(t)
-
-    def is_tool(span: str) -> bool:
-        s = span.strip().lower().rstrip("'’s").strip()
-        return s in words or span.strip().lower() in words
-
-    return is_tool
 
 
 def word_matcher(words: Collection[str]) -> Callable[[str], bool]:
