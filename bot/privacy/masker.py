@@ -57,7 +57,7 @@ DEFAULT_ALLOW = (
     "clips", "padlet", "seesaw", "canva", "scratch", "kahoot", "quizizz", "blooket", "nearpod", "classdojo",
     "class dojo", "minecraft", "minecraft education", "sphero", "tinkercad", "micro:bit", "jamboard", "chatgpt",
     "gemini", "copilot", "claude", "wakelet", "mentimeter", "slido", "edpuzzle", "loom", "screencastify",
-    "book creator", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
+    "book creator", "otter", "otter.ai", "mote", "gimkit", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
 )
 
 
