@@ -361,6 +361,10 @@ class Masker:
             return start, start
         words = list(re.finditer(r"[^\s,;:()]+", value))
         keep = [w for w in words if not self._not_a_name(w.group(0))]
+        # spaCy sometimes takes the verb before a name into it ("remove Sam"): a lower-case common word leads no name.
+        while len(keep) > 1 and keep[0].group(0).islower() and keep[0].group(0) in self.common \
+                and keep[0].group(0) not in self.first_names and not self._on_roster(keep[0].group(0)):
+            keep.pop(0)
         if not keep:
             return start, start
         return start + keep[0].start(), start + keep[-1].end()

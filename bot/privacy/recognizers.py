@@ -32,14 +32,14 @@ NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", 
 STUDENT_CUE = re.compile(
     r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:id|no|num|number|#)\.?"
     r"|\bupn|\bsn|\bsis|\bid|\bstudent\s+number|\bpupil\s+number)"
-    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,2}\d[\dA-Z-]{2,})\b")
+    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,2}-?\d[\dA-Z-]{2,})\b")
 # "#4471209": a number of four or more digits after a hash, unless it is a ticket's, a room's or a page's.
 HASH_NUMBER = re.compile(r"(?<![\w&#])#\s?(\d{4,})\b")
 NOT_HASH = re.compile(r"(?i:\b(?:ticket|issue|case|ref|reference|order|invoice|incident|request|room|page|slide|"
                       r"question|step|item|pr|job|version|build|error|code)s?\s*(?:no\.?|number)?\s*$)")
 # "homeroom 204", "tutor group 9W": the number after a class cue is the class, not a room or a count.
 CLASS_CUE = re.compile(r"(?i:\b(?:home\s?room|tutor\s+group|form\s+group|registration\s+group|reg\s+group|"
-                       r"advisory|roll\s+class)\s+)(\d{1,4}[A-Z]{0,2}\d?)\b")
+                       r"advisory|roll\s+class)\s+)([A-Z]?\d{1,4}[A-Z]{0,2}\d?)\b")
 # "Year 8 set 2", "Yr 10 group 3": a year with its set is one class; "Year 9" alone is a year group.
 YEAR_SET = re.compile(r"(?i:\b(?:year|yr|y|grade)\s?\d{1,2}\s+(?:set|group|band|stream|class)\s+\d{1,2}[a-z]?)\b")
 UPN = re.compile(r"\b[A-Z]\d{12}\b")
@@ -84,7 +84,7 @@ DEVICE_WORDS = frozenset(
 # Words after which a person often stands: "sat with Thandeka", "a seat for Daniyal", "give Abdi".
 PERSON_CUES = frozenset(
     "for with and & helping help helped give gave tell ask asked thank thanks email emailed ring rang call phone "
-    "meet met paired pair beside behind near".split())
+    "meet met paired pair beside behind near both let remove add move unlock including except besides".split())
 # Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
 TITLES = frozenset("mr mrs ms miss mx dr sir".split())
 
