@@ -255,6 +255,14 @@ def test_roster_matches_across_accents_and_possessives(tmp_path):
     assert "Kami" in out
 
 
+def test_a_product_is_kept_even_where_a_listed_student_shares_its_name(tmp_path):
+    roster = Roster.load(tmp_path)
+    roster.add(["Jamie Clever", "Flip Smith"])
+    out = Masker(roster=roster).mask("Jamie Clever lost his Clever badge; Flip Smith can't record in Flip").text
+    assert "Jamie" not in out and "Smith" not in out
+    assert "Clever badge" in out and "in Flip" in out, out
+
+
 def test_product_names_from_knowledge_entries_and_the_built_in_list_are_kept(tmp_path):
     from bot.privacy.masker import shared_masker
 

@@ -295,7 +295,8 @@ class Masker:
         spans = [s for s in spans if not (s[2] is Kind.NAME and (
             self._tool_context(text, s[0], s[1])
             or any(a < s[1] and s[0] < b for a, b in phrases)
-            or (any(a < s[1] and s[0] < b for a, b in tools) and not self._on_roster(text[s[0]:s[1]]))))]
+            or (any(a < s[1] and s[0] < b for a, b in tools)
+                and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]])))))]
         return _join_names(text, self._widen_names(text, _resolve(spans)))
 
     def _tool_context(self, text: str, start: int, end: int) -> bool:
@@ -359,7 +360,7 @@ class Masker:
     def _trim_name(self, text: str, start: int, end: int) -> tuple[int, int]:
         """Drop tool names, titles and non-name words at the edges of a PERSON span."""
         value = text[start:end]
-        if self.tools(value) and not self._on_roster(value):
+        if self.tools(value):  # a product is never a name, even where a listed student shares it
             return start, start
         words = list(re.finditer(r"[^\s,;:()]+", value))
         keep = [w for w in words if not self._not_a_name(w.group(0))]
@@ -431,7 +432,8 @@ class Masker:
                 continue
             flags = re.IGNORECASE if name.islower() or self._on_roster(name) else 0
             for m in re.finditer(rf"(?<![\w\[-]){re.escape(name)}(?![\w-])", text, flags):
-                if self._on_roster(name) or not any(a < m.end() and m.start() < b for a, b in tools):
+                if (self._on_roster(name) and not self.tools(name)) \
+                        or not any(a < m.end() and m.start() < b for a, b in tools):
                     extra.append((m.start(), m.end(), Kind.NAME))
         if self.roster is not None:
             phrases = [(a, b) for a, b in tools if " " in text[a:b]]
