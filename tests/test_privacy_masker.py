@@ -187,6 +187,8 @@ def test_remote_embeddings_receive_masked_text_only(tmp_path, openai_server):  #
     ("Reset request for #4471 please, Canva keeps logging him out", ["4471"]),
     ("enrolment no 8821 and roll number 4410 both need Kami", ["8821", "4410"]),
     ("Student ID: A-2043 was in homeroom B12 last year", ["A-2043"]),
+    ("Students 4401 & 4402 have duplicate Seesaw accounts", ["4401", "4402"]),
+    ("student IDs 3301, 3302 and 3303 were merged", ["3301", "3302", "3303"]),
 ])
 def test_student_numbers_after_more_cues(masker, text, private):
     out = masked(masker, text)
@@ -226,6 +228,7 @@ def test_year_groups_devices_and_sizes_are_not_classes_or_names(masker):
     ("helping björn and élodie with the Padlet", ["björn", "élodie"]),
     ("can you give Daniyal a Gimkit Pro seat?", ["Daniyal"]),
     ("Both Yusra and her cousin Mariam were locked out of Seesaw", ["Yusra", "Mariam"]),
+    ("Can you reset a Seesaw password? It's for one of mine, Keziah.", ["Keziah"]),
     ("Talked with Thandeka about using Canva for her portfolio", ["Thandeka"]),
     ("Dvořák twins in 8M share one laptop, Seesaw keeps mixing them up", ["Dvořák"]),
     ("Şule Yılmaz's parents emailed about Canva sharing", ["Şule", "Yılmaz"]),
@@ -242,6 +245,8 @@ def test_names_after_person_cues_and_with_diacritics(masker, text, private):
 
 def test_the_verb_before_a_name_is_not_masked_with_it(masker):
     assert masked(masker, "Please remove Sam from Seesaw") == "Please remove [NAME-1] from Seesaw"
+    assert masked(masker, "Yes, Canva.") == "Yes, Canva."
+    assert masked(masker, "pupil num 2231 needs Kami") == "pupil num [ID-1] needs Kami"
 
 
 def test_roster_matches_across_accents_and_possessives(tmp_path):

@@ -39,7 +39,8 @@ NOT_NAMES = frozenset(
     "july september october november december year grade yr gr reception kindergarten english maths math "
     "science history geography french spanish german art music pe drama computing ict hi hello hey thanks thank "
     "ok okay please sorry mr mrs ms miss sir dr mum mom dad the a an and but so my our we they she he his her "
-    "their team staff class teacher head deputy senco sen ehcp iep send dsl ta lsa it itself help urgent".split())
+    "their team staff class teacher head deputy senco sen ehcp iep send dsl ta lsa it itself help urgent "
+    "yes yeah yep nope nah idk tbh btw fyi lol omg imo".split())
 # Tools and devices named in chat that are not in the tool glossary (config/tool-glossary.yaml adds more).
 DEFAULT_ALLOW = (
     "google", "google classroom", "google drive", "google docs", "google slides", "google sheets", "google meet",

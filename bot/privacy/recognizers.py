@@ -30,9 +30,12 @@ NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", 
                        "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
 STUDENT_CUE = re.compile(
-    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:id|no|num|number|#)\.?"
-    r"|\bupn|\bsn|\bsis|\bid|\bstudent\s+number|\bpupil\s+number)"
+    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|#)\.?"
+    r"|\bupn|\bsn|\bsis|\bids?|\bstudent\s+number|\bpupil\s+number)"
     r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,2}-?\d[\dA-Z-]{2,})\b")
+# "students 4401 & 4402": numbers right after a plural or singular student word, and the ones joined to them.
+STUDENT_WORD = re.compile(r"(?i:\b(?:students?|pupils?|learners?)\s+#?)(\d{3,})\b")
+JOINED_NUMBER = re.compile(r"\s*(?:,|&|\band\b|\bor\b)\s*#?([A-Z]{0,2}-?\d{3,})\b")
 # "#4471209": a number of four or more digits after a hash, unless it is a ticket's, a room's or a page's.
 HASH_NUMBER = re.compile(r"(?<![\w&#])#\s?(\d{4,})\b")
 NOT_HASH = re.compile(r"(?i:\b(?:ticket|issue|case|ref|reference|order|invoice|incident|request|room|page|slide|"
@@ -74,7 +77,7 @@ CHAT_WORDS = frozenset(
     "username usernames url urls pdf pdfs usb hdmi lol ok okay pls plz thx tbh btw asap fyi imo iirc lmk idk omg "
     "hw homework uni sen senco ehcp iep ks1 ks2 ks3 ks4 yr yrs chromebook chromebooks wifi bluetooth dm dms gif gifs "
     "emoji emojis selfie selfies vid vids smartboard whiteboard touchscreen trackpad webcam headphones headset "
-    "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru id ids upn sis".split())
+    "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru id ids upn sis num no nos number".split())
 # Things that "keep crashing" at the start of a chat message; never a person.
 DEVICE_WORDS = frozenset(
     "projector printer laptop screen board tablet computer pc phone keyboard mouse speaker camera internet network "
@@ -115,8 +118,12 @@ class SchoolPatternRecognizer(EntityRecognizer):
         for m in CLASS_CODE.finditer(text):
             if m.group(0).upper() not in NOT_CLASS and not _is_time_or_date(text, m.start(), m.end()):
                 out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.7, name))
-        for m in STUDENT_CUE.finditer(text):
+        for m in [*STUDENT_CUE.finditer(text), *STUDENT_WORD.finditer(text)]:
             out.append(_result(Kind.STUDENT_NUMBER, m.start(1), m.end(1), 0.95, name))
+            end = m.end()
+            while (joined := JOINED_NUMBER.match(text, end)) is not None:  # "IDs 4471 and 4472"
+                out.append(_result(Kind.STUDENT_NUMBER, joined.start(1), joined.end(1), 0.9, name))
+                end = joined.end()
         for m in HASH_NUMBER.finditer(text):
             if not NOT_HASH.search(text[max(0, m.start() - 30):m.start()]):
                 out.append(_result(Kind.STUDENT_NUMBER, m.start(1), m.end(1), 0.8, name))
@@ -263,8 +270,9 @@ class SchoolNameRecognizer(EntityRecognizer):
             if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
                 continue
-            if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", "."} \
-                    and any(t.lower_ in NAME_CUES for t in doc[max(0, i - 7):i]):
+            if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", ".", "!", "?"} \
+                    and (any(t.lower_ in NAME_CUES | {"mine", "ours"} for t in doc[max(0, i - 7):i])
+                         or (unknown and not self.is_tool(tok.text))):
                 found[i] = 0.7  # "The new girl in 5P, Paisley, needs ..."
                 continue
             if i == tok.sent.start and tok.tag_ in {"NN", "NNP"} and _verb_next(doc, i) and low not in DEVICE_WORDS \
