@@ -21,10 +21,9 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bot.privacy.kinds import PRIORITY, Kind
-from bot.privacy.tools import glossary_tools, school_tools, tool_matcher
+from bot.privacy.tools import school_tools, tool_matcher
 from bot.privacy.roster import Roster, digest, fold
 from bot.settings import Settings
 
