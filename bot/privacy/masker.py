@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bot.privacy.kinds import PRIORITY, Kind
-from bot.privacy.tools import school_tools, tool_matcher
 from bot.privacy.roster import Roster, digest, fold
+from bot.privacy.tools import school_tools, tool_matcher
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
