@@ -222,7 +222,7 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
         db = StateDB(settings.state_url)
     except StateError as exc:
         raise StartupError(str(exc)) from None
-    shared_masker(settings)  # every exit masks with this one; the spaCy pipeline loads once, here
+    shared_masker(settings)  # every exit masks with this one; its spaCy pipeline loads on the first text
     retriever = make_retriever(settings, store)
     triage = make_triage(settings, retriever)
     if settings.llm_enabled and (composer is None or settings.openai.llm_triage):

@@ -222,7 +222,10 @@ def score(rows: list[dict], sent: dict[str, list[str]]) -> dict:
                     examples[exit_].append(f"{p['kind']}: {p['value']!r}")
             for tool in row.get("tools", []) if exit_ not in NO_MESSAGE_TEXT else []:
                 tools[exit_][0] += 1
-                tools[exit_][1] += tool_kept(tool, out)
+                kept = tool_kept(tool, out)
+                tools[exit_][1] += kept
+                if not kept:
+                    examples[exit_].append(f"tool masked: {tool!r} in {out[:120]!r}")
     return {"table": table, "tools": tools, "examples": examples}
 
 
@@ -265,6 +268,8 @@ def main() -> None:
             run = Run(Path(tmp), exits, names)
             try:
                 started = time.perf_counter()
+                run.masker.mask("Warm-up for Sam in 4B")  # the language pipeline loads on first use: not timed per message
+                load_seconds = time.perf_counter() - started
                 t0 = time.perf_counter()
                 for t in texts:
                     run.masker.mask(t)
@@ -272,14 +277,16 @@ def main() -> None:
                 sent = run.sent(texts)
                 result = score(rows, sent)
                 result["mask_ms_per_message"] = round(per_message, 1)
+                result["load_seconds"] = round(load_seconds, 2)
                 result["seconds"] = round(time.perf_counter() - started, 1)
             finally:
                 run.close()
         results[mode] = result
-        print_table(f"{mode} a roster (masker {result['mask_ms_per_message']} ms/message)", result)
+        print_table(f"{mode} a roster (masker {result['mask_ms_per_message']} ms/message, "
+                    f"{result['load_seconds']} s to load)", result)
         for exit_, found in result["examples"].items():
             for line in found[: args.show]:
-                print(f"  {exit_} leaked {line}")
+                print(f"  {exit_} {'lost' if line.startswith('tool') else 'leaked'} {line}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=list))
 

@@ -177,3 +177,126 @@ def test_remote_embeddings_receive_masked_text_only(tmp_path, openai_server):  #
     for value in ("olivia", "4B", "07700 900123", "example.org"):
         assert value not in sent
     assert "[NAME-" in sent and "Padlet" in sent
+
+
+# -- issue 15: leaks found by the second planted set ------------------------------------------------
+
+@pytest.mark.parametrize("text, private", [
+    ("Her student id is 3098, she's on Otter for captions", ["3098"]),
+    ("Admission number 4471 hasn't been added to Arbor yet", ["4471"]),
+    ("Reset request for #4471 please, Canva keeps logging him out", ["4471"]),
+    ("enrolment no 8821 and roll number 4410 both need Kami", ["8821", "4410"]),
+    ("Student ID: A-2043 was in homeroom B12 last year", ["A-2043"]),
+    ("Students 4401 & 4402 have duplicate Seesaw accounts", ["4401", "4402"]),
+    ("student IDs 3301, 3302 and 3303 were merged", ["3301", "3302", "3303"]),
+])
+def test_student_numbers_after_more_cues(masker, text, private):
+    out = masked(masker, text)
+    for value in private:
+        assert value not in out, f"{value!r} left in {out!r}"
+    assert "[ID-" in out
+
+
+def test_the_word_id_after_student_is_not_a_name(masker):
+    out = masked(masker, "pupil no. 3321, SIS number 00234, student ID 20431")
+    assert "ID [ID-" in out and "[NAME-" not in out, out
+
+
+@pytest.mark.parametrize("text, private", [
+    ("homeroom 204 has no working projector, and the kids need Seesaw", ["204"]),
+    ("Year 8 set 2 keep getting kicked out of Nearpod", ["Year 8 set 2", "set 2"]),
+    ("Year 7 set 1 and Yr 10 group 3 share the Desmos class", ["set 1", "group 3"]),
+    ("he was in homeroom B12 last year", ["B12"]),
+])
+def test_class_codes_after_class_cues(masker, text, private):
+    out = masked(masker, text)
+    for value in private:
+        assert value not in out, f"{value!r} left in {out!r}"
+    assert "[CLASS-" in out
+
+
+def test_year_groups_devices_and_sizes_are_not_classes_or_names(masker):
+    text = ("We have 30 iPads for Year 9 but Y7, P6 and Grade 5 use Windows 11 and Office 365; "
+            "the projector in room 204 does 4K, the hotspot is 5G, 3D prints on A4")
+    assert masked(masker, text) == text
+
+
+@pytest.mark.parametrize("text, private", [
+    ("Can you make a new Blooket account for Jayden?", ["Jayden"]),
+    ("working with zara on Canva today, her templates vanished", ["zara"]),
+    ("told me that mason had posted his password on the Padlet", ["mason"]),
+    ("helping björn and élodie with the Padlet", ["björn", "élodie"]),
+    ("can you give Daniyal a Gimkit Pro seat?", ["Daniyal"]),
+    ("Both Yusra and her cousin Mariam were locked out of Seesaw", ["Yusra", "Mariam"]),
+    ("Can you reset a Seesaw password? It's for one of mine, Keziah.", ["Keziah"]),
+    ("Talked with Thandeka about using Canva for her portfolio", ["Thandeka"]),
+    ("Dvořák twins in 8M share one laptop, Seesaw keeps mixing them up", ["Dvořák"]),
+    ("Şule Yılmaz's parents emailed about Canva sharing", ["Şule", "Yılmaz"]),
+    ("Nguyễn's parents don't speak English, can Seesaw translate messages?", ["Nguyễn"]),
+])
+def test_names_after_person_cues_and_with_diacritics(masker, text, private):
+    out = masked(masker, text)
+    for value in private:
+        assert not re.search(rf"(?<![\w\[]){re.escape(value)}(?!\w)", out), f"{value!r} left in {out!r}"
+    for tool in ("Blooket", "Canva", "Padlet", "Gimkit", "Seesaw"):
+        if tool in text:
+            assert tool in out, f"{tool} was masked: {out}"
+
+
+def test_the_verb_before_a_name_is_not_masked_with_it(masker):
+    assert masked(masker, "Please remove Sam from Seesaw") == "Please remove [NAME-1] from Seesaw"
+    assert masked(masker, "Yes, Canva.") == "Yes, Canva."
+    assert masked(masker, "pupil num 2231 needs Kami") == "pupil num [ID-1] needs Kami"
+
+
+def test_roster_matches_across_accents_and_possessives(tmp_path):
+    roster = Roster.load(tmp_path)
+    roster.add(["Małgorzata Wiśniewski", "Maya Lee"])
+    assert "Maya's" in roster and "maya’s" in roster and "Malgorzata" in roster and "WISNIEWSKI" in roster
+    assert "Mayas" not in roster
+    out = Masker(roster=roster).mask("malgorzata lent maya's Kami login to Wisniewski").text
+    for value in ("malgorzata", "maya", "Wisniewski"):
+        assert value.lower() not in out.lower(), out
+    assert "Kami" in out
+
+
+def test_a_product_is_kept_even_where_a_listed_student_shares_its_name(tmp_path):
+    roster = Roster.load(tmp_path)
+    roster.add(["Jamie Clever", "Flip Smith"])
+    out = Masker(roster=roster).mask("Jamie Clever lost his Clever badge; Flip Smith can't record in Flip").text
+    assert "Jamie" not in out and "Smith" not in out
+    assert "Clever badge" in out and "in Flip" in out, out
+
+
+def test_product_names_from_knowledge_entries_and_the_built_in_list_are_kept(tmp_path):
+    from bot.privacy.masker import shared_masker
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "tool.md").write_text("---\nid: x\ntitle: X\ntags: [feedback, Quillsy, Mote]\n---\nBody.\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "kb-source.json").write_text(json.dumps({"source": str(folder)}))
+    forget_shared_maskers()
+    try:
+        masker = shared_masker(Settings(data_dir=data, config_dir=CONFIG_DIR))
+        texts = ["Is Otter allowed under our data protection policy?", "We're planning with Mote in Year 4",
+                 "Please unlock Quillsy for Beatriz", "Clever, Kami, Flip and Gimkit are approved"]
+        outs = [masker.mask(t).text for t in texts]
+    finally:
+        forget_shared_maskers()
+    assert outs[0] == texts[0] and outs[1] == texts[1] and outs[3] == texts[3], outs
+    assert "Quillsy" in outs[2] and "Beatriz" not in outs[2]
+
+
+def test_the_language_pipeline_loads_on_first_use_only():
+    import subprocess
+    import sys
+
+    code = ("import sys; from bot.privacy.masker import Masker; m = Masker(); m.mask(''); m.mask_many(['', ' ']); "
+            "assert not {'spacy', 'presidio_analyzer', 'presidio_anonymizer'} & set(sys.modules), "
+            "sorted(k for k in sys.modules if k.startswith(('spacy', 'presidio')))[:5]; "
+            "assert m.mask('Maya in 4B').text == '[NAME-1] in [CLASS-1]'")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

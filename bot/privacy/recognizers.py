@@ -11,12 +11,14 @@ already made, so a message is parsed once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from bot.privacy.kinds import Kind
+from bot.privacy.roster import fold_name
+from bot.privacy.tools import tool_matcher  # noqa: F401  (where the masker's callers found it)
 
 # -- patterns ------------------------------------------------------------------------------------
 
@@ -28,8 +30,21 @@ NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", 
                        "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
 STUDENT_CUE = re.compile(
-    r"(?i:\b(?:student|pupil|learner)\s*(?:id|no|num|number|#)\.?|\bupn|\bsn|\bid|\bstudent\s+number|\bpupil\s+number"
-    r"|\bcandidate\s+(?:no|number))\s*[:#]?\s*([A-Z]{0,2}\d[\dA-Z-]{2,})\b")
+    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|#)\.?"
+    r"|\bupn|\bsn|\bsis|\bids?|\bstudent\s+number|\bpupil\s+number)"
+    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,2}-?\d[\dA-Z-]{2,})\b")
+# "students 4401 & 4402": numbers right after a plural or singular student word, and the ones joined to them.
+STUDENT_WORD = re.compile(r"(?i:\b(?:students?|pupils?|learners?)\s+#?)(\d{3,})\b")
+JOINED_NUMBER = re.compile(r"\s*(?:,|&|\band\b|\bor\b)\s*#?([A-Z]{0,2}-?\d{3,})\b")
+# "#4471209": a number of four or more digits after a hash, unless it is a ticket's, a room's or a page's.
+HASH_NUMBER = re.compile(r"(?<![\w&#])#\s?(\d{4,})\b")
+NOT_HASH = re.compile(r"(?i:\b(?:ticket|issue|case|ref|reference|order|invoice|incident|request|room|page|slide|"
+                      r"question|step|item|pr|job|version|build|error|code)s?\s*(?:no\.?|number)?\s*$)")
+# "homeroom 204", "tutor group 9W": the number after a class cue is the class, not a room or a count.
+CLASS_CUE = re.compile(r"(?i:\b(?:home\s?room|tutor\s+group|form\s+group|registration\s+group|reg\s+group|"
+                       r"advisory|roll\s+class)\s+)([A-Z]?\d{1,4}[A-Z]{0,2}\d?)\b")
+# "Year 8 set 2", "Yr 10 group 3": a year with its set is one class; "Year 9" alone is a year group.
+YEAR_SET = re.compile(r"(?i:\b(?:year|yr|y|grade)\s?\d{1,2}\s+(?:set|group|band|stream|class)\s+\d{1,2}[a-z]?)\b")
 UPN = re.compile(r"\b[A-Z]\d{12}\b")
 LONG_NUMBER = re.compile(r"(?<![\d.,:/-])\d{5,}(?![\d.,:/]\d)")
 # Phone numbers as written in the UK, US and Australia (and +CC international), 8+ digits.
@@ -62,13 +77,17 @@ CHAT_WORDS = frozenset(
     "username usernames url urls pdf pdfs usb hdmi lol ok okay pls plz thx tbh btw asap fyi imo iirc lmk idk omg "
     "hw homework uni sen senco ehcp iep ks1 ks2 ks3 ks4 yr yrs chromebook chromebooks wifi bluetooth dm dms gif gifs "
     "emoji emojis selfie selfies vid vids smartboard whiteboard touchscreen trackpad webcam headphones headset "
-    "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru".split())
+    "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru id ids upn sis num no nos number".split())
 # Things that "keep crashing" at the start of a chat message; never a person.
 DEVICE_WORDS = frozenset(
     "projector printer laptop screen board tablet computer pc phone keyboard mouse speaker camera internet network "
     "server account password display tv monitor charger app website site sound audio video microphone tablet "
     "everything nothing something everyone someone nobody anyone homework lesson class school wifi ipad "
     "chromebook device software update system page link file folder document doc slide sheet form quiz".split())
+# Words after which a person often stands: "sat with Thandeka", "a seat for Daniyal", "give Abdi".
+PERSON_CUES = frozenset(
+    "for with and & helping help helped give gave tell ask asked thank thanks email emailed ring rang call phone "
+    "meet met paired pair beside behind near both let remove add move unlock including except besides".split())
 # Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
 TITLES = frozenset("mr mrs ms miss mx dr sir".split())
 
@@ -99,8 +118,19 @@ class SchoolPatternRecognizer(EntityRecognizer):
         for m in CLASS_CODE.finditer(text):
             if m.group(0).upper() not in NOT_CLASS and not _is_time_or_date(text, m.start(), m.end()):
                 out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.7, name))
-        for m in STUDENT_CUE.finditer(text):
+        for m in [*STUDENT_CUE.finditer(text), *STUDENT_WORD.finditer(text)]:
             out.append(_result(Kind.STUDENT_NUMBER, m.start(1), m.end(1), 0.95, name))
+            end = m.end()
+            while (joined := JOINED_NUMBER.match(text, end)) is not None:  # "IDs 4471 and 4472"
+                out.append(_result(Kind.STUDENT_NUMBER, joined.start(1), joined.end(1), 0.9, name))
+                end = joined.end()
+        for m in HASH_NUMBER.finditer(text):
+            if not NOT_HASH.search(text[max(0, m.start() - 30):m.start()]):
+                out.append(_result(Kind.STUDENT_NUMBER, m.start(1), m.end(1), 0.8, name))
+        for m in CLASS_CUE.finditer(text):
+            out.append(_result(Kind.CLASS_CODE, m.start(1), m.end(1), 0.9, name))
+        for m in YEAR_SET.finditer(text):
+            out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.9, name))
         for m in UPN.finditer(text):
             out.append(_result(Kind.STUDENT_NUMBER, m.start(), m.end(), 0.9, name))
         for m in ADDRESS.finditer(text):
@@ -157,7 +187,8 @@ class SchoolNameRecognizer(EntityRecognizer):
 
         def nameish(tok) -> bool:  # noqa: ANN001  (a spaCy token)
             w = tok.text
-            if not w[:1].isalpha() or len(w) < 2 or self.is_tool(w) or tok.like_url or tok.like_email:
+            if not w[:1].isalpha() or len(w) < 2 or self.is_tool(w) or tok.like_url or tok.like_email \
+                    or any(c.isdigit() for c in w):  # "Y7", "P6", "KS3": year groups, not people
                 return False
             if w.lower() in TITLES or tok.is_stop or w.lower() in NAME_CUES or w.lower() in CHAT_WORDS:
                 return False
@@ -201,8 +232,21 @@ class SchoolNameRecognizer(EntityRecognizer):
             cap = tok.text[:1].isupper()
             if i in people:
                 continue
-            parts = [p for p in low.split("-") if p]
-            given = low in self.first_names or (len(parts) > 1 and parts[0] in self.first_names)
+            asc = fold_name(tok.text)  # "Zoë", "Şule", "Małgorzata" are looked up as "zoe", "sule", "malgorzata"
+            parts = [p for p in asc.split("-") if p]
+            given = asc in self.first_names or (len(parts) > 1 and parts[0] in self.first_names)
+            accented = not tok.text.isascii() and tok.text.isalpha()
+            # "Dvořák" folds to a word WordNet knows; as written, and as a name no common word shares, it is a person.
+            unknown = unknown_word(tok) and not self.is_common(asc)
+            if _after_person_cue(doc, i) and not tok.text.isupper() and (
+                    (given and not self.is_common(low)) or (unknown and (cap or accented or tok.pos_ == "PROPN"))):
+                found[i] = 0.7  # "for Ananya", "working with zara", "told me that mason", "helping björn"
+                surname_after(i, 0.7)
+                continue
+            if cap and accented and unknown and not self.is_tool(tok.text):
+                found[i] = 0.7  # "Dvořák twins", "Nguyễn's parents": English words seldom carry these letters
+                surname_after(i, 0.7)
+                continue
             if given and (not tok.is_stop or cap) and i == tok.sent.start and _verb_next(doc, i):
                 found[i] = 0.7  # "Will can't hear", "amber's parents", "ash keeps changing"
                 continue
@@ -212,13 +256,13 @@ class SchoolNameRecognizer(EntityRecognizer):
                 continue
             if given and not tok.is_stop and (not self.is_word(low) or (cap and _person_slot(doc, i))
                                              or (cap and i + 1 < len(doc) and doc[i + 1].text[:1].isupper()
-                                                 and doc[i + 1].lower_ in self.surnames)):
+                                                 and fold_name(doc[i + 1].text) in self.surnames)):
                 # A given name English does not otherwise use, in any case; "Grace" or "Will" only
                 # where a person stands, or before a surname.
                 found[i] = 0.75
                 surname_after(i, 0.75)
                 continue
-            if i + 1 < len(doc) and doc[i + 1].text[:1].isupper() == cap and doc[i + 1].lower_ in self.surnames \
+            if i + 1 < len(doc) and doc[i + 1].text[:1].isupper() == cap and fold_name(doc[i + 1].text) in self.surnames \
                     and (unknown_word(tok) or given) and tok.tag_ != "NNS" and not doc[i + 1].is_stop \
                     and (cap or not self.is_common(doc[i + 1].lower_)) and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
                 found[i] = found[i + 1] = 0.7  # "Aaliyah Robinson": an unknown word before a surname
@@ -226,8 +270,9 @@ class SchoolNameRecognizer(EntityRecognizer):
             if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
                 continue
-            if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", "."} \
-                    and any(t.lower_ in NAME_CUES for t in doc[max(0, i - 7):i]):
+            if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", ".", "!", "?"} \
+                    and (any(t.lower_ in NAME_CUES | {"mine", "ours"} for t in doc[max(0, i - 7):i])
+                         or (unknown and not self.is_tool(tok.text))):
                 found[i] = 0.7  # "The new girl in 5P, Paisley, needs ..."
                 continue
             if i == tok.sent.start and tok.tag_ in {"NN", "NNP"} and _verb_next(doc, i) and low not in DEVICE_WORDS \
@@ -264,6 +309,16 @@ class SchoolNameRecognizer(EntityRecognizer):
                 for i, score in sorted(found.items())]
 
 
+def _after_person_cue(doc, i: int) -> bool:  # noqa: ANN001
+    """The word before is one a person follows: 'with X', 'for X', 'told me (that) X'."""
+    j = i - 1
+    if j >= 1 and doc[j].lower_ == "that" and doc[j - 1].lower_ in {"me", "us"}:
+        j -= 1
+    if j >= 1 and doc[j].lower_ in {"me", "us"} and doc[j - 1].lower_ in {"told", "tells", "tell", "said", "asked"}:
+        return True
+    return j == i - 1 and j >= 0 and doc[j].lower_ in PERSON_CUES
+
+
 def _verb_next(doc, i: int) -> bool:  # noqa: ANN001
     """The next token is a finite verb, a modal or a possessive: 'X keeps', 'X can't', "X's"."""
     if i + 1 >= len(doc):
@@ -297,21 +352,6 @@ def _person_slot(doc, i: int) -> bool:  # noqa: ANN001
             and doc[i + 2].pos_ == "PROPN":
         return True
     return False
-
-
-def tool_matcher(tools: Iterable[str]) -> Callable[[str], bool]:
-    """A test for "is this span a tool or app name" from the school's vocabulary, any case."""
-    words: set[str] = set()
-    for tool in tools:
-        t = tool.strip().lower()
-        if t:
-            words.add(t)
-
-    def is_tool(span: str) -> bool:
-        s = span.strip().lower().rstrip("'’s").strip()
-        return s in words or span.strip().lower() in words
-
-    return is_tool
 
 
 def word_matcher(words: Collection[str]) -> Callable[[str], bool]:

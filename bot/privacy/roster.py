@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import unicodedata
 from collections.abc import Iterable
@@ -31,6 +32,17 @@ def fold(word: str) -> str:
     """Lower case, accents removed, curly apostrophes straightened: 'Lucía' and 'lucia' fold alike."""
     text = unicodedata.normalize("NFKD", word.replace("’", "'")).encode("ascii", "ignore").decode()
     return text.lower().strip(" .,'\"")
+
+
+# Letters Unicode does not decompose into a base letter and an accent: "Małgorzata", "Søren", "Yılmaz".
+_LETTERS = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ı": "i", "đ": "d", "Đ": "D", "ß": "ss",
+                          "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
+_POSSESSIVE = re.compile(r"(?:'s|s')$")
+
+
+def fold_name(word: str) -> str:
+    """`fold`, with the letters Unicode keeps whole spelt in ASCII too: 'Małgorzata' folds to 'malgorzata'."""
+    return fold(word.translate(_LETTERS))
 
 
 def load_salt(data_dir: Path) -> bytes:
@@ -79,22 +91,34 @@ class Roster:
         return len(self.hashes)
 
     def __contains__(self, word: str) -> bool:
-        return bool(self.hashes) and digest(self.salt, word) in self.hashes
+        """Whether a word or name is listed, whatever its accents, and as a possessive ("Maya's")."""
+        if not self.hashes:
+            return False
+        folded = fold_name(word)
+        candidates = {folded, fold(word)}
+        bare = _POSSESSIVE.sub("", folded.replace("’", "'"))
+        if bare != folded and len(bare) >= 2:
+            candidates.add(bare)
+        return any(digest(self.salt, c) in self.hashes for c in candidates)
 
     def add(self, names: Iterable[str]) -> int:
         """Add names (and each of their parts of two or more letters); returns how many names."""
         n = 0
         for name in names:
-            parts = [p for p in fold(name).replace(",", " ").split() if len(p) >= 2 and p.strip(".") not in _NOT_PARTS]
-            if not parts:
-                continue
-            n += 1
-            self.hashes.add(digest(self.salt, " ".join(parts)))
-            for part in parts:
-                self.hashes.add(digest(self.salt, part))
-                for piece in part.split("-"):  # lily-mae → lily, mae
-                    if len(piece) >= 2:
-                        self.hashes.add(digest(self.salt, piece))
+            # Both foldings are stored: rosters loaded before "ł" became "l" keep matching, and so do new ones.
+            added = False
+            for folded in dict.fromkeys((fold_name(name), fold(name))):
+                parts = [p for p in folded.replace(",", " ").split() if len(p) >= 2 and p.strip(".") not in _NOT_PARTS]
+                if not parts:
+                    continue
+                added = True
+                self.hashes.add(digest(self.salt, " ".join(parts)))
+                for part in parts:
+                    self.hashes.add(digest(self.salt, part))
+                    for piece in part.split("-"):  # lily-mae → lily, mae
+                        if len(piece) >= 2:
+                            self.hashes.add(digest(self.salt, piece))
+            n += added
         return n
 
     @classmethod
