@@ -328,9 +328,9 @@ class Masker:
             return True  # "on Sparx and Seneca"
         if re.search(r"\b(?:use|uses|using|used|bought|into|via|through|work on|on|in|with|licen[cs]e for|rollout of)\s+$",
                      before) and not re.match(r"['’]s?\b", text[end:end + 2]):
-            nxt = text[end:end + 20]
+            following = text[end:end + 20]
             # "sat with Ayla in 4B" is a child; "homework on Seneca" is an app.
-            return not re.match(r"\s+(?:in|from)\s+\S", nxt) and not before.rstrip().endswith(("with", "in"))
+            return not re.match(r"\s+(?:in|from)\s+\S", following) and not before.rstrip().endswith(("with", "in"))
         return False
 
     def _widen_names(self, text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
@@ -451,7 +451,7 @@ class Masker:
         # Placeholders are chosen in reading order (so [NAME-1] is the first person named); Presidio's
         # anonymizer then writes them in.
         operators: dict[str, OperatorConfig] = {}
-        found = []
+        found: list[AnonymizerResult] = []
         for start, end, kind in spans:
             value = text[start:end]
             if kind is Kind.NAME:

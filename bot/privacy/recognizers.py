@@ -101,6 +101,8 @@ def _result(kind: Kind, start: int, end: int, score: float, name: str) -> Recogn
 class SchoolPatternRecognizer(EntityRecognizer):
     """Class codes, student numbers, street addresses and phone numbers by pattern."""
 
+    name: str  # set by EntityRecognizer.__init__
+
     def __init__(self) -> None:
         super().__init__(supported_entities=[Kind.EMAIL.entity, Kind.CLASS_CODE.entity, Kind.STUDENT_NUMBER.entity,
                                              Kind.ADDRESS.entity, Kind.PHONE.entity],
@@ -160,6 +162,8 @@ class SchoolNameRecognizer(EntityRecognizer):
     `is_tool(span)` whether a span is a tool or app the school uses; `on_roster(span)` whether
     it is a name on the school's roster (salted hashes only).
     """
+
+    name: str  # set by EntityRecognizer.__init__
 
     def __init__(self, *, is_word: Callable[[str], bool], is_tool: Callable[[str], bool],
                  on_roster: Callable[[str], bool] | None = None, first_names: Collection[str] = (),
