@@ -59,6 +59,16 @@ def test_lesson_about_a_hard_topic_is_coached_but_an_incident_in_it_is_not(triag
     assert told.route is Route.INTEGRATOR and told.urgent
 
 
+def test_fiction_and_shared_drives_are_lesson_content_not_incidents(triage):
+    rules = triage.rules
+    novel = rules.match("We're reading a novel where the main character self-harms; how do I run the discussion online?")
+    assert novel.safeguarding and novel.lesson_only
+    drive = rules.match("The cyberbullying lesson resources on the shared drive are from 2016, any ideas to refresh it?")
+    assert drive.safeguarding and drive.lesson_only
+    shared = rules.match("In the cyberbullying lesson a boy shared a screenshot of messages telling him to self-harm")
+    assert shared.safeguarding and not shared.lesson_only
+
+
 def test_the_phrase_floor_escalates_even_when_the_model_would_not(triage):
     rules = triage.rules
     hits = rules.match("she said she wants to kill herself")
