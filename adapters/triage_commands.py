@@ -16,7 +16,7 @@ from bot.triage.router import Decision
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     return click.get_current_context().ensure_object(Context).settings
 

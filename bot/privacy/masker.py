@@ -19,8 +19,11 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
+import yaml
+from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
 
@@ -178,8 +181,6 @@ def _common_words(model: str, names: frozenset[str]) -> frozenset[str]:
 def _census_names() -> tuple[frozenset[str], frozenset[str]]:
     # Given names and the 40,000 commonest surnames of the US census (the `names` package's
     # data files): evidence that a capitalised pair is a person, and that "olivia" is a name.
-    from importlib.resources import files
-
     data = files("names")
 
     def read(name: str, limit: int) -> frozenset[str]:
@@ -193,8 +194,6 @@ def glossary_tools(path: Path) -> list[str]:
     """Tool names from the school's tool glossary (`config/tool-glossary.yaml`), keys only."""
     if not path.exists():
         return []
-    import yaml
-
     data = yaml.safe_load(path.read_text()) or {}
     return [str(k) for k in data] if isinstance(data, dict) else []
 
@@ -460,9 +459,7 @@ class Masker:
 
 
 @functools.lru_cache(maxsize=1)
-def _anonymizer():  # noqa: ANN202  (presidio_anonymizer.AnonymizerEngine)
-    from presidio_anonymizer import AnonymizerEngine
-
+def _anonymizer() -> AnonymizerEngine:
     return AnonymizerEngine()
 
 
