@@ -10,7 +10,7 @@
 | `safeguarding_email`, `_slack`, `_teams` | the same three | `safeguarding.target` in config/coach.yaml | safeguarding concerns, in full |
 | `safeguarding_deputy_email`, ... | the same three | `safeguarding.deputy` | concerns nobody claimed in time |
 
-The core (bot/outbox.py) owns the table, the retries and the protocols; nothing here decides
+The core (bot/handoff/outbox.py) owns the table, the retries and the protocols; nothing here decides
 routes or keeps state of its own.
 """
 
