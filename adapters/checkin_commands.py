@@ -17,7 +17,7 @@ from bot.state.database import StateDB, aware
 
 
 def _parts() -> tuple[Checkins, SchoolCalendar]:
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     settings = click.get_current_context().ensure_object(Context).settings
     try:
@@ -78,7 +78,7 @@ def cancel_cmd(checkin_id: int | None, user: str | None, platform: str) -> None:
 @checkins.command("deliver")
 def deliver_cmd() -> None:
     """Send the check-ins due now (inside school hours) through the platforms configured, then exit."""
-    from adapters.cli import Context
+    from adapters.cli_context import Context
     from adapters.wiring import build_runtime
 
     settings = click.get_current_context().ensure_object(Context).settings

@@ -16,7 +16,7 @@ from bot.state.database import StateDB, StateError, _safe_url, revision_known, s
 
 
 def _open(upgrade: bool) -> StateDB:
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     settings = click.get_current_context().ensure_object(Context).settings
     return StateDB(settings.state_url, upgrade=upgrade)

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from adapters.platforms import declare_platforms
 from bot.config_files import CONFIG_DIR_ENV, SETTINGS_FILE, ConfigSource
 from bot.settings import Settings, setting_sources
 from bot.handoff.escalations import ACTIVE, STATUSES, EscalationRow, Escalations
@@ -28,7 +29,7 @@ err = Console(stderr=True)
 
 
 def _settings(obj: Any):
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     return (obj or Context()).settings
 
@@ -308,6 +309,7 @@ def doctor(obj: Any) -> None:
     outbox = Outbox(db, built.channels, settings.outbox)
     from bot.handoff.outbox import OutboxListener
 
+    declare_platforms()
     listener = OutboxListener(outbox, Escalations(db), ConversationMemory(db), settings)
     for target in ("helpdesk", "integrator"):
         route = listener.route(target, "opened")

@@ -39,7 +39,7 @@ def kb() -> None:
 @click.pass_obj
 def import_cmd(ctx, folder: Path, prune: bool) -> None:
     """Import a folder of Markdown entries; only new or changed entries are embedded."""
-    from adapters.cli import import_progress, pass_ctx  # noqa: F401
+    from adapters.cli_context import import_progress, pass_ctx  # noqa: F401
     from adapters.wiring import import_folder
 
     ctx = ctx or _ctx()
@@ -64,7 +64,7 @@ def import_cmd(ctx, folder: Path, prune: bool) -> None:
 
 
 def _ctx():
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     return Context()
 

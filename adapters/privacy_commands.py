@@ -25,7 +25,7 @@ err = Console(stderr=True)
 
 
 def _store() -> PrivacyStore:
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     settings = click.get_current_context().ensure_object(Context).settings
     return PrivacyStore(StateDB(settings.state_url), settings.retention)
@@ -121,7 +121,7 @@ def roster(file: Path, replace: bool) -> None:
     from bot.privacy.masker import forget_shared_maskers
     from bot.privacy.roster import Roster, parse_names
 
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     settings = click.get_current_context().ensure_object(Context).settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)

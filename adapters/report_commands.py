@@ -25,7 +25,7 @@ def _ctx(obj: Any) -> Any:
     # Same pattern as kb_commands: settings are built lazily, so `--help` works with a broken config.
     if obj is not None:
         return obj
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     return Context()
 

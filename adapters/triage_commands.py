@@ -17,7 +17,7 @@ from bot.triage.router import Decision
 
 
 def _settings() -> Any:
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     return click.get_current_context().ensure_object(Context).settings
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from adapters.delivery import Delivery, build_delivery
+from adapters.errors import StartupError
+from adapters.platforms import declare_platforms
 from bot.checkins.calendar import SchoolCalendar
 from bot.checkins.service import CheckinDispatcher, CheckinService, CheckinWorker
 from bot.checkins.store import Checkins
@@ -41,9 +43,6 @@ log = logging.getLogger(__name__)
 STARTER_DIR = Path(str(resources.files("knowledge") / "starter"))
 SOURCE_RECORD = "kb-source.json"
 
-
-class StartupError(RuntimeError):
-    """The coach cannot start; the message says what to fix."""
 
 
 def check_data_dir(data_dir: Path) -> None:
@@ -211,6 +210,7 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
     background worker delivers them to the configured targets. `coach replay` passes
     `deliver=False`: escalations are recorded, nothing is sent.
     """
+    declare_platforms()
     check_triage_files(settings)
     store = open_store(settings)
     if auto_starter:

@@ -8,7 +8,8 @@ Nobody is let in by default: an empty list refuses, and the refusal says which s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,11 +59,16 @@ class RoleMembers(BaseModel):
 
     def ids(self, platform: str) -> frozenset[str]:
         """The listed ids for one platform (none for a platform this role does not list)."""
-        values = getattr(self, platform, None) if platform in ("slack", "teams", "cli") else None
+        values = getattr(self, platform, None) if platform in listed_platforms() else None
         return frozenset(v.strip() for v in values or () if v and v.strip())
 
     def empty(self) -> bool:
         return not (self.slack or self.teams or self.cli)
+
+
+def listed_platforms() -> tuple[str, ...]:
+    """The platforms people are listed for under each role: `RoleMembers`' own fields, in order."""
+    return tuple(RoleMembers.model_fields)
 
 
 class AccessSettings(BaseModel):
@@ -89,15 +95,15 @@ class AccessPolicy:
     """The one authorization policy: roles by platform identity, and which roles act on which handoff."""
 
     settings: AccessSettings
-    # `slack.integrator_user_ids`, the older place Slack integrators were listed, still counts.
-    legacy_slack_integrators: frozenset[str] = frozenset()
+    # `<platform>.integrator_user_ids` (Slack's older place to list integrators) still counts, by platform.
+    legacy_integrators: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def roles(self, actor: Actor) -> frozenset[Role]:
         """Every role this person holds on the platform they acted from."""
         if actor is None or not actor.user_id:
             return frozenset()
         held = {role for role in Role if actor.user_id in self.settings.members(role).ids(actor.platform)}
-        if actor.platform == "slack" and actor.user_id in self.legacy_slack_integrators:
+        if actor.user_id in self.legacy_integrators.get(actor.platform, frozenset()):
             held.add(Role.INTEGRATOR)
         return frozenset(held)
 
@@ -120,9 +126,10 @@ class AccessPolicy:
         """Why a click changed nothing, and which setting an admin fills to let the person in."""
         allowed = sorted(self.allowed_roles(target, category), key=lambda r: r.value)
         names = " or ".join(r.value.replace("_", " ") for r in allowed)
-        platform = actor.platform if actor.platform in ("slack", "teams", "cli") else "slack"
-        configured = [r for r in allowed if actor.platform in ("slack", "teams", "cli")
-                      and self.settings.members(r).ids(platform)]
+        listed = listed_platforms()
+        # A platform nobody can be listed for is pointed at the first list, so the hint names a real setting.
+        platform = actor.platform if actor.platform in listed else listed[0]
+        configured = [r for r in allowed if actor.platform in listed and self.settings.members(r).ids(platform)]
         text = f"Only a {names} can do that, so nothing changed."
         if not configured:
             settings = ", ".join(f"access.{r.value}.{platform}" for r in allowed)
@@ -146,6 +153,6 @@ class ActionResult:
 def policy_from(settings: object) -> AccessPolicy:
     """The policy for a `Settings` object (its `access` section, plus `slack.integrator_user_ids`)."""
     access = getattr(settings, "access", None) or AccessSettings()
-    slack = getattr(settings, "slack", None)
-    legacy = frozenset(getattr(slack, "integrator_user_ids", None) or ())
+    legacy = {platform: frozenset(getattr(getattr(settings, platform, None), "integrator_user_ids", None) or ())
+              for platform in listed_platforms()}
     return AccessPolicy(access, legacy)

@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
 from bot.outbound import outbound
+from bot.platforms import Capability, platforms
 from bot.triage.categories import Category
 from bot.triage.router import ConversationContext, Decision, Triage
 from knowledge.search import Retriever, SearchResult
@@ -30,8 +31,6 @@ from knowledge.search import Retriever, SearchResult
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Platforms that can tell a teacher later that a person picked up their ticket.
-LIVE_PLATFORMS = frozenset({"slack", "teams"})
 # A follow-up this short ("and for year 2?") says little alone: the earlier turn counts fully.
 SHORT_FOLLOW_UP = 8
 # How many small-talk turns may sit between a coaching turn and the follow-up that refers back to it.
@@ -168,7 +167,7 @@ class Coach:
                               urgent=opened.urgent, created=opened.created)
             if decision.route is Route.HELPDESK:
                 reply_text = replies.helpdesk_reply(text, decision, opened.ticket, opened.created, self.settings,
-                                                    live=message.platform in LIVE_PLATFORMS)
+                                                    live=platforms.can(message.platform, Capability.TELL_LATER))
             else:
                 reply_text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings,
                                                       reached=self._reached(decision))
@@ -240,7 +239,7 @@ class Coach:
                           urgent=opened.urgent, created=opened.created)
         if route is Route.HELPDESK:
             text = replies.helpdesk_reply(turn.text, decision, opened.ticket, opened.created, self.settings,
-                                          live=event.platform in LIVE_PLATFORMS)
+                                          live=platforms.can(event.platform, Capability.TELL_LATER))
         else:
             text = replies.integrator_reply(decision, opened.ticket, opened.created, self.settings,
                                             reached=self._reached(decision))

@@ -15,6 +15,14 @@ FIXTURE_KB = TESTS / "fixtures" / "kb"
 CONFIG_DIR = TESTS.parent / "config"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def declared_platforms() -> None:
+    """What every entry point does first: the adapters declare their platforms' capabilities to the core."""
+    from adapters.platforms import declare_platforms
+
+    declare_platforms()
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from knowledge.embeddings import MiniLMEmbedder

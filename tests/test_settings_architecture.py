@@ -65,3 +65,52 @@ def test_config_file_is_read(tmp_path, monkeypatch):
     config.write_text("safeguarding:\n  contact_name: Ms Rivera\n")
     monkeypatch.setenv("COACH_CONFIG_FILE", str(config))
     assert Settings().safeguarding.contact_name == "Ms Rivera"
+
+
+PLATFORM_NAMES = frozenset({"slack", "teams", "msteams"})
+# Where the core may still spell a platform's name, and why: none of these decides anything by platform.
+ALLOWED_PLATFORM_LITERALS = {
+    ("bot/settings.py", "slack"): "settings section for the platform's standard variables (SLACK_BOT_TOKEN)",
+    ("bot/settings.py", "teams"): "settings section for the platform's standard variables (MicrosoftAppId)",
+    ("bot/config_files.py", "teams"): "the config/teams/ folder (the Teams app package) shipped with the config",
+    ("bot/compose/replies.py", "slack"): "user-facing words for a delivery channel: 'on Slack'",
+    ("bot/compose/replies.py", "teams"): "user-facing words for a delivery channel: 'in Teams'",
+    ("bot/privacy/masker.py", "teams"): "Microsoft Teams as a tool a teacher names, never masked as a person",
+}
+
+
+def platform_literals(folder: str) -> set[tuple[str, str]]:
+    """Every (file, literal) in `folder` whose string literal is exactly a platform's name."""
+    found: set[tuple[str, str]] = set()
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.lower() in PLATFORM_NAMES:
+                found.add((path.relative_to(ROOT).as_posix(), node.value.lower()))
+    return found
+
+
+def test_core_names_no_platform():
+    """The core asks what a platform can do (`bot.platforms`), never which platform it is."""
+    found = platform_literals("bot")
+    assert found - set(ALLOWED_PLATFORM_LITERALS) == set()
+    # The allow-list shrinks with the code: an entry nobody needs any more is an error too.
+    assert set(ALLOWED_PLATFORM_LITERALS) - found == set()
+
+
+def test_capabilities_come_from_the_adapters():
+    from adapters import slack, teams
+    from adapters.platforms import declare_platforms
+    from bot.platforms import Capability, Platforms, platforms
+
+    declare_platforms()
+    assert platforms.can(slack.PLATFORM, Capability.TELL_LATER)
+    assert platforms.can(teams.PLATFORM, Capability.TELL_LATER)
+    # The terminal and replay declare nothing: no teacher there is told later.
+    assert not platforms.can("console", Capability.TELL_LATER)
+    assert not platforms.can("replay", Capability.TELL_LATER)
+    fresh = Platforms()
+    fresh.declare("chat", [Capability.TELL_LATER])
+    fresh.declare("kiosk", [])
+    assert fresh.can("chat", Capability.TELL_LATER) and not fresh.can("kiosk", Capability.TELL_LATER)
+    assert fresh.with_capability(Capability.TELL_LATER) == {"chat"}
+    assert fresh.declared() == {"chat", "kiosk"}

@@ -10,7 +10,7 @@
 | `safeguarding_email`, `_slack`, `_teams` | the same three | `safeguarding.target` in config/coach.yaml | safeguarding concerns, in full |
 | `safeguarding_deputy_email`, ... | the same three | `safeguarding.deputy` | concerns nobody claimed in time |
 
-The core (bot/outbox.py) owns the table, the retries and the protocols; nothing here decides
+The core (bot/handoff/outbox.py) owns the table, the retries and the protocols; nothing here decides
 routes or keeps state of its own.
 """
 
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 from dataclasses import dataclass, field
 
+from adapters.platforms import declare_platforms
+from adapters.slack import api_url as slack_api_url
 from bot.handoff.escalations import Escalations
 from bot.handoff.outbox import (SAFEGUARDING_DEPUTY, SAFEGUARDING_LEAD, DeliveryChannel, Outbox, OutboxListener,
                                  OutboxWorker, TeacherChannel, TeacherNotifier)
@@ -30,7 +31,6 @@ from bot.state.database import StateDB
 
 log = logging.getLogger(__name__)
 
-SLACK_API_URL_ALIAS = "COACH_SLACK_API_URL"  # the Slack adapter's override, honoured here too
 
 
 @dataclass
@@ -39,10 +39,6 @@ class Channels:
 
     channels: list[DeliveryChannel] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-
-def slack_api_url(settings: Settings) -> str:
-    return os.environ.get(SLACK_API_URL_ALIAS) or settings.slack.api_url
 
 
 def build_channels(settings: Settings, db: StateDB) -> Channels:
@@ -160,6 +156,7 @@ class Delivery:
 def build_delivery(settings: Settings, db: StateDB, escalations: Escalations, memory: ConversationMemory, *,
                    start: bool = True, channels: Channels | None = None) -> Delivery | None:
     """Wire the configured targets to an outbox; None when no target is configured (records only)."""
+    declare_platforms()
     built = channels or build_channels(settings, db)
     if not built.channels:
         return None

@@ -13,6 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from adapters.delivery.slack_channel import _call, _client
+from adapters.slack import api_url as slack_api_url
 from adapters.slack.translate import is_slack_ts, render_reply
 from bot.checkins.service import CheckinMessage
 
@@ -80,8 +81,6 @@ class TeamsCheckinSender:
 
 def build_senders(settings: Any, db: Any) -> list[Any]:
     """The senders the settings allow: Slack with a bot token, Teams with an app registration."""
-    from adapters.delivery import slack_api_url
-
     senders: list[Any] = []
     token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else ""
     if token:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the server (Bolt, aiohttp) loads only when the command runs
 def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir: Path | None,
           workers: int | None) -> None:
     """Serve the coach in Slack (DMs, @coach mentions, threads, /coach, /coach-kb)."""
-    from adapters.cli import Context, runtime
+    from adapters.cli_context import Context, runtime
     from adapters.slack.server import SlackService, api_url, check_credentials, verify_app_token
 
     ctx = click_ctx.ensure_object(Context)

@@ -28,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import API_URL_ALIAS  # the documented name; COACH_SLACK__API_URL also works
 from adapters.slack.app import SlackApp, build_app
 from adapters.wiring import Runtime, StartupError
 from bot.settings import Settings
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["socket", "http"]
 EVENTS_PATH = "/slack/events"
-API_URL_ALIAS = "COACH_SLACK_API_URL"  # the documented name; COACH_SLACK__API_URL also works
 
 
 @dataclass(frozen=True)

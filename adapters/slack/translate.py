@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.slack import PLATFORM
 from bot.models import ACTION_LABELS, Action, ActionEvent, InboundMessage, PlatformRef, Reply, Route
 
-PLATFORM = "slack"
 REPLY_BLOCK = "coach.reply"
 SOURCE_BLOCK = "coach.source"
 HANDOFF_BLOCK = "coach.ticket"

@@ -12,7 +12,7 @@ import click
               help="interface to listen on (default: 127.0.0.1 in emulator mode, 0.0.0.0 when authenticated)")
 def teams(port: int | None, host: str | None) -> None:
     """Serve the coach to Microsoft Teams on POST /api/messages (and GET /healthz)."""
-    from adapters.cli import Context, err, runtime
+    from adapters.cli_context import Context, err, runtime
     from adapters.teams.server import EMULATOR, auth_mode, check_host, default_host, run
 
     ctx = click.get_current_context().ensure_object(Context)

@@ -217,7 +217,7 @@ def teams_group() -> None:
 
 
 def _settings():
-    from adapters.cli import Context
+    from adapters.cli_context import Context
 
     return click.get_current_context().ensure_object(Context).settings
 

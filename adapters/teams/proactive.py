@@ -32,6 +32,7 @@ from botbuilder.schema import (
 )
 
 from adapters.teams import translate
+from adapters.teams.auth import AUTHENTICATED, auth_mode, make_adapter
 from adapters.teams.references import ReferenceStore
 from bot.models import Reply
 
@@ -66,8 +67,6 @@ class TeamsNotifier:
     @classmethod
     def from_settings(cls, settings: Any, db: Any) -> TeamsNotifier:
         """A notifier with its own CloudAdapter, for a process that does not serve /api/messages (an outbox worker)."""
-        from adapters.teams.server import AUTHENTICATED, auth_mode, make_adapter
-
         app_id = settings.teams.app_id if auth_mode(settings.teams) == AUTHENTICATED else None
         return cls(make_adapter(settings.teams), ReferenceStore(db), app_id=app_id)
 

@@ -22,9 +22,9 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
+from adapters.teams import PLATFORM
 from bot.models import ACTION_LABELS, Action, ActionEvent, InboundMessage, PlatformRef, Reply, Route, Source
 
-PLATFORM = "teams"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"  # what Teams renders on desktop, web and mobile alike
 THREAD_MARK = ";messageid="

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, and_, func, or_, select, update
@@ -40,24 +41,46 @@ from bot.handoff.escalations import EscalationRow, Escalations
 from bot.state.database import aware
 from bot.handoff.context import build_context, concern_notice
 from bot.outbound import outbound
+from bot.platforms import Capability, platforms
 from bot.settings import OutboxSettings, Settings
 from bot.state.database import Base, StateDB, utcnow
 from bot.state.memory import ConversationMemory
+from bot.triage.categories import Category
 
 if TYPE_CHECKING:  # the coach imports nothing from here; the listener only reads its event types
     from bot.coach import EscalationEvent, EscalationStatusEvent
 
 log = logging.getLogger(__name__)
 
-PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
-STATUSES = (PENDING, SENDING, DELIVERED, FAILED)
+
+class DeliveryStatus(StrEnum):
+    """Where one delivery row is in its life (the diagram above)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class HandoffEvent(StrEnum):
+    """What happened to an escalation that a delivery tells someone about."""
+
+    OPENED = "opened"
+    UPDATED = "updated"  # a later turn added a detail
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+# Short names, as the rest of this module and `coach handoffs` read them.
+PENDING, SENDING, DELIVERED, FAILED = tuple(DeliveryStatus)
+STATUSES = tuple(DeliveryStatus)
+OPENED, UPDATED, CLAIMED, RESOLVED = tuple(HandoffEvent)
+
 TEACHER_PREFIX = "teacher:"
 # Delivery targets beyond the escalation targets (helpdesk, integrator): the safeguarding lead and deputy.
 SAFEGUARDING_LEAD = "safeguarding"
 SAFEGUARDING_DEPUTY = "safeguarding_deputy"
-SAFEGUARDING_CATEGORY = "safeguarding"
-# Platforms whose teachers can be told later by a bot process even if this process has no notifier.
-CHAT_PLATFORMS = frozenset({"slack", "teams"})
+SAFEGUARDING_CATEGORY = Category.SAFEGUARDING
 
 
 class OutboxRow(Base):
@@ -131,7 +154,7 @@ class DeliveryChannel(Protocol):
 
     name: str
     targets: frozenset[str]  # escalation targets it takes: "helpdesk", "integrator"
-    events: frozenset[str]  # events it takes: "opened", "updated", "claimed", "resolved"
+    events: frozenset[str]  # the `HandoffEvent`s it takes
 
     def deliver(self, item: OutboxItem) -> dict[str, Any] | None:
         """Send one item; return a receipt to keep (or None); raise DeliveryError on failure."""
@@ -182,7 +205,7 @@ class TeacherNotifier(Protocol):
 class TeacherChannel:
     """A TeacherNotifier seen as a delivery channel, so teacher notices go through the outbox too."""
 
-    events = frozenset({"claimed", "resolved"})
+    events = frozenset({CLAIMED, RESOLVED})
     targets = frozenset({"helpdesk", "integrator"})
 
     def __init__(self, notifier: TeacherNotifier) -> None:
@@ -360,7 +383,7 @@ class Outbox:
             r = s.get(OutboxRow, claimed)
             first = s.scalars(select(OutboxRow).where(OutboxRow.escalation_id == r.escalation_id,
                                                       OutboxRow.channel == r.channel,
-                                                      OutboxRow.event == "opened")).first()
+                                                      OutboxRow.event == OPENED)).first()
             return OutboxItem(
                 id=r.id, key=r.key, escalation_id=r.escalation_id, ticket=r.ticket, event=r.event, seq=r.seq,
                 # The one point every delivery passes: nothing invisible (bidi overrides) leaves the machine.
@@ -483,11 +506,11 @@ class OutboxListener:
 
     def safeguarding_channels(self) -> list[str]:
         """The channels that reach the safeguarding lead (empty: nobody can be told automatically)."""
-        return self.route(SAFEGUARDING_LEAD, "opened")
+        return self.route(SAFEGUARDING_LEAD, OPENED)
 
     def reaches(self, target: str) -> list[str]:
         """Channels an escalation with this target (or `safeguarding`) is delivered to when opened."""
-        return self.safeguarding_channels() if target == SAFEGUARDING_LEAD else self.route(target, "opened")
+        return self.safeguarding_channels() if target == SAFEGUARDING_LEAD else self.route(target, OPENED)
 
     def channels_for(self, row: EscalationRow, event: str) -> list[str]:
         """Every channel (teacher notices aside) that takes this event of this escalation.
@@ -498,7 +521,7 @@ class OutboxListener:
         shared = self.route(row.target, event)
         if row.category != SAFEGUARDING_CATEGORY:
             return shared
-        return self.route(SAFEGUARDING_LEAD, event) + ([] if event == "updated" else shared)
+        return self.route(SAFEGUARDING_LEAD, event) + ([] if event == UPDATED else shared)
 
     def write(self, session: Session, row: EscalationRow, event: str, seq: int) -> None:
         """The Escalations writer: delivery rows for this change, in the transaction that made it."""
@@ -520,7 +543,7 @@ class OutboxListener:
         if history is None:
             history = self.memory.history(row.memory_key)
         detail = None
-        if event == "updated" and 0 < seq <= len(row.details or []):
+        if event == UPDATED and 0 < seq <= len(row.details or []):
             detail = (row.details[seq - 1] or {}).get("text")
         out: list[tuple[str, dict[str, Any]]] = []
         if row.category != SAFEGUARDING_CATEGORY:
@@ -532,7 +555,7 @@ class OutboxListener:
                     update={"mask_transcripts": False})})
                 full = build_context(row, history, unmasked, event=event, new_detail=detail)
                 out += [(c, {"context": full.as_dict()}) for c in lead]
-            if event != "updated":
+            if event != UPDATED:
                 brief = concern_notice(row, self.settings, event=event, passed_on=bool(self.safeguarding_channels()))
                 out += [(c, {"context": brief.as_dict()}) for c in shared]
         if notice is not None:
@@ -541,16 +564,17 @@ class OutboxListener:
 
     def _tells_teacher(self, row: EscalationRow) -> bool:
         """A chat platform's bot process (or this process's notifier) can tell the teacher later."""
-        return TEACHER_PREFIX + row.platform in self.outbox.channels or row.platform in CHAT_PLATFORMS
+        return (TEACHER_PREFIX + row.platform in self.outbox.channels
+                or platforms.can(row.platform, Capability.TELL_LATER))
 
     def _teacher_notice(self, row: EscalationRow, event: str) -> tuple[str, dict[str, Any]] | None:
-        if event not in ("claimed", "resolved"):
+        if event not in (CLAIMED, RESOLVED):
             return None
         channel = TEACHER_PREFIX + row.platform
         if not self._tells_teacher(row):
             log.info("%s %s: no notifier for %s teachers; the teacher is not told", row.ticket, event, row.platform)
             return None
-        if event == "claimed":
+        if event == CLAIMED:
             text = replies.handoff_claimed(row.ticket, row.target, row.category, row.claimed_by_name, self.settings)
         else:
             text = replies.handoff_resolved(row.ticket, row.target, row.category, row.resolved_by_name, self.settings)
@@ -566,7 +590,7 @@ class OutboxListener:
         row = self.escalations.get(event.opened.id)
         if row is None:
             raise LookupError(f"escalation {event.opened.id} is not in the state database")
-        kind = "opened" if event.opened.created else "updated"
+        kind = OPENED if event.opened.created else UPDATED
         seq = 1 if event.opened.created else len(row.details or [])
         # Idempotent: with this listener registered as the escalations' writer the rows exist already.
         self.outbox.enqueue_many(row, kind, seq, self.deliveries(row, kind, seq, history=event.history))
@@ -575,7 +599,7 @@ class OutboxListener:
     def status_changed(self, event: EscalationStatusEvent) -> None:
         """Someone claimed or resolved an escalation: the channels that track it, and the teacher, are told."""
         row = event.transition.row
-        kind = "claimed" if event.transition.action == "claim" else "resolved"
+        kind = CLAIMED if event.transition.action == "claim" else RESOLVED
         self.outbox.enqueue_many(row, kind, 1, self.deliveries(row, kind, 1, history=event.history))
         self.wake()
 
@@ -586,7 +610,7 @@ class OutboxListener:
         cannot leave a concern unread. Returns the rows written (idempotent: a key is written once).
         """
         sg = self.settings.safeguarding
-        deputy = self.route(SAFEGUARDING_DEPUTY, "opened")
+        deputy = self.route(SAFEGUARDING_DEPUTY, OPENED)
         if not deputy or sg.deputy_after_minutes <= 0:
             return 0
         now = now or utcnow()
@@ -604,11 +628,11 @@ class OutboxListener:
         for row in rows:
             if row.id in sent:
                 continue
-            context = build_context(row, self.memory.history(row.memory_key), unmasked, event="opened")
+            context = build_context(row, self.memory.history(row.memory_key), unmasked, event=OPENED)
             note = (f"Nobody has claimed this concern {int(sg.deputy_after_minutes)} minutes after it was raised, "
                     "so it comes to you as the deputy safeguarding lead.")
             context = replace(context, status_line=note)
-            written += len(self.outbox.enqueue(row, "opened", 1, deputy, {"context": context.as_dict()}))
+            written += len(self.outbox.enqueue(row, OPENED, 1, deputy, {"context": context.as_dict()}))
             log.warning("%s not claimed after %s minutes: sent to the deputy", row.ticket, sg.deputy_after_minutes)
         if written:
             self.wake()
@@ -644,16 +668,16 @@ class OutboxListener:
         return written
 
     def _recover_one(self, row: EscalationRow, have: set[tuple[int, str, int, str]]) -> int:
-        wanted = [("opened", 1)] + [("updated", n) for n in range(2, len(row.details or []) + 1)]
+        wanted = [(OPENED, 1)] + [(UPDATED, n) for n in range(2, len(row.details or []) + 1)]
         if row.claimed_at is not None:
-            wanted.append(("claimed", 1))
-        if row.status == "resolved":
-            wanted.append(("resolved", 1))
+            wanted.append((CLAIMED, 1))
+        if row.status == "resolved":  # the escalation's own status
+            wanted.append((RESOLVED, 1))
         written = 0
         history = None
         for kind, seq in wanted:
             channels = self.channels_for(row, kind)
-            if kind in ("claimed", "resolved") and self._tells_teacher(row):
+            if kind in (CLAIMED, RESOLVED) and self._tells_teacher(row):
                 channels = [*channels, TEACHER_PREFIX + row.platform]
             if all((row.id, kind, seq, c) in have for c in channels):
                 continue

@@ -33,16 +33,17 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from bot.checkins.report import CHECKIN_COMPOSER, CycleStats, cycle_stats
 from bot.handoff.escalations import PREFIX
+from bot.models import Route
 from bot.privacy.masker import Masker, shared_masker
 from bot.settings import Settings
 from bot.state.memory import FeedbackRow, TurnRow
 from bot.state.database import StateDB
-from knowledge.entry import KnowledgeEntry, Kind
+from knowledge.entry import KnowledgeEntry, Kind, Samr
 from knowledge.lexical import STOPWORDS, stem
 from knowledge.store import KnowledgeStore, view_texts
 
-ROUTES = ("coach", "helpdesk", "integrator", "other")
-SAMR_LEVELS = ("substitution", "augmentation", "modification", "redefinition")
+ROUTES = tuple(r.value for r in Route)
+SAMR_LEVELS = tuple(level.value for level in Samr)
 NOT_SET = "not set"
 GAP_SIGNALS = {
     "no_answer": "no entry good enough",
@@ -243,7 +244,7 @@ def load_turns(db: StateDB, *, since: datetime | None = None, until: datetime | 
     for r in rows:
         prev = previous.get(r.memory_key)
         # Same rule as Coach._retrieve: a turn after a coaching turn is read with it.
-        context = prev.text if prev is not None and prev.route == "coach" and r.route == "coach" else ""
+        context = prev.text if prev is not None and prev.route == Route.COACH and r.route == Route.COACH else ""
         previous[r.memory_key] = r
         out.append(TurnRecord(
             id=r.id, memory_key=r.memory_key, platform=r.platform, asker=f"{r.platform}\x1f{r.user_id}",
@@ -795,7 +796,7 @@ def build_insights(db: StateDB, store: KnowledgeStore, settings: Settings, *, si
     routes.update(t.route for t in turns)
     weeks = _weeks(turns)
 
-    coach = [t for t in turns if t.route == "coach"]
+    coach = [t for t in turns if t.route == Route.COACH]
     vocab = Vocabulary(t.text for t in coach)
     vectors = question_vectors(store.embedder, coach, settings.retrieval.context_weight, cache)
     kb = entry_vectors(store) if entries and coach else None
