@@ -25,6 +25,9 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("bot/privacy/masker.py", "presidio_analyzer.predefined_recognizers"): "the same",
     ("bot/privacy/masker.py", "spacy.strings"): "the same",
     ("bot/privacy/masker.py", "bot.privacy.recognizers"): "imports presidio_analyzer at module level (the same)",
+    ("bot/privacy/masker.py", "presidio_anonymizer"): "importing it alone takes over a second: on first mask",
+    ("bot/privacy/masker.py", "presidio_anonymizer.entities"): "the same",
+    ("bot/privacy/masker.py", "importlib.resources"): "the census name lists are read once, on first use",
     # Alembic runs only when the schema is created or upgraded.
     ("bot/state/database.py", "alembic.config"): "schema migrations only; alembic is optional at run time",
     ("bot/state/database.py", "alembic.runtime.migration"): "the same",
@@ -54,7 +57,7 @@ OVER_LIMIT: dict[str, int] = {
     "bot/checkins/service.py": 423,
     "bot/coach.py": 438,
     "bot/handoff/outbox.py": 777,
-    "bot/privacy/masker.py": 484,
+    "bot/privacy/masker.py": 501,
     "bot/report/insights.py": 1126,
     "bot/settings.py": 444,
     "knowledge/embeddings.py": 816,
