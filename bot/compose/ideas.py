@@ -58,3 +58,26 @@ def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ())
         if best is None or score > best[0]:
             best = (score, index, sentence)
     return best[2] if best else None
+
+
+# A straight answer may take the note's next sentence too when the first is this short, up to the total.
+SHORT_ANSWER_WORDS, MAX_ANSWER_WORDS = 14, 45
+
+
+def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ()) -> str | None:
+    """One or two sentences of the note that answer `ask` directly: the best sentence, and the next one when
+    the best is short and the next carries it on; any plain sentence of the note when none scores."""
+    skip = list(avoid)
+    plain = [s for s in note_sentences(entry)
+             if len(s.split()) <= MAX_WORDS and not _STEPWISE.match(s) and not leakage(s) and not urls_in(s)
+             and not any(s in text for text in skip)]
+    first = best_sentence(entry, ask, avoid=skip) or next((s for s in plain if not _DANGLING.match(s)), None)
+    if first is None:
+        return None
+    sentences = note_sentences(entry)
+    index = sentences.index(first) if first in sentences else -1
+    nxt = sentences[index + 1] if 0 <= index < len(sentences) - 1 else None
+    if (nxt and nxt in plain and len(first.split()) < SHORT_ANSWER_WORDS
+            and len(first.split()) + len(nxt.split()) <= MAX_ANSWER_WORDS):
+        return f"{first} {nxt}"
+    return first
