@@ -74,10 +74,15 @@ class Glossary:
                 seen.append(name)
         return seen
 
-    def expand(self, text: str) -> str:
-        """The plain words for the tools named in `text` (empty when none are)."""
+    def expand(self, text: str, *, as_used: bool = False) -> str:
+        """The plain words for the tools named in `text` (empty when none are). With `as_used`, an ambiguous
+        name adds its words only when it is used as the tool (retrieval); without, every name does, as the
+        shipped triage model was trained (changing that means re-shipping it)."""
+        if self._pattern is None:
+            return ""
+        names = self.tools(text) if as_used else [m.group(1).lower() for m in self._pattern.finditer(text)]
         seen: list[str] = []
-        for name in self.tools(text):
+        for name in names:
             words = self.terms[name]
             if words not in seen:
                 seen.append(words)
@@ -97,7 +102,7 @@ class Glossary:
 
         return self._pattern.sub(swap, text)
 
-    def expanded(self, text: str) -> str:
+    def expanded(self, text: str, *, as_used: bool = False) -> str:
         """`text` with the plain words for the tools it names added in brackets (what is embedded)."""
-        expansion = self.expand(text)
+        expansion = self.expand(text, as_used=as_used)
         return f"{text} ({expansion})" if expansion and not text.endswith(f"({expansion})") else text

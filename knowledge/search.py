@@ -152,7 +152,7 @@ class Retriever:
     def expand(self, text: str) -> str:
         """The question with plain words added for the tools it names; a name that is also a teaching idea
         ("Flip", "Teams") is replaced by its words when it is used as the tool."""
-        return self.glossary.expanded(self.glossary.disambiguated(text)) if self.glossary else text
+        return self.glossary.expanded(self.glossary.disambiguated(text), as_used=True) if self.glossary else text
 
     def embed_query(self, text: str, context: str = "", context_weight: float | None = None) -> np.ndarray:
         """One vector for the question, leaning toward the conversation when there is context."""

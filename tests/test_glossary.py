@@ -34,9 +34,11 @@ def test_an_ambiguous_name_counts_as_the_tool_only_when_used_as_one(text, tools)
     assert GLOSSARY.tools(text) == tools
 
 
-def test_flipping_a_classroom_adds_no_video_tool_words():
-    assert GLOSSARY.expand("I want to flip my classroom") == ""
-    assert GLOSSARY.expand("book reviews on Flip") == "student video responses"
+def test_flipping_a_classroom_adds_no_video_tool_words_to_a_search():
+    assert GLOSSARY.expand("I want to flip my classroom", as_used=True) == ""
+    assert GLOSSARY.expand("book reviews on Flip", as_used=True) == "student video responses"
+    assert GLOSSARY.disambiguated("book reviews on Flip") == "book reviews on student video responses"
+    assert GLOSSARY.disambiguated("I want to flip my classroom") == "I want to flip my classroom"
 
 
 ENTRIES = {
