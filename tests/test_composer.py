@@ -233,3 +233,13 @@ def test_posting_on_flip_is_naming_the_tool():
     request = CoachingRequest(text="I want my year 7s to post book reviews on Flip", hits=hits("podcast-voices"),
                               confident=True)
     assert "Before the tool, the learning:" in TemplateComposer().compose(request).text
+
+
+def test_a_straight_answer_is_the_notes_answer_not_its_caveat():
+    body = ("A shared wall lets every student post at once, which helps quieter students join in.\n\n"
+            "Watch for copying in a quick brainstorm, since the first post often sets the pattern for everyone.")
+    entry = ENTRIES["shared-wall-brainstorm"].model_copy(update={"body": body})
+    request = CoachingRequest(text="I don't need questions, just the answer: which tool for a quick brainstorm?",
+                              hits=[Hit(entry, 0.8, 0.8, 0.0)], confident=True)
+    first = TemplateComposer().compose(request).text.splitlines()[0]
+    assert first.startswith("Straight answer: A shared wall lets every student post at once")
