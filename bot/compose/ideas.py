@@ -57,7 +57,8 @@ def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (),
         score += 0.6 if _CONCRETE.search(sentence) else 0.0
         score -= 0.8 if _DANGLING.match(sentence) else 0.0
         score += 0.6 if counting and _QUANTITY.search(sentence) else 0.0
-        score -= (0.3 if straight else 0.05) * index  # earlier sentences say what the entry is about
+        # Earlier sentences say what the entry is about; a "how long" answer may sit further in.
+        score -= (0.3 if straight and not counting else 0.05) * index
         score -= 0.6 if straight and _CAVEAT.match(sentence) else 0.0
         if best is None or score > best[0]:
             best = (score, index, sentence)
