@@ -3,6 +3,7 @@ the best candidates re-ranked by late interaction (knowledge/late_interaction.py
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from knowledge.entry import GRADE_BANDS, KnowledgeEntry
-from knowledge.glossary import Glossary
+from knowledge.glossary import AMBIGUOUS, Glossary
 from knowledge.late_interaction import maxsim
 from knowledge.lexical import BM25Index, query_terms, tokenize
 from knowledge.query import ask_text
@@ -27,6 +28,10 @@ RERANK = 20
 # (benchmarks/retrieval.py); through `coach replay` 0.5 ranked best, so it is the default.
 RERANK_DENSE_SHARE = 0.5
 QUERY_TOKEN_MEMORY = 256
+# Added to an entry that names, in its tags or title, a tool the question names: "on Flip" finds the
+# entry about Flip, not the one about flipped learning that only shares the word. About the gap
+# between a close first and second hit, so it settles near-ties without overruling a clear match.
+TOOL_BOOST = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,14 +86,27 @@ class SearchResult:
         return [h.entry.id for h in self.hits]
 
 
+def _names_tool(entry: KnowledgeEntry, name: str) -> bool:
+    """An entry is about a tool when a tag is its name, or its title names it (capitalised, if the name is
+    also an ordinary word: "Working in teams" is not about Teams)."""
+    if any(tag.lower().strip() == name for tag in entry.tags):
+        return True
+    flags = 0 if name in AMBIGUOUS else re.I
+    wanted = name[:1].upper() + name[1:] if name in AMBIGUOUS else name
+    return bool(re.search(rf"(?<![\w]){re.escape(wanted)}(?![\w])", entry.title, flags))
+
+
 class Retriever:
     """Hybrid search over a `KnowledgeStore`; the BM25 index follows the store's contents."""
 
     def __init__(self, store: KnowledgeStore, *, mode: Mode = "hybrid", lexical_weight: float = 0.05,
                  context_weight: float = 0.5, glossary: Glossary | None = None,
                  late_interaction: bool = True, rerank_dense_share: float = RERANK_DENSE_SHARE,
-                 ask_weight: float = 0.0) -> None:
+                 ask_weight: float = 0.0, tool_boost: float = TOOL_BOOST) -> None:
         self.store = store
+        self.tool_boost = tool_boost
+        self._tool_entries: dict[str, set[str]] = {}
+        self._tool_entries_of: int | None = None
         self.glossary = glossary
         self.mode = mode
         self.lexical_weight = lexical_weight
@@ -112,9 +130,29 @@ class Retriever:
             self._index_of = id(entries)
         return self._index
 
+    def tool_boosts(self, text: str) -> dict[str, float]:
+        """`tool_boost` for every entry naming a tool the question names (as a tool, not a same-spelled idea)."""
+        if self.glossary is None or not self.tool_boost:
+            return {}
+        named = self.glossary.tools(text)
+        if not named:
+            return {}
+        entries = self.store.entries()
+        if self._tool_entries_of != id(entries):
+            self._tool_entries = {}
+            self._tool_entries_of = id(entries)
+        out: dict[str, float] = {}
+        for name in named:
+            if name not in self._tool_entries:
+                self._tool_entries[name] = {e.id for e in entries.values() if _names_tool(e, name)}
+            for eid in self._tool_entries[name]:
+                out[eid] = self.tool_boost
+        return out
+
     def expand(self, text: str) -> str:
-        """The question with plain words added for the tools it names."""
-        return self.glossary.expanded(text) if self.glossary else text
+        """The question with plain words added for the tools it names; a name that is also a teaching idea
+        ("Flip", "Teams") is replaced by its words when it is used as the tool."""
+        return self.glossary.expanded(self.glossary.disambiguated(text), as_used=True) if self.glossary else text
 
     def embed_query(self, text: str, context: str = "", context_weight: float | None = None) -> np.ndarray:
         """One vector for the question, leaning toward the conversation when there is context."""
@@ -161,6 +199,9 @@ class Retriever:
             return SearchResult()
         original = text
         text = self.expand(text)
+        tools = self.tool_boosts(original)
+        if tools:
+            boost = {eid: (boost or {}).get(eid, 0.0) + tools.get(eid, 0.0) for eid in set(boost or {}) | set(tools)}
         asking = ask_text(original) if self.ask_weight > 0 else None
         dense: dict[str, float] = {}
         if self.mode in ("dense", "hybrid"):

@@ -148,3 +148,98 @@ def test_consecutive_turns_do_not_open_the_same_way():
         history.append(PastTurn(f"t{len(history)}", text, "coach", out.text, out.sources, 0.8,
                                 datetime.now(timezone.utc)))
     assert all(a != b for a, b in zip(openings, openings[1:])), openings
+
+
+# -- echoes that keep the teacher's words intact (issue 14) ------------------------------------
+
+def retitled(entry_id: str, title: str, scores=(0.8,)) -> list[Hit]:
+    return [Hit(ENTRIES[entry_id].model_copy(update={"title": title}), scores[0], scores[0], 0.0)]
+
+
+@pytest.mark.parametrize("title, said", [
+    ("AI chatbots and student writing", "AI chatbots and student writing"),
+    ("Using AI chatbots with students", "using AI chatbots with students"),
+    ("SAMR in practice", "SAMR in practice"),
+    ("iPad routines in year 2", "iPad routines in year 2"),
+    ("YouTube clips that teach", "YouTube clips that teach"),
+    ("Google Classroom routines", "Google Classroom routines"),
+    ("Book Creator projects", "Book Creator projects"),
+    ("Exploring maths with Desmos", "exploring maths with Desmos"),
+])
+def test_a_topic_said_back_keeps_names_and_acronyms_in_their_case(title, said):
+    request = CoachingRequest(text="thoughts on this for next term", hits=retitled("ai-essays", title), confident=True)
+    out = TemplateComposer().compose(request)
+    assert out.text.splitlines()[0] == f"You're thinking about {said}."
+
+
+@pytest.mark.parametrize("title", ["Start from the learning goal, not the tool", "Use fewer tools, more deeply",
+                                   "SAMR: redesigning a task"])
+def test_a_title_that_is_not_a_noun_phrase_is_not_echoed(title):
+    request = CoachingRequest(text="thoughts on this for next term", hits=retitled("ai-essays", title), confident=True)
+    out = TemplateComposer().compose(request)
+    assert "thinking about" not in out.text and "question about" not in out.text and "this is about" not in out.text
+    assert "?" in out.text and not STEPS.search(out.text) and len(out.text.split()) <= 120
+
+
+@pytest.mark.parametrize("text, said", [
+    ("I want my class to make YouTube explainers on their iPads", "You want your class to make YouTube explainers on their iPads."),
+    ("I want to use AI chatbots with my year 9s", "You want to use AI chatbots with your year 9s."),
+    ("how can I get started with Google Classroom?", "You're working out how to get started with Google Classroom."),
+])
+def test_a_goal_said_back_keeps_every_word_in_its_case(text, said):
+    assert reflect_goal(text) == said
+
+
+@pytest.mark.parametrize("text", ["I want to start from... idk, something with the ipads",
+                                  "I need to start from, well, somewhere",
+                                  "I want to the kids to learn coding"])
+def test_a_goal_that_trails_off_is_not_echoed(text):
+    assert reflect_goal(text) is None
+
+
+# -- "just tell me" gets a short direct answer -------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "I don't need questions, just the answer: which tool for a quick brainstorm?",
+    "give me a straight answer, what should I use for a quick brainstorm",
+    "just the answer please - quick brainstorm tool?",
+])
+def test_asking_for_just_the_answer_gets_one_from_the_note(text):
+    out = TemplateComposer().compose(CoachingRequest(text=text, hits=hits("shared-wall-brainstorm"), confident=True))
+    first = out.text.splitlines()[0]
+    assert first.startswith(("Straight answer: ", "Short version: ", "In short: "))
+    assert any(s in first for s in note_sentences(ENTRIES["shared-wall-brainstorm"]))
+    assert questions_in(out.text) <= 1 and "?" in out.text and len(out.text.split()) <= 60
+    assert not STEPS.search(out.text) and "won't" not in out.text and "don't have" not in out.text
+
+
+def test_a_straight_answer_comes_even_from_a_note_of_short_sentences():
+    entry = ENTRIES["shared-wall-brainstorm"].model_copy(update={"body": "Use a shared wall. Keep the prompt short."})
+    request = CoachingRequest(text="just tell me what to use for a brainstorm", hits=[Hit(entry, 0.8, 0.8, 0.0)],
+                              confident=True)
+    out = TemplateComposer().compose(request)
+    assert out.text.splitlines()[0] == "Straight answer: Use a shared wall. Keep the prompt short."
+    assert questions_in(out.text) == 1 and "You want" not in out.text
+
+
+# -- a tool name that is also a teaching idea ------------------------------------------------
+
+def test_flipping_a_classroom_is_not_treated_as_naming_a_tool():
+    request = CoachingRequest(text="I want to flip my classroom for year 10", hits=hits("podcast-voices"), confident=True)
+    assert "Before the tool" not in TemplateComposer().compose(request).text
+
+
+def test_posting_on_flip_is_naming_the_tool():
+    request = CoachingRequest(text="I want my year 7s to post book reviews on Flip", hits=hits("podcast-voices"),
+                              confident=True)
+    assert "Before the tool, the learning:" in TemplateComposer().compose(request).text
+
+
+def test_a_straight_answer_is_the_notes_answer_not_its_caveat():
+    body = ("A shared wall lets every student post at once, which helps quieter students join in.\n\n"
+            "Watch for copying in a quick brainstorm, since the first post often sets the pattern for everyone.")
+    entry = ENTRIES["shared-wall-brainstorm"].model_copy(update={"body": body})
+    request = CoachingRequest(text="I don't need questions, just the answer: which tool for a quick brainstorm?",
+                              hits=[Hit(entry, 0.8, 0.8, 0.0)], confident=True)
+    first = TemplateComposer().compose(request).text.splitlines()[0]
+    assert first.startswith("Straight answer: A shared wall lets every student post at once")

@@ -24,6 +24,8 @@ class Ask(str, Enum):
 _STRAIGHT = re.compile(
     r"\b((?<!not )just (tell|give|show) me|tell me straight|(a|the) straight answer|straight up|just answer|"
     r"(stop|don'?t|no need to) (asking|ask) (me )?(questions|anything)|no (more )?questions|"
+    r"(i )?(don'?t|do not) (need|want) (any |more |your |all these |the )?questions|"
+    r"just (the|an|a) (answer|name|tool|app)\b|just (need|want) (the|an|a) (answer|name|tool|app)|"
     r"skip the questions|i just (want|need) (an|the|a) (answer|tool|app|idea|name))\b", re.I)
 _IDEAS = re.compile(
     r"\b(what (could|can|should|might|would|do) (they|students|pupils|kids|the kids|the class|my class|we|i|my \w+|"
@@ -133,7 +135,31 @@ def _clean(goal: str) -> str | None:
     text = " ".join(words)
     if re.search(r"\b(you|your)\b", text, re.I):  # "I want you to ..." is a request to the coach, not a goal
         return None
+    if not _clean_clause(words):
+        return None
     return second_person(text)
+
+
+# Words a goal clause may not open with (it is then a fragment: "to from", "to the") or hold (a
+# half-finished thought): said back, they read as a mangled echo.
+_NOT_A_VERB = {"the", "a", "an", "from", "with", "of", "for", "and", "or", "but", "so", "it's", "its", "this",
+               "that", "to", "at", "in", "on", "by", "about", "like", "um", "erm", "uh", "idk", "etc"}
+_DANGLING_END = {"from", "about", "into", "onto", "like", "by", "than", "as", "between", "through", "via", "my",
+                 "your", "our", "their", "this", "that", "these", "those", "some", "any", "every", "each",
+                 "is", "are", "was", "be"}
+_MESSY = re.compile(r"\.\.\.|…|\betc\b|\b(um|erm|uh|idk|lol|tbh|smth|sth|w/|b/c)\b|[\"“”()\[\]{}*_#/\\|<>=+@]", re.I)
+
+
+def _clean_clause(words: list[str]) -> bool:
+    """A goal said back must read as a clean clause: it opens with a verb-like ordinary word, has no
+    fillers, brackets or trailing-off."""
+    first = words[0]
+    if words[-1].lower() in _DANGLING_END:  # "start from", "make it like": the thought trails off
+        return False
+    if first.lower() in _NOT_A_VERB or not re.fullmatch(r"[a-z][a-z'-]*", first):
+        return False
+    text = " ".join(words)
+    return not _MESSY.search(text)
 
 
 def find_goal(text: str) -> Goal | None:
@@ -144,7 +170,7 @@ def find_goal(text: str) -> Goal | None:
             if not m:
                 continue
             goal = _clean(m.group("goal"))
-            if goal is None:
+            if goal is None or re.match(r"\s*(\.\.|…)", sentence[m.end("goal"):]):  # trailing off: no echo
                 continue
             who = second_person(m.group("who")) if "who" in pattern.groupindex else ""
             return Goal(shape, goal, who)
@@ -164,10 +190,11 @@ _TOPIC_OPENERS = ("You're thinking about {topic}.", "This sounds like a question
                   "So this is about {topic}.")
 
 
-def goal_openers(goal: Goal | None, topic: str) -> list[str]:
-    """Ways to say the goal back, most plain first; the topic (an entry's title) when no goal is stated."""
+def goal_openers(goal: Goal | None, topic: str | None) -> list[str]:
+    """Ways to say the goal back, most plain first; the topic (an entry's title) when no goal is stated;
+    none when neither can be said cleanly."""
     if goal is None:
-        return [t.format(topic=topic) for t in _TOPIC_OPENERS]
+        return [t.format(topic=topic) for t in _TOPIC_OPENERS] if topic else []
     return [t.format(goal=goal.words, who=goal.who) for t in _GOAL_OPENERS[goal.shape]]
 
 
@@ -177,8 +204,45 @@ def reflect_goal(text: str) -> str | None:
     return goal_openers(goal, "")[0] if goal else None
 
 
+# Names that keep their capital at the start of a title ("Google Classroom routines", "Padlet walls").
+_PROPER_FIRST = {"google", "microsoft", "youtube", "padlet", "canva", "kahoot", "quizlet", "seesaw", "flip",
+                 "flipgrid", "desmos", "geogebra", "scratch", "scratchjr", "minecraft", "tinkercad", "canvas",
+                 "teams", "onenote", "nearpod", "mentimeter", "blooket", "edpuzzle", "chatgpt", "gemini",
+                 "copilot", "claude", "book", "adobe", "apple", "zoom", "moodle", "schoology", "wakelet",
+                 "loom", "screencastify", "garageband", "audacity", "excel", "powerpoint", "word", "forms",
+                 "english", "french", "spanish", "german", "maths", "bloom's", "triple", "immersive"}
+
+
 def lower_first(title: str) -> str:
-    """A title inside a sentence: 'Running a backchannel' -> 'running a backchannel'; 'AI tools' stays."""
-    if len(title) > 1 and title[0].isupper() and title[1].islower():
-        return title[0].lower() + title[1:]
-    return title
+    """A title inside a sentence: 'Running a backchannel' -> 'running a backchannel'. Only an ordinary
+    first word is lowered: 'AI tools', 'SAMR in practice', 'iPad routines', 'YouTube clips',
+    'Google Classroom' and 'Desmos' keep their case, and no other word is ever touched."""
+    words = title.split(" ")
+    first = words[0]
+    ordinary = re.fullmatch(r"[A-Z][a-z'-]*", first) is not None and first.lower() not in _PROPER_FIRST
+    # "Book Creator projects": two capitalised words in a row are a name ("Using AI tools" is not).
+    if ordinary and len(words) > 1 and re.fullmatch(r"[A-Z][a-z'-]+\W*", words[1]):
+        ordinary = False
+    return " ".join([first[0].lower() + first[1:]] + words[1:]) if ordinary else title
+
+
+# A title that opens with one of these is an instruction or a fragment ("Start from the goal", "Use
+# fewer tools"), not a topic: "You're thinking about start from ..." is not English.
+_IMPERATIVE = {"start", "use", "make", "keep", "try", "build", "get", "let", "plan", "choose", "teach", "give",
+               "ask", "stop", "avoid", "think", "don't", "do", "set", "run", "create", "help", "check", "turn",
+               "put", "take", "move", "go", "find", "write", "record", "share", "design", "bring", "hold",
+               "pick", "add", "swap", "review", "mix", "reduce", "cut", "limit", "protect", "begin", "learn",
+               "focus", "match", "explore", "embed", "invite", "flip", "post", "show", "tell", "model", "say",
+               "from", "to", "for", "with", "and", "or", "but", "if", "is", "are", "can", "should", "will"}
+
+
+def topic_phrase(title: str) -> str | None:
+    """An entry's title as a topic to say back ("using AI chatbots with students"), or None when the title
+    is not a noun phrase (an instruction, a question, a title with a colon or dash) and would read badly."""
+    title = title.strip()
+    if not title or re.search(r"[:?!;—–]| - |\(|\)", title):
+        return None
+    first = title.split()[0].lower()
+    if first in _IMPERATIVE:
+        return None
+    return lower_first(title)

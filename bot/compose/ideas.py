@@ -19,6 +19,8 @@ _DANGLING = re.compile(r"^(it|its|this|these|that|those|they|their|such|both|her
                        re.I)
 _STEPWISE = re.compile(r"^\s*(\d+[.)]|step\s+\d+|first\b|then\b|next\b|finally\b)", re.I)
 MIN_WORDS, MAX_WORDS = 9, 34
+# A caveat is worth knowing but is not the answer to "just tell me".
+_CAVEAT = re.compile(r"^(watch|beware|avoid|don'?t|do not|be careful|note|never|however|unless|check)\b", re.I)
 # "How long / how many ...?" is answered by a sentence with a quantity in it.
 _HOW_MUCH = re.compile(r"\bhow (long|many|much|often|big)\b", re.I)
 _QUANTITY = re.compile(r"\b(\d+|one|two|three|four|five|ten|twenty|minutes?|seconds?|hours?|days?|weeks?|"
@@ -34,8 +36,9 @@ def note_sentences(entry: KnowledgeEntry) -> list[str]:
     return out
 
 
-def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ()) -> str | None:
-    """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is."""
+def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False) -> str | None:
+    """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is.
+    `straight`: the answer to "just tell me", which leans on the note's opening and away from caveats."""
     wanted = set(tokenize(ask))
     counting = bool(_HOW_MUCH.search(ask))
     skip = list(avoid)
@@ -54,7 +57,32 @@ def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ())
         score += 0.6 if _CONCRETE.search(sentence) else 0.0
         score -= 0.8 if _DANGLING.match(sentence) else 0.0
         score += 0.6 if counting and _QUANTITY.search(sentence) else 0.0
-        score -= 0.05 * index  # earlier sentences say what the entry is about
+        # Earlier sentences say what the entry is about; a "how long" answer may sit further in.
+        score -= (0.3 if straight and not counting else 0.05) * index
+        score -= 0.6 if straight and _CAVEAT.match(sentence) else 0.0
         if best is None or score > best[0]:
             best = (score, index, sentence)
     return best[2] if best else None
+
+
+# A straight answer may take the note's next sentence too when the first is this short, up to the total.
+SHORT_ANSWER_WORDS, MAX_ANSWER_WORDS = 14, 45
+
+
+def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ()) -> str | None:
+    """One or two sentences of the note that answer `ask` directly: the best sentence, and the next one when
+    the best is short and the next carries it on; any plain sentence of the note when none scores."""
+    skip = list(avoid)
+    plain = [s for s in note_sentences(entry)
+             if len(s.split()) <= MAX_WORDS and not _STEPWISE.match(s) and not leakage(s) and not urls_in(s)
+             and not any(s in text for text in skip)]
+    first = best_sentence(entry, ask, avoid=skip, straight=True) or next((s for s in plain if not _DANGLING.match(s)), None)
+    if first is None:
+        return None
+    sentences = note_sentences(entry)
+    index = sentences.index(first) if first in sentences else -1
+    nxt = sentences[index + 1] if 0 <= index < len(sentences) - 1 else None
+    if (nxt and nxt in plain and len(first.split()) < SHORT_ANSWER_WORDS
+            and len(first.split()) + len(nxt.split()) <= MAX_ANSWER_WORDS):
+        return f"{first} {nxt}"
+    return first

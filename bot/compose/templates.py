@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.compose.asks import (
-    Ask, ask_sentences, classify, find_goal, goal_openers, lower_first, reflect_goal, wants_several,
+    Ask, ask_sentences, classify, find_goal, goal_openers, reflect_goal, topic_phrase, wants_several,
 )
-from bot.compose.ideas import best_sentence
+from bot.compose.ideas import best_sentence, straight_answer
 from bot.models import PastTurn
+from knowledge.glossary import AMBIGUOUS, read_as_tool
 from knowledge.search import Hit
 
 __all__ = ["CoachingRequest", "Composer", "Composition", "TemplateComposer", "reflect_goal"]
@@ -72,6 +73,15 @@ class Composer(Protocol):
     def compose(self, request: CoachingRequest) -> Composition: ...
 
 
+def names_tool(text: str) -> bool:
+    """Whether the teacher names a tool; a name that is also a teaching idea ("flip the classroom",
+    "work in teams") counts only when it is written or used as the tool."""
+    for match in _TOOL_WORDS.finditer(text):
+        if match.group(1).lower() not in AMBIGUOUS or read_as_tool(text, match.start(1), match.end(1)):
+            return True
+    return False
+
+
 def _opening(text: str, words: int = 2) -> str:
     return " ".join(text.lower().split()[:words])
 
@@ -102,27 +112,27 @@ class TemplateComposer:
             used.append(hits[1])
         asking = " ".join(ask_sentences(request.text)) or request.text
         ask = classify(asking)
-        names_tool = bool(_TOOL_WORDS.search(request.text))
+        tool_named = names_tool(request.text)
         said = [t.reply for t in request.history]
         previous = _opening(request.history[-1].reply) if request.history else ""
         if ask is Ask.OPEN:
-            lines, closing = self._open(request, used, names_tool, previous)
+            lines, closing = self._open(request, used, tool_named, previous)
         else:
-            lines, closing = self._answer(request, used, ask, asking, names_tool, said, previous), None
+            lines, closing = self._answer(request, used, ask, asking, tool_named, said, previous), None
         # An answer keeps its question to the last: the second idea goes first when it is too long.
         text = self._fit(lines, closing, request.max_words, keep_last=ask is not Ask.OPEN)
         # Sources are drawn by the adapter under the reply (a link, or "Read it"), never in the text.
         return Composition(text, [h.entry.id for h in used[: request.max_sources]])
 
-    def _open(self, request: CoachingRequest, used: list[Hit], names_tool: bool,
+    def _open(self, request: CoachingRequest, used: list[Hit], tool_named: bool,
               previous: str) -> tuple[list[str], str | None]:
         """A goal or reflection: the goal said back in the teacher's terms, then one or two questions."""
-        topic = lower_first(used[0].entry.title)
-        opener = _vary(goal_openers(find_goal(request.text), topic), previous)
+        # The goal or topic is said back only when it reads as plain English; otherwise no echo at all.
+        openers = goal_openers(find_goal(request.text), topic_phrase(used[0].entry.title))
         close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
-        questions = self._questions(close, request.history, prefer_learning=names_tool)
-        lines = [opener]
-        if names_tool:
+        questions = self._questions(close, request.history, prefer_learning=tool_named)
+        lines = [_vary(openers, previous)] if openers else []
+        if tool_named:
             lines.append("Before the tool, the learning:")
         lines.extend(questions)
         coaching_turns = sum(1 for t in request.history if t.route == "coach")
@@ -130,7 +140,7 @@ class TemplateComposer:
             else None
         return lines, closing
 
-    def _answer(self, request: CoachingRequest, used: list[Hit], ask: Ask, asking: str, names_tool: bool,
+    def _answer(self, request: CoachingRequest, used: list[Hit], ask: Ask, asking: str, tool_named: bool,
                 said: list[str], previous: str) -> list[str]:
         """A direct ask: one or two ideas from the best entries, a sentence each, then one question."""
         ideas: list[str] = []
@@ -138,7 +148,10 @@ class TemplateComposer:
             if ideas and (ask is not Ask.IDEAS or not wants_several(asking)
                           or hit.score < SECOND_IDEA_RATIO * used[0].score):
                 break
-            sentence = best_sentence(hit.entry, asking, avoid=said)
+            if ask is Ask.STRAIGHT:  # a straight answer: a sentence or two from the best entry's note
+                sentence = straight_answer(hit.entry, asking, avoid=said)
+            else:
+                sentence = best_sentence(hit.entry, asking, avoid=said)
             if sentence is None:
                 continue
             if not ideas:
@@ -147,9 +160,10 @@ class TemplateComposer:
             else:
                 ideas.append(_SECOND_LEADS[len(request.history) % len(_SECOND_LEADS)] + sentence)
         close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
-        questions = self._questions(close, request.history, prefer_learning=names_tool)[:1]
-        if not ideas:  # nothing in the notes stands alone: say the goal back instead
-            return [self._open(request, used, names_tool, previous)[0][0], *questions]
+        questions = self._questions(close, request.history, prefer_learning=tool_named)[:1]
+        if not ideas:  # nothing in the notes stands alone: say the goal back instead, if it can be said
+            opened = self._open(request, used, tool_named, previous)[0]
+            return [*opened[:1], *questions] if opened and opened[0] not in questions else questions
         return [*ideas, *questions]
     @staticmethod
     def _questions(used: list[Hit], history: Sequence[PastTurn], *, prefer_learning: bool) -> list[str]:
