@@ -265,14 +265,49 @@ class SlackAPIServer:
                    "text": body.get("text"), "blocks": body.get("blocks") or []}
         if body.get("thread_ts"):
             message["thread_ts"] = body["thread_ts"]
+        if body.get("metadata"):
+            message["metadata"] = body["metadata"]
         self.messages[(str(channel), ts)] = message
         return {"channel": channel, "ts": ts, "message": message}
 
     def _m_chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
         key = (str(body.get("channel")), str(body.get("ts")))
         message = {**self.messages.get(key, {}), "text": body.get("text"), "blocks": body.get("blocks") or []}
+        if body.get("metadata"):  # as Slack: metadata given replaces the message's, none keeps it
+            message["metadata"] = body["metadata"]
         self.messages[key] = message
         return {"channel": body.get("channel"), "ts": body.get("ts"), "text": body.get("text"), "message": message}
+
+    def _history(self, body: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Messages in `channel` that `keep` accepts, after `oldest`; metadata only with include_all_metadata."""
+        channel = str(body.get("channel"))
+        oldest = float(body.get("oldest") or 0)
+        with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for (ch, ts), message in list(self.messages.items()):
+            if ch != channel or float(ts) <= oldest or not keep({**message, "ts": ts}):
+                continue
+            shown = {**message, "ts": ts}
+            if not with_meta:
+                shown.pop("metadata", None)
+            found.append(shown)
+        return found
+
+    def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The channel's top-level messages (thread replies left out), newest first, as Slack answers."""
+        found = self._history(body, lambda m: not m.get("thread_ts") or m["thread_ts"] == m["ts"])
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        limit = int(body.get("limit") or 100)
+        return {"messages": found[:limit], "has_more": len(found) > limit}
+
+    def _m_conversations_replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A thread (the parent `ts` and its replies), oldest first, as Slack answers."""
+        parent = str(body.get("ts"))
+        found = self._history({**body, "oldest": None} if body.get("oldest") is None else body,
+                              lambda m: m["ts"] == parent or m.get("thread_ts") == parent)
+        found.sort(key=lambda m: float(m["ts"]))
+        limit = int(body.get("limit") or 100)
+        return {"messages": found[:limit], "has_more": len(found) > limit}
 
     def _m_chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"message_ts": self._next_ts()}
