@@ -56,6 +56,7 @@ class SlackAPIServer:
         self._lock = threading.Lock()
         self._failures: dict[str, list[str]] = {}
         self._delays: dict[str, float] = {}
+        self._held: dict[str, asyncio.Event] = {}  # methods applied, then answered only on release()
         self._ts = itertools.count(1)
         self.user_tz: dict[str, str] = {}  # users.info answers these zones (Europe/London otherwise)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +195,23 @@ class SlackAPIServer:
         """Make every call to `method` take `seconds` (a slow Slack)."""
         self._delays[method] = seconds
 
+    def hold_after(self, method: str) -> None:
+        """Apply every call to `method` but answer it only after `release()`: a caller killed meanwhile
+        has posted without learning the ts (a crash between posting and writing the ts down)."""
+        assert self._loop is not None
+        self._held[method] = asyncio.run_coroutine_threadsafe(self._event(), self._loop).result(5)
+
+    @staticmethod
+    async def _event() -> asyncio.Event:
+        return asyncio.Event()
+
+    def release(self) -> None:
+        """Answer the held calls and stop holding."""
+        held, self._held = self._held, {}
+        if self._loop is not None:
+            for event in held.values():
+                self._loop.call_soon_threadsafe(event.set)
+
     def reset(self) -> None:
         """Forget recorded calls, failures, delays and messages."""
         with self._lock:
@@ -253,7 +271,11 @@ class SlackAPIServer:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response({"ok": True, **handler(body)})
+        result = handler(body)
+        held = self._held.get(method)
+        if held is not None:
+            await held.wait()
+        return web.json_response({"ok": True, **result})
 
     def _m_auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"url": "https://school.slack.com/", "team": "School", "user": "coach", "team_id": self.team_id,
