@@ -55,10 +55,12 @@ from bot.handoff.escalations import Escalations  # noqa: E402
 from bot.models import Route  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.state.memory import ConversationMemory  # noqa: E402
-from bot.state.database import StateDB
+from bot.state.database import StateDB  # noqa: E402
 from bot.triage.categories import Category  # noqa: E402
 from bot.triage.router import Decision  # noqa: E402
 from webhook_receiver import SmtpSink, WebhookReceiver, free_port, poll  # noqa: E402
+from adapters.slack.actions import action_item  # noqa: E402
+from adapters.slack.commands import command_item  # noqa: E402
 from bot.state.inbound import DONE, InboundQueue  # noqa: E402
 from slack_api_server import (  # noqa: E402
     SIGNING_SECRET, SlackAPIServer, app_mention, block_actions, event_body, im_message, post_to_app, slash_command,
@@ -275,7 +277,7 @@ QUESTIONS = ["how do I make a quick exit ticket in google forms?",
 
 
 class SlackServer:
-    """`coach serve slack` (HTTP) as its own process, on a knowledge base imported once, a state database per scenario."""
+    """`coach serve slack` (HTTP) as its own process; the knowledge base imported once, a database per scenario."""
 
     def __init__(self, work: Path, api: SlackAPIServer) -> None:
         self.work, self.api = work, api
@@ -286,9 +288,9 @@ class SlackServer:
                          "SLACK_SIGNING_SECRET": SIGNING_SECRET, "COACH_SLACK__API_URL": api.base_url,
                          "COACH_SLACK__THINKING_AFTER_SECONDS": "30", "PYTHONUNBUFFERED": "1"})
         if not self.data.exists():
-            subprocess.run([sys.executable, "-m", "adapters.cli", "kb", "import", str(ROOT / "tests" / "fixtures" / "kb")],
-                           cwd=ROOT, env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=600)
+            kb = ROOT / "tests" / "fixtures" / "kb"
+            subprocess.run([sys.executable, "-m", "adapters.cli", "kb", "import", str(kb)], cwd=ROOT, env=self.env,
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
 
     def start(self, state: str, name: str) -> tuple[subprocess.Popen, str]:
         log_path = self.work / f"{name}.log"
@@ -350,8 +352,7 @@ def slash_command_retried(server: SlackServer, count: int) -> Outcome:
             for _ in range(2):  # Slack's retry, or a double submit: the same trigger_id
                 assert post_to_app(url, body, content_type=FORM).status == 200
                 sent += 1
-            fields = dict(urllib.parse.parse_qsl(body))
-            keys.append(f"slack:cmd:{fields['team_id']}:{fields['channel_id']}:{fields['user_id']}:{fields['trigger_id']}")
+            keys.append(command_item(dict(urllib.parse.parse_qsl(body)))[0])
         return _slack_outcome("Slack: slash command retried", server, "commands", keys, sent, started, api)
     finally:
         _stop(proc)
@@ -367,10 +368,12 @@ def click_retried(server: SlackServer, count: int) -> Outcome:
             channel = f"C0CLICK{n:04d}"
             event = app_mention(QUESTIONS[0], channel=channel)
             assert post_to_app(url, event_body(event)).status == 200
-            poll(lambda: any(ch == channel and m.get("thread_ts") == event["ts"] for (ch, _), m in api.messages.items()),
-                 60, "the answer to click on", interval=0.05)
+            answered = lambda: any(ch == channel and m.get("thread_ts") == event["ts"]  # noqa: E731
+                                   for (ch, _), m in api.messages.items())
+            poll(answered, 60, "the answer to click on", interval=0.05)
             ts, message = next((ts, m) for (ch, ts), m in api.messages.items() if ch == channel)
-            button = next(b["accessory"] for b in message["blocks"] if b.get("block_id") == "coach.source.exit-ticket-checks")
+            button = next(b["accessory"] for b in message["blocks"]
+                          if b.get("block_id") == "coach.source.exit-ticket-checks")
             clicks.append(block_actions({**message, "ts": ts}, "coach.read_source", button["value"], channel=channel))
         started = time.monotonic()
         keys, sent = [], 0
@@ -378,9 +381,7 @@ def click_retried(server: SlackServer, count: int) -> Outcome:
             for _ in range(2):
                 assert post_to_app(url, click, content_type=FORM).status == 200
                 sent += 1
-            payload = json.loads(urllib.parse.parse_qs(click)["payload"][0])
-            keys.append(f"slack:act:{payload['container']['message_ts']}:coach.read_source:"
-                        f"{payload['user']['id']}:{payload['trigger_id']}")
+            keys.append(action_item(json.loads(urllib.parse.parse_qs(click)["payload"][0]))[0])
         return _slack_outcome("Slack: click retried", server, "clicks", keys, sent, started, api)
     finally:
         _stop(proc)
@@ -440,7 +441,8 @@ def main() -> int:
             scenarios += [("SMTP down", lambda: smtp_down(work, args.escalations, args.smtp_down)),
                           ("webhook 500s", lambda: webhook_flaky(work, args.escalations, args.webhook_failures)),
                           ("killed mid-delivery", lambda: killed_mid_delivery(work, args.escalations)),
-                          ("outbox write after commit", lambda: outbox_write_fails_after_commit(work, args.escalations)),
+                          ("outbox write after commit",
+                           lambda: outbox_write_fails_after_commit(work, args.escalations)),
                           ("outbox write in transaction",
                            lambda: outbox_write_fails_in_transaction(work, args.escalations))]
         api = SlackAPIServer().start() if args.only != "handoffs" else None

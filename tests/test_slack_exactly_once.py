@@ -25,10 +25,15 @@ from adapters.slack.sinks import Mark, metadata
 from bot.settings import Settings
 from bot.state.database import StateDB, utcnow
 from bot.state.inbound import DONE, InboundQueue
-from tests.slack_api_server import BOT_USER_ID, SlackAPIServer, app_mention, block_actions, event_body, im_message, slash_command
-from tests.test_slack_http import (  # noqa: F401
-    BOT_TOKEN, FORM, RunningApp, _answered_message, _inbound, app, drafts_dir, kb_data_dir, runtime, settings, slack_overrides,
+from tests.slack_api_server import (
+    BOT_USER_ID, SlackAPIServer, app_mention, block_actions, event_body, im_message, slash_command,
 )
+from tests.test_slack_http import (  # noqa: F401  (the running app and its fixtures, shared)
+    BOT_TOKEN, FORM, RunningApp, _answered_message, _inbound, app, drafts_dir, kb_data_dir, runtime, settings,
+    slack_overrides,
+)
+
+# ruff: noqa: F811  (pytest fixtures imported above are parameters below)
 
 pytestmark = pytest.mark.server
 QUESTION = "how do I make a quick exit ticket in google forms?"
@@ -102,7 +107,8 @@ def test_a_command_whose_process_died_after_posting_the_question_updates_that_qu
     assert app.api.calls("conversations.history")
 
 
-def test_a_command_whose_process_died_after_answering_is_not_answered_again(app: RunningApp, settings: Settings) -> None:
+def test_a_command_whose_process_died_after_answering_is_not_answered_again(app: RunningApp,
+                                                                           settings: Settings) -> None:
     key, payload = command_item(dict(urllib.parse.parse_qsl(slash_command(QUESTION))))
     queue = _queue(settings)
     _killed_after_claiming(queue, key, payload)

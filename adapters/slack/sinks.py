@@ -55,8 +55,10 @@ async def find_marked(client: AsyncWebClient, channel: str, key: str, *, thread_
                       oldest: str | None = None) -> Marked | None:
     """The latest message in `channel` (or in the thread `thread_ts`) carrying `key`, if any.
 
-    Reads at most LOOKBACK_MESSAGES, from `oldest` on when known. A lookup Slack refuses (a missing
-    history scope, say) finds nothing: the answer is then posted, since losing it is worse.
+    Reads at most LOOKBACK_MESSAGES, from `oldest` on when known. A lookup Slack refuses finds
+    nothing, and the answer is then posted, since losing it is worse: the manifest's im:history
+    covers direct messages; in channels the lookup needs channels:history / groups:history,
+    which the manifest does not ask for (Slack answers missing_scope there).
     """
     try:
         if thread_ts:
