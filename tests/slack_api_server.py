@@ -56,6 +56,7 @@ class SlackAPIServer:
         self._lock = threading.Lock()
         self._failures: dict[str, list[str]] = {}
         self._delays: dict[str, float] = {}
+        self._held: dict[str, asyncio.Event] = {}  # methods applied, then answered only on release()
         self._ts = itertools.count(1)
         self.user_tz: dict[str, str] = {}  # users.info answers these zones (Europe/London otherwise)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +195,23 @@ class SlackAPIServer:
         """Make every call to `method` take `seconds` (a slow Slack)."""
         self._delays[method] = seconds
 
+    def hold_after(self, method: str) -> None:
+        """Apply every call to `method` but answer it only after `release()`: a caller killed meanwhile
+        has posted without learning the ts (a crash between posting and writing the ts down)."""
+        assert self._loop is not None
+        self._held[method] = asyncio.run_coroutine_threadsafe(self._event(), self._loop).result(5)
+
+    @staticmethod
+    async def _event() -> asyncio.Event:
+        return asyncio.Event()
+
+    def release(self) -> None:
+        """Answer the held calls and stop holding."""
+        held, self._held = self._held, {}
+        if self._loop is not None:
+            for event in held.values():
+                self._loop.call_soon_threadsafe(event.set)
+
     def reset(self) -> None:
         """Forget recorded calls, failures, delays and messages."""
         with self._lock:
@@ -253,7 +271,11 @@ class SlackAPIServer:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response({"ok": True, **handler(body)})
+        result = handler(body)
+        held = self._held.get(method)
+        if held is not None:
+            await held.wait()
+        return web.json_response({"ok": True, **result})
 
     def _m_auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"url": "https://school.slack.com/", "team": "School", "user": "coach", "team_id": self.team_id,
@@ -265,14 +287,49 @@ class SlackAPIServer:
                    "text": body.get("text"), "blocks": body.get("blocks") or []}
         if body.get("thread_ts"):
             message["thread_ts"] = body["thread_ts"]
+        if body.get("metadata"):
+            message["metadata"] = body["metadata"]
         self.messages[(str(channel), ts)] = message
         return {"channel": channel, "ts": ts, "message": message}
 
     def _m_chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
         key = (str(body.get("channel")), str(body.get("ts")))
         message = {**self.messages.get(key, {}), "text": body.get("text"), "blocks": body.get("blocks") or []}
+        if body.get("metadata"):  # as Slack: metadata given replaces the message's, none keeps it
+            message["metadata"] = body["metadata"]
         self.messages[key] = message
         return {"channel": body.get("channel"), "ts": body.get("ts"), "text": body.get("text"), "message": message}
+
+    def _history(self, body: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Messages in `channel` that `keep` accepts, after `oldest`; metadata only with include_all_metadata."""
+        channel = str(body.get("channel"))
+        oldest = float(body.get("oldest") or 0)
+        with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for (ch, ts), message in list(self.messages.items()):
+            if ch != channel or float(ts) <= oldest or not keep({**message, "ts": ts}):
+                continue
+            shown = {**message, "ts": ts}
+            if not with_meta:
+                shown.pop("metadata", None)
+            found.append(shown)
+        return found
+
+    def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The channel's top-level messages (thread replies left out), newest first, as Slack answers."""
+        found = self._history(body, lambda m: not m.get("thread_ts") or m["thread_ts"] == m["ts"])
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        limit = int(body.get("limit") or 100)
+        return {"messages": found[:limit], "has_more": len(found) > limit}
+
+    def _m_conversations_replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A thread (the parent `ts` and its replies), oldest first, as Slack answers."""
+        parent = str(body.get("ts"))
+        found = self._history({**body, "oldest": None} if body.get("oldest") is None else body,
+                              lambda m: m["ts"] == parent or m.get("thread_ts") == parent)
+        found.sort(key=lambda m: float(m["ts"]))
+        limit = int(body.get("limit") or 100)
+        return {"messages": found[:limit], "has_more": len(found) > limit}
 
     def _m_chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"message_ts": self._next_ts()}

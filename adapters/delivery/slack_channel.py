@@ -1,7 +1,7 @@
 """Handoffs in the integrators' Slack channel, and notices to teachers in Slack.
 
 `opened` posts a message with Claim and Resolve buttons (action_id `handoff_claim` /
-`handoff_resolve`, value = the escalation id; adapters/slack/app.py handles the clicks through
+`handoff_resolve`, value = the escalation id; adapters/slack/actions.py handles the clicks through
 `Coach.escalation_action`). `updated` replies in that message's thread; `claimed` and
 `resolved` redraw it (fewer buttons), so a claim from `coach handoffs claim` shows there too.
 
