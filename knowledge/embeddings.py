@@ -52,8 +52,7 @@ class Embedder(Protocol):
     """Anything that turns texts into L2-normalised float32 vectors."""
 
     name: str
-    """Identifies the model; recorded by the vector store so that vectors from
-    different models are never mixed."""
+    """Identifies the model; the store records it so vectors of different models never mix."""
 
     @property
     def dimension(self) -> int | None:

@@ -76,6 +76,7 @@ ALLOWED_PLATFORM_LITERALS = {
     ("bot/compose/replies.py", "slack"): "user-facing words for a delivery channel: 'on Slack'",
     ("bot/compose/replies.py", "teams"): "user-facing words for a delivery channel: 'in Teams'",
     ("bot/privacy/masker.py", "teams"): "Microsoft Teams as a tool a teacher names, never masked as a person",
+    ("bot/compose/asks.py", "teams"): "Microsoft Teams in the list of product names that keep their capital",
 }
 
 

@@ -197,8 +197,7 @@ def _require_ids(activity: Activity) -> tuple[str, str]:
 
 def _platform_ref(activity: Activity) -> PlatformRef:
     channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    raw = channel_data.get("channel")
-    channel = raw if isinstance(raw, dict) else {}
+    channel = raw if isinstance(raw := channel_data.get("channel"), dict) else {}
     return PlatformRef(channel=channel.get("id"), service_url=activity.service_url,
                        reference=reference_dict(activity))
 
