@@ -144,7 +144,7 @@ class Coach:
         if self.checkins is not None and history:
             self.checkins.note_reply(history, text)
         # One embedding of the message serves triage and, for a first turn, retrieval.
-        vector = triage.embed(text)
+        vector: np.ndarray | None = triage.embed(text)
         decision = triage.decide(text, self._context(history, key), vector=vector)
         if not triage.shares_retrieval_vector:
             vector = None

@@ -92,7 +92,7 @@ async def _feedback(bridge: Bridge, key: str, row: InboundEventRow, client: Asyn
         if ephemeral:
             await respond(replace_original=True, text=text, blocks=blocks)
         else:
-            await client.chat_update(channel=event.conversation_id, ts=container.get("message_ts"),
+            await client.chat_update(channel=event.conversation_id, ts=str(container.get("message_ts", "")),
                                      text=text, blocks=blocks)
     follow = render_reply(reply, thread_id=event.thread_id)
     if ephemeral:
@@ -145,7 +145,7 @@ async def _handoff(bridge: Bridge, key: str, row: InboundEventRow, client: Async
     updated = handoff_update((body.get("message") or {}).get("blocks") or [], text=result.channel_text or "",
                              action=kind)
     # Redrawing the card is an update: done twice, it shows the same thing.
-    await client.chat_update(channel=channel, ts=container.get("message_ts"), **updated.as_kwargs())
+    await client.chat_update(channel=channel, ts=str(container.get("message_ts", "")), **updated.as_kwargs())
     return True
 
 

@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 import click
 
@@ -44,7 +44,7 @@ def slack(click_ctx: click.Context, port: int, host: str, mode: str, drafts_dir:
         verified = True
     rt = runtime(ctx)
     try:
-        service = SlackService(rt, host=host, port=port, mode=chosen, drafts_dir=drafts_dir, workers=workers,
+        service = SlackService(rt, host=host, port=port, mode=cast(Literal["socket", "http"], chosen), drafts_dir=drafts_dir, workers=workers,
                                app_token_verified=verified)
         asyncio.run(_serve(service))
     finally:

@@ -77,7 +77,7 @@ async def find_marked(client: AsyncWebClient, channel: str, key: str, *, thread_
         if (meta.get("event_payload") or {}).get("inbound") != key:
             continue
         try:
-            found.append(Marked(str(message["ts"]), Mark(meta.get("event_type"))))
+            found.append(Marked(str(message["ts"]), Mark(str(meta.get("event_type")))))
         except (KeyError, ValueError):
             continue
     # An answer wins over an indicator; otherwise the newest message.
@@ -109,7 +109,7 @@ class ChannelSink:
         self.key = key
 
     async def _send(self, message: SlackMessage, mark: Mark) -> None:
-        extra = {"metadata": metadata(self.key, mark)} if self.key else {}
+        extra: dict[str, Any] = {"metadata": metadata(self.key, mark)} if self.key else {}
         if self.message_ts:
             try:
                 await self.client.chat_update(channel=self.channel, ts=self.message_ts, **message.as_kwargs(),

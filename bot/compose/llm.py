@@ -17,9 +17,12 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import openai
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 from bot.compose.asks import Ask, classify
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
@@ -125,7 +128,7 @@ class ChatModel:
             retry_after: float | None = None
             try:
                 response = self.client.chat.completions.create(
-                    model=self.settings.model, messages=list(messages), temperature=0.3, max_tokens=max_tokens,
+                    model=self.settings.model, messages=cast("list[ChatCompletionMessageParam]", list(messages)), temperature=0.3, max_tokens=max_tokens,
                     timeout=min(self.settings.timeout_seconds, remaining), **kwargs,
                 )
             except openai.APITimeoutError:

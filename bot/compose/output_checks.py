@@ -153,7 +153,7 @@ def check_reply(
     own = [url for url in urls_in(text) if url not in foreign]
     listed = RESOURCE_LIST.search(text)
     if own or listed:
-        shown = own[0] if own else listed.group(0)
+        shown = own[0] if own else listed.group(0) if listed else ""
         problems.append(f"it writes the resources into the text ({shown!r}); the chat shows them under the reply, "
                         "so leave links and resource lists out of the text and list the entry ids in \"sources\"")
     if len(sources) > max_sources:

@@ -43,7 +43,7 @@ from bot.handoff.context import build_context, concern_notice
 from bot.outbound import outbound
 from bot.platforms import Capability, platforms
 from bot.settings import OutboxSettings, Settings
-from bot.state.database import Base, StateDB, utcnow
+from bot.state.database import Base, StateDB, rows_changed, utcnow
 from bot.state.memory import ConversationMemory
 from bot.triage.categories import Category
 
@@ -115,7 +115,7 @@ def idempotency_key(escalation: EscalationRow, event: str, seq: int, channel: st
     The escalation's creation time is folded in so two installations' `H-0042` never share a key
     at a receiver they both post to.
     """
-    stamp = aware(escalation.created_at).strftime("%Y%m%d%H%M%S") if escalation.created_at else "0"
+    stamp = created.strftime("%Y%m%d%H%M%S") if (created := aware(escalation.created_at)) else "0"
     salt = hashlib.sha256(f"{escalation.id}|{stamp}".encode()).hexdigest()[:10]
     return f"coach-{escalation.id}-{event}-{seq}-{channel.replace(':', '-')}-{salt}"
 
@@ -205,7 +205,7 @@ class TeacherNotifier(Protocol):
 class TeacherChannel:
     """A TeacherNotifier seen as a delivery channel, so teacher notices go through the outbox too."""
 
-    events = frozenset({CLAIMED, RESOLVED})
+    events: frozenset[str] = frozenset({CLAIMED, RESOLVED})
     targets = frozenset({"helpdesk", "integrator"})
 
     def __init__(self, notifier: TeacherNotifier) -> None:
@@ -374,13 +374,13 @@ class Outbox:
                 with self.db.session() as s:
                     result = s.execute(update(OutboxRow).where(OutboxRow.id == row_id, self._due(now))
                                        .values(**values).execution_options(synchronize_session=False))
-                if result.rowcount == 1:
+                if rows_changed(result) == 1:
                     claimed = row_id
                     break
         if claimed is None:
             return None
         with self.db.session() as s:
-            r = s.get(OutboxRow, claimed)
+            r = s.get_one(OutboxRow, claimed)
             first = s.scalars(select(OutboxRow).where(OutboxRow.escalation_id == r.escalation_id,
                                                       OutboxRow.channel == r.channel,
                                                       OutboxRow.event == OPENED)).first()
@@ -408,7 +408,7 @@ class Outbox:
                                .values(status=DELIVERED, delivered_at=now, updated_at=now, receipt=receipt,
                                        lease_until=None, last_error=None)
                                .execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rows_changed(result) != 1:
             # Our lease ran out mid-delivery and another process took the row; the receiver's dedupe covers it.
             log.warning("outbox row %s delivered after its lease expired", item.id)
         log.info("delivered %s %s to %s (attempt %d)", item.ticket, item.event, item.channel, item.attempt)
@@ -450,7 +450,7 @@ class Outbox:
                 OutboxRow.status == PENDING, OutboxRow.channel.in_(list(self.channels))))
             leased = s.scalar(select(func.min(OutboxRow.lease_until)).where(
                 OutboxRow.status == SENDING, OutboxRow.channel.in_(list(self.channels))))
-        times = [aware(t) for t in (pending, leased) if t is not None]
+        times = [a for t in (pending, leased) if (a := aware(t)) is not None]
         return min(times) if times else None
 
     def rows(self, *, escalation_id: int | None = None, status: str | Sequence[str] | None = None,
@@ -480,7 +480,7 @@ class Outbox:
         with self.db.session() as s:
             result = s.execute(query.values(status=PENDING, next_attempt_at=now, updated_at=now)
                                .execution_options(synchronize_session=False))
-        return result.rowcount or 0
+        return rows_changed(result)
 
 
 # -- the listener the coach calls --------------------------------------------------------------------

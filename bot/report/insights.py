@@ -427,7 +427,7 @@ def entry_vectors(store: KnowledgeStore) -> EntryVectors:
         dim = int(getattr(store.embedder, "dimension", None) or 1)
         return EntryVectors([], np.zeros((0, dim)), np.zeros((0, dim)), np.zeros(0, dtype=int))
     index = {eid: i for i, eid in enumerate(ids)}
-    card = [None] * len(ids)
+    card: list[np.ndarray | None] = [None] * len(ids)
     views: list[np.ndarray] = []
     owners: list[int] = []
     if store.model_name == store.embedder.name:
@@ -445,7 +445,7 @@ def entry_vectors(store: KnowledgeStore) -> EntryVectors:
         except Exception:  # a server that will not hand vectors back: embed below instead
             views, owners, card = [], [], [None] * len(ids)
     if not views or any(c is None for c in card):
-        texts, owners, card_rows = [], [], []
+        texts, owners, card_rows = list[str](), list[int](), list[int]()
         for i, eid in enumerate(ids):
             for view, text in view_texts(entries[eid]).items():
                 if view == "card":
@@ -456,7 +456,7 @@ def entry_vectors(store: KnowledgeStore) -> EntryVectors:
         views = list(vecs)
         card = [vecs[r] for r in card_rows]
     v = _unit(np.vstack(views))
-    return EntryVectors(ids, _unit(np.vstack(card)), v, np.asarray(owners, dtype=int))
+    return EntryVectors(ids, _unit(np.vstack([c for c in card if c is not None])), v, np.asarray(owners, dtype=int))
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
@@ -955,7 +955,7 @@ def _entry_stats(coach: Sequence[TurnRecord], clicks: Mapping[str, Counter[str]]
     helped: Counter[str] = Counter()
     not_quite: Counter[str] = Counter()
     for t in coach:
-        c = clicks.get(t.id, {})
+        c = clicks.get(t.id) or Counter()
         for sid in t.sources:  # a click is about the whole reply, so every entry it drew on shares it
             cited[sid] += 1
             helped[sid] += c.get("helped", 0)

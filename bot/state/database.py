@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from sqlalchemy import CursorResult, Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, Result
@@ -35,6 +35,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+@overload
+def aware(value: datetime | None) -> datetime | None: ...
 def aware(value: datetime | None) -> datetime | None:
     """SQLite hands timestamps back without a zone; they were written in UTC."""
     if value is not None and value.tzinfo is None:
