@@ -91,6 +91,18 @@ class Masked:
         return cls("", {}, dict(keys or {}))
 
 
+# Family words a child's relative is named by: "Uncle Femi", "grandpa joe" (the whole is the person).
+KIN = frozenset("uncle auntie aunty aunt grandpa grandad granddad grandma granny nan nana nanna gran".split())
+# Surname particles: after "van der" the next word is the surname whatever its case.
+PARTICLES = frozenset("van der von den de del della di da du la le al el bin ibn".split())
+# Words a product's name ends with: "Carousel Learning", "Edulink One", "Smiling Mind", "Sparx Maths".
+PRODUCT_SUFFIXES = frozenset(
+    "learning maths math reader one pro plus go max mini lite studio academy edu education online hub cloud "
+    "connect suite classroom mind app apps tracker pay reading science english kids junior jr".split())
+# A class code just after a word: "ben harrow 3P", "flo baptiste, 4K".
+CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)\b")
+
+
 # The other half of a hyphenated product name: "Bee-Bot", "Blue-Bot", "Pro-Pad".
 _PRODUCT_PARTS = frozenset({"bot", "bots", "book", "books", "pad", "board", "kit", "cam", "box", "link", "net"})
 _SHARED: dict[tuple[str, str], Masker] = {}
@@ -225,6 +237,8 @@ class Masker:
             self.words = _english_words(self.model)
             first, last = _census_names()
             self.first_names = first
+            self.surnames = last
+            self.stop_words = frozenset(self.analyzer.nlp_engine.nlp["en"].Defaults.stop_words)
             self.common = _common_words(self.model, first | last)
             self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
                                                is_common=self.common.__contains__,
@@ -338,19 +352,50 @@ class Masker:
         out = []
         for start, end, kind in spans:
             if kind is Kind.NAME:
+                lower = text[start:end].islower()
                 while True:
-                    m = re.search(r"([A-Z][^\W\d_]+(?:[-'’][A-Za-z]+)?)([ -])$", text[:start])
-                    if not m or self._not_a_name(m.group(1)) or m.group(1).lower() in self.words:
+                    m = re.search(r"([A-Za-z][^\W\d_]*(?:[-'’][^\W\d_]+)*)([ -])$", text[:start])
+                    if not m or self._not_a_name(m.group(1)) or not self._name_before(m.group(1), lower, m.group(2)):
                         break
                     start = m.start(1)
                 while True:
-                    m = re.match(r"((?:['\"’”)])?[ -])([A-Z][^\W\d_]+(?:['’][A-Za-z]+)?|[a-z]+)(?!['’]?\w)", text[end:])
-                    if not m or (m.group(1) != "-" and (not m.group(2)[:1].isupper() or self._not_a_name(m.group(2))
-                                                         or m.group(2).lower() in self.words)):
+                    m = re.match(r"((?:['\"’”)])?[ -])([A-Za-z][^\W\d_]*(?:['’-][^\W\d_]+)*)(?!['’]?\w)", text[end:])
+                    if not m or (m.group(1) != "-" and not self._name_after(text[start:end], m.group(2), lower,
+                                                                            text[end + m.end(2):])):
                         break
                     end += m.end(2)
             out.append((start, end, kind))
         return _resolve(out)
+
+    def _name_before(self, word: str, lower: bool, joiner: str) -> bool:
+        """Whether `word`, right before a name, is part of it: 'Tamsin [Hall]', 'Uncle [Femi]', 'Precious [Okonjo]'."""
+        low = word.lower()
+        if joiner == "-" and word[:1].isupper():
+            return True
+        if low in KIN:  # "Uncle Dev", "grandpa joe": how a family names the person, so part of it
+            return True
+        if word[:1].isupper():
+            return low not in self.words or (low in self.first_names and low not in self.common) \
+                or (low in self.first_names and low not in NOT_NAMES)
+        # "patience owusu": a lower-case given name before a lower-case name found
+        return lower and low in self.first_names and not self._stop(low)
+
+    def _name_after(self, value: str, word: str, lower: bool, rest: str) -> bool:
+        """Whether `word`, right after the name `value`, is its surname: 'Soo-ah Park', 'miles daventry'."""
+        low = word.lower()
+        if self._not_a_name(word) or self._stop(low) or re.match(r"\s*[-–]?\s*\d", rest) and not word[:1].isupper() \
+                and low in self.words and not CLASS_AFTER.match(rest):
+            return False
+        if value.split()[-1].lower() in PARTICLES:
+            return True  # "van der berg"
+        if word[:1].isupper():
+            return low not in self.words or (low in self.surnames and not self.tools(word)
+                                             and low not in PRODUCT_SUFFIXES)
+        # "august lindqvist", "ben harrow 3P": a lower-case word English does not know, or one before a class
+        return low not in self.words or (bool(CLASS_AFTER.match(rest)) and low in self.surnames)
+
+    def _stop(self, low: str) -> bool:
+        return low in self.stop_words or low in NOT_NAMES
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -391,7 +436,10 @@ class Masker:
             names.add(value)
             for part in re.split(r"[\s]+", value):
                 part = re.sub(r"['’]s?$", "", part)
-                if len(part) >= 2 and not self._not_a_name(part) and part.lower() not in self.words and part.lower() != "will":
+                if value.islower() and " " in value and len(part) >= 2 and not self._not_a_name(part) \
+                        and part.lower() not in PARTICLES and not self._stop(part):
+                    names.add(part)  # "winter garcia" written so: "winter" alone is the same child
+                elif len(part) >= 2 and not self._not_a_name(part) and part.lower() not in self.words and part.lower() != "will":
                     names.add(part)
                 elif len(part) >= 3 and part[:1].isupper() and not self._not_a_name(part):
                     names.add(part)  # a word-name ("Grace") only where it is written capitalised
