@@ -88,6 +88,10 @@ DEVICE_WORDS = frozenset(
 PERSON_CUES = frozenset(
     "for with and & helping help helped give gave tell ask asked thank thanks email emailed ring rang call phone "
     "meet met paired pair beside behind near both let remove add move unlock including except besides".split())
+# "the Rainbow family": a capitalised word before these is a surname.
+FAMILY = frozenset("family family's familys household twins siblings".split())
+# Punctuation that sets out a list of people one per item: "Monday — Amara; Tuesday — Finn".
+SEPARATORS = frozenset({"—", "–", ";", ":", "-", ","})
 # Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
 TITLES = frozenset("mr mrs ms miss mx dr sir".split())
 
@@ -219,9 +223,11 @@ class SchoolNameRecognizer(EntityRecognizer):
                 # A cue word: the next word (or two, if capitalised) is a name, in any case.
                 if low in NAME_CUES or (low in TITLES and i + 1 < len(doc)):
                     j = i + 1
-                    while j < len(doc) and doc[j].text in {",", "called", "named", ":", "-"}:
+                    while j < len(doc) and doc[j].text in {",", "called", "named", ":", "-", "(", "'s", "’s", "is"}:
                         j += 1
+                    apposed = j > i + 1 and doc[j - 1].text in {",", "(", ":"}
                     if j < len(doc) and nameish(doc[j]) and (
+                            (apposed and fold_name(doc[j].text) in self.first_names) or
                             doc[j].text[:1].isupper() or unknown_word(doc[j]) or doc[j].pos_ == "PROPN"
                             or low in TITLES or low in {"named", "called"} or not self.is_common(doc[j].lower_)):
                         if doc[j].pos_ in {"VERB", "AUX", "ADP", "DET", "PRON", "ADV", "SCONJ", "CCONJ", "NUM"} \
@@ -235,6 +241,14 @@ class SchoolNameRecognizer(EntityRecognizer):
                 continue
             cap = tok.text[:1].isupper()
             if i in people:
+                continue
+            if cap and 0 < i < len(doc) - 1 and doc[i - 1].lower_ == "the" and doc[i + 1].lower_ in FAMILY \
+                    and not self.is_tool(tok.text):
+                found[i] = 0.8  # "the Rainbow family's trip": a surname
+                continue
+            if cap and i >= 2 and doc[i - 1].lower_ in {"him", "her", "them"} \
+                    and doc[i - 2].lemma_.lower() in {"call", "name", "nickname"} and not self.is_tool(tok.text):
+                found[i] = 0.8  # "we call him Seun"
                 continue
             asc = fold_name(tok.text)  # "Zoë", "Şule", "Małgorzata" are looked up as "zoe", "sule", "malgorzata"
             parts = [p for p in asc.split("-") if p]
@@ -301,7 +315,8 @@ class SchoolNameRecognizer(EntityRecognizer):
         while changed:
             changed = False
             for i, tok in enumerate(doc):
-                if i in found or not nameish(tok) or not (tok.text[:1].isupper() or unknown_word(tok)):
+                if i in found or not nameish(tok) or not (tok.text[:1].isupper() or unknown_word(tok)
+                                                          or fold_name(tok.text) in self.first_names):
                     continue
                 for j in (i - 2, i + 2):
                     if 0 <= j < len(doc) and (j in found or j in people) and doc[min(i, j) + 1].text in {",", "and", "&", "or"} \
@@ -309,8 +324,54 @@ class SchoolNameRecognizer(EntityRecognizer):
                         found[i] = 0.6
                         changed = True
                         break
+        self._lists(doc, found, nameish)
+        self._parallel(doc, found, people, nameish, unknown_word)
         return [_result(Kind.NAME, doc[i].idx, doc[i].idx + len(doc[i].text), score, self.name)
                 for i, score in sorted(found.items())]
+
+    def _lists(self, doc, found: dict[int, float], nameish: Callable) -> None:  # noqa: ANN001
+        """'grace, hope and joy': a list of three or more single words, most of them given names, is children."""
+        i = 0
+        while i < len(doc):
+            items = [i]
+            j = i
+            while j + 2 < len(doc) and doc[j + 1].text in {",", "and", "&", "or"}:
+                k = j + 2
+                if doc[k].lower_ == "and" and doc[j + 1].text == ",":
+                    k += 1  # the Oxford comma: "bryce, kobe, and tyson"
+                if k >= len(doc) or not doc[k].is_alpha:
+                    break
+                items.append(k)
+                j = k
+            if len(items) >= 3 and all(k + 1 >= len(doc) or not doc[k + 1].is_alpha or doc[k + 1].is_punct
+                                       or doc[k + 1].lower_ in {"and", "or", "are", "is", "were", "r", "keep", "all"}
+                                       for k in items):
+                names = sum(1 for k in items if k in found or fold_name(doc[k].text) in self.first_names)
+                if 2 * names > len(items):
+                    for k in items:
+                        if k not in found and nameish(doc[k]) and not self.is_tool(doc[k].text):
+                            found[k] = 0.6
+            i = j + 1
+
+    def _parallel(self, doc, found: dict[int, float], people: set[int], nameish: Callable,  # noqa: ANN001
+                  unknown_word: Callable) -> None:
+        """'Reggie — iPad 13, Noor — iPad 14': a word standing where a name stands in a repeated pattern."""
+        shapes = set()
+        for i in list(found) + sorted(people):
+            if 0 < i < len(doc) and doc[i - 1].text in SEPARATORS or (i + 1 < len(doc) and doc[i + 1].text in SEPARATORS):
+                shapes.add((doc[i - 1].text if i > 0 else "", doc[i + 1].text if i + 1 < len(doc) else ""))
+        if not shapes:
+            return
+        for i, tok in enumerate(doc):
+            if i in found or i in people or not tok.text[:1].isupper() or not nameish(tok) or self.is_tool(tok.text) \
+                    or not (unknown_word(tok) or fold_name(tok.text) in self.first_names):
+                continue
+            prev = doc[i - 1].text if i > 0 else ""
+            nxt = doc[i + 1].text if i + 1 < len(doc) else ""
+            if any((prev == a and prev in SEPARATORS and (nxt == b or not nxt or nxt in SEPARATORS))
+                   or (nxt == b and nxt in SEPARATORS and prev == a) for a, b in shapes):
+                found[i] = 0.6
+
 
 
 def _after_person_cue(doc, i: int) -> bool:  # noqa: ANN001
