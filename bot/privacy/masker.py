@@ -375,7 +375,7 @@ class Masker:
         if low in KIN:  # "Uncle Dev", "grandpa joe": how a family names the person, so part of it
             return True
         if word[:1].isupper():
-            return low not in self.words or (low in self.first_names and low not in self.common) \
+            return not self._is_word(low) or (low in self.first_names and low not in self.common) \
                 or (low in self.first_names and low not in NOT_NAMES)
         # "patience owusu": a lower-case given name before a lower-case name found
         return lower and low in self.first_names and not self._stop(low)
@@ -383,16 +383,29 @@ class Masker:
     def _name_after(self, value: str, word: str, lower: bool, rest: str) -> bool:
         """Whether `word`, right after the name `value`, is its surname: 'Soo-ah Park', 'miles daventry'."""
         low = word.lower()
-        if self._not_a_name(word) or self._stop(low) or re.match(r"\s*[-–]?\s*\d", rest) and not word[:1].isupper() \
-                and low in self.words and not CLASS_AFTER.match(rest):
-            return False
+        if self._not_a_name(word) or self._stop(low) or re.search(r"['’]s?$", value):
+            return False  # after a possessive comes the thing owned: "Jasmine's epipen"
         if value.split()[-1].lower() in PARTICLES:
             return True  # "van der berg"
         if word[:1].isupper():
-            return low not in self.words or (low in self.surnames and not self.tools(word)
-                                             and low not in PRODUCT_SUFFIXES)
-        # "august lindqvist", "ben harrow 3P": a lower-case word English does not know, or one before a class
-        return low not in self.words or (bool(CLASS_AFTER.match(rest)) and low in self.surnames)
+            return not self._is_word(low) or (low in self.surnames and not self.tools(word)
+                                              and low not in PRODUCT_SUFFIXES)
+        # "august lindqvist", "ben harrow 3P": after a name written in lower case, a lower-case word
+        # English does not know, or a surname before a class
+        return lower and (not self._is_word(low) or (bool(CLASS_AFTER.match(rest)) and low in self.surnames))
+
+    def _is_word(self, low: str) -> bool:
+        """An English word in any inflection ('keeps', 'forgetting'): WordNet's index holds the lemmas."""
+        if low in self.words:
+            return True
+        for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"),
+                             ("d", "")):
+            if low.endswith(suffix) and len(low) > len(suffix) + 2:
+                stem = low[: -len(suffix)] + repl
+                if stem in self.words or (suffix in {"ed", "ing"} and len(stem) > 2 and stem[-1] == stem[-2]
+                                          and stem[:-1] in self.words):
+                    return True
+        return False
 
     def _stop(self, low: str) -> bool:
         return low in self.stop_words or low in NOT_NAMES
