@@ -99,6 +99,11 @@ PARTICLES = frozenset("van der von den de del della di da du la le al el bin ibn
 PRODUCT_SUFFIXES = frozenset(
     "learning maths math reader one pro plus go max mini lite studio academy edu education online hub cloud "
     "connect suite classroom mind app apps tracker pay reading science english kids junior jr".split())
+# Items of one list: "Otus, Schoology and Canvas", "Jamf vs Mosyle".
+LIST_JOIN = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&|vs\.?|versus|/)\s)\s*")
+# Initials of school roles, not of a maker: "our TA Sarah", "the SENCO Mrs Hill".
+ROLES = frozenset("ta tas lsa senco sendco dsl ddsl hod hoy slt smt it ict pe re dt mfl sen send eal pshe rse "
+                  "nqt ect pgce ks ks1 ks2 ks3 ks4 gcse sats mis cpd inset ehcp iep ceo cfo mat".split())
 # A class code just after a word: "ben harrow 3P", "flo baptiste, 4K".
 CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)\b")
 
@@ -306,12 +311,36 @@ class Masker:
         tools = [m.span() for m in self._tool_re.finditer(text)]
         # A tool named in full ("Khan Academy") is a tool even when a listed student shares a word of it.
         phrases = [(a, b) for a, b in tools if " " in text[a:b]]
-        spans = [s for s in spans if not (s[2] is Kind.NAME and (
+        products = {s for s in spans if s[2] is Kind.NAME and (
             self._tool_context(text, s[0], s[1])
             or any(a < s[1] and s[0] < b for a, b in phrases)
             or (any(a < s[1] and s[0] < b for a, b in tools)
-                and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]])))))]
+                and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]]))))}
+        products |= self._products_by_company(text, [s for s in spans if s[2] is Kind.NAME and s not in products],
+                                              products, tools)
+        spans = [s for s in spans if s not in products]
         return _join_names(text, self._widen_names(text, _resolve(spans)))
+
+    def _products_by_company(self, text: str, names: list[tuple[int, int, Kind]],
+                             products: set[tuple[int, int, Kind]], tools: list[tuple[int, int]]) -> set[tuple[int, int, Kind]]:
+        """Names that are listed with products ('Otus, Schoology and Canvas', 'Jamf vs Mosyle'), or share the
+        spelling of one found as a product in the same text ('if Newsela has...', 'the Newsela login')."""
+        found: set[tuple[int, int, Kind]] = set()
+        known = [(a, b) for a, b, _ in products] + tools
+        changed = True
+        while changed:
+            changed = False
+            for s in names:
+                if s in found or self._on_roster(text[s[0]:s[1]]):
+                    continue
+                value = text[s[0]:s[1]]
+                same = any(text[a:b] == value for a, b in known)
+                joined = any(LIST_JOIN.fullmatch(text[b:s[0]]) or LIST_JOIN.fullmatch(text[s[1]:a]) for a, b in known)
+                if same or joined:
+                    found.add(s)
+                    known.append((s[0], s[1]))
+                    changed = True
+        return found
 
     def _tool_context(self, text: str, start: int, end: int) -> bool:
         """'uses Roblox Studio', 'PowerSchool', 'Bee-Bot': a product, not a person (roster names excepted)."""
@@ -330,8 +359,30 @@ class Masker:
             if part and (self.tools(part.group(1)) or part.group(1).lower() in _PRODUCT_PARTS
                          or value.lower() in _PRODUCT_PARTS):
                 return True  # "Bee-Bot", "Blue-Bot"; "Ava-Rose" is a child
+        nxt_word = re.match(r"\s+([A-Za-z][\w]*)", text[end:])
+        prev_word = re.search(r"([A-Za-z][\w]*)\s+$", text[:start])
+        if nxt_word and nxt_word.group(1)[:1].isupper() and (
+                nxt_word.group(1).lower() in PRODUCT_SUFFIXES or re.fullmatch(r"[A-Z][a-z]+\d+", nxt_word.group(1))):
+            return True  # "Carousel Learning", "Edulink One", "Lexia Core5": a product's name and its edition
+        if prev_word and prev_word.group(1)[:1].isupper() and len(words) == 1 and (
+                (value.lower() in PRODUCT_SUFFIXES and prev_word.group(1).lower() not in self.first_names)
+                or (value.lower() in self.common and value.lower() not in self.first_names
+                    and prev_word.group(1).lower() in self.common and prev_word.group(1).lower() not in self.first_names
+                    and prev_word.group(1).lower() not in NOT_NAMES)):
+            return True  # "Bedrock Learning", "Education Perfect": capitalised ordinary words together
+        if prev_word and re.fullmatch(r"[A-Z]{2,5}", prev_word.group(1)) and prev_word.group(1).lower() not in ROLES:
+            return True  # "CRB Cunninghams", "DJI Tello": a maker's initials before a product
+        if re.match(r"\s+(?:login|logins|log-in|account|accounts|homework|streak|app|licen[cs]es?|subscription|dashboard|"
+                    r"password|passwords|quiz|quizzes|course|courses|integration|rollout|update|premium|points)\b",
+                    text[end:end + 20]):
+            return True  # "the Newsela login", "Seneca homework": a product and its feature
         before = text[max(0, start - 30):start].lower()
-        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]):
+        if re.search(r"(?:\bvs\.?|\bversus|\be\.g\.,?|\bplay|\bplaying|\btrial|\btrialling|\binstall|\binstalled|"
+                     r"\bdownload|\bdownloaded|\bout of|\blog into|\blogged into|\bsign into|\bsubscribe to)\s+$", before) \
+                or re.match(r"\s+(?:vs\.?|versus)\s", text[end:end + 10]):
+            return True  # "Jamf vs Mosyle", "e.g. Headspace", "play Slope", "to trial Classkick"
+        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]) \
+                and not re.match(r"\s+(?:family|household|twins|siblings)\b", text[end:end + 12]):
             return True  # "the Mathspace rollout", "a DJI Tello": products take articles, children do not
         prev = re.search(r"([\w.:-]+)\s+$", text[:start])
         nxt = re.match(r"\s+([\w.:-]+)", text[end:])
@@ -344,7 +395,8 @@ class Masker:
                      before) and not re.match(r"['’]s?\b", text[end:end + 2]):
             following = text[end:end + 20]
             # "sat with Ayla in 4B" is a child; "homework on Seneca" is an app.
-            return not re.match(r"\s+(?:in|from)\s+\S", following) and not before.rstrip().endswith(("with", "in"))
+            return not re.match(r"\s+(?:in|from)\s+\S", following) and not before.rstrip().endswith("with") \
+                and not (before.rstrip().endswith("in") and not re.match(r"\s*(?:[.!?]|$)", following))
         return False
 
     def _widen_names(self, text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:

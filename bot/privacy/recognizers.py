@@ -46,6 +46,9 @@ CLASS_CUE = re.compile(r"(?i:\b(?:home\s?room|tutor\s+group|form\s+group|registr
 # "Year 8 set 2", "Yr 10 group 3": a year with its set is one class; "Year 9" alone is a year group.
 YEAR_SET = re.compile(r"(?i:\b(?:year|yr|y|grade)\s?\d{1,2}\s+(?:set|group|band|stream|class)\s+\d{1,2}[a-z]?)\b")
 UPN = re.compile(r"\b[A-Z]\d{12}\b")
+# "P-004417", "MT-55012": a record number with its letters, or after "pupil ref".
+PREFIXED_NUMBER = re.compile(r"(?<![\w-])[A-Z]{1,3}-\d{4,}\b|(?i:\b(?:student|pupil|learner)\s+(?:ref|reference)\.?\s*[:#]?\s*)"
+                             r"([A-Z]{0,3}-?\d[\dA-Z-]{2,})\b")
 LONG_NUMBER = re.compile(r"(?<![\d.,:/-])\d{5,}(?![\d.,:/]\d)")
 # Phone numbers as written in the UK, US and Australia (and +CC international), 8+ digits.
 PHONE = re.compile(r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w/])")
@@ -137,6 +140,9 @@ class SchoolPatternRecognizer(EntityRecognizer):
             out.append(_result(Kind.CLASS_CODE, m.start(1), m.end(1), 0.9, name))
         for m in YEAR_SET.finditer(text):
             out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.9, name))
+        for m in PREFIXED_NUMBER.finditer(text):
+            group = 1 if m.group(1) else 0
+            out.append(_result(Kind.STUDENT_NUMBER, m.start(group), m.end(group), 0.85, name))
         for m in UPN.finditer(text):
             out.append(_result(Kind.STUDENT_NUMBER, m.start(), m.end(), 0.9, name))
         for m in ADDRESS.finditer(text):
