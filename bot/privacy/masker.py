@@ -172,6 +172,9 @@ def _english_words(model: str = SPACY_MODEL) -> frozenset[str]:
     words: set[str] = set()
     for values in table.values():
         words.update(w for w in values if "_" not in w)
+    # and the irregular forms ("forgot", "children", "went"), which the index does not list
+    for forms in nlp.get_pipe("lemmatizer").lookups.get_table("lemma_exc").values():
+        words.update(w for w in forms if "_" not in w)
     words.update(nlp.Defaults.stop_words)
     return frozenset(words)
 

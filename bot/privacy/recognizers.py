@@ -26,6 +26,8 @@ from bot.privacy.tools import tool_matcher  # noqa: F401  (where the masker's ca
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form. Units and screen words are not classes.
 CLASS_CODE = re.compile(r"(?<![\w/£$.-])(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)(?![\w/-])")
+# A class code right after a word, perhaps after a comma: "kettleborough 5T", "owusu, 8J".
+CLASS_NEXT = re.compile(r",?\s+" + CLASS_CODE.pattern)
 NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", "KB", "TB", "AM", "PM",
                        "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
@@ -290,6 +292,10 @@ class SchoolNameRecognizer(EntityRecognizer):
                     and (unknown_word(tok) or given) and tok.tag_ != "NNS" and not doc[i + 1].is_stop \
                     and (cap or not self.is_common(doc[i + 1].lower_)) and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
                 found[i] = found[i + 1] = 0.7  # "Aaliyah Robinson": an unknown word before a surname
+                continue
+            if unknown and tok.text.isalpha() and not self.is_tool(tok.text) \
+                    and CLASS_NEXT.match(text, tok.idx + len(tok.text)):
+                found[i] = 0.75  # "oscar kettleborough 5T", "owusu, 8J": a word English does not know, before a class
                 continue
             if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
