@@ -350,3 +350,11 @@ def test_products_by_their_company_are_kept(masker, text, kept):
     out = masked(masker, text)
     for value in kept:
         assert value in out, f"{value!r} masked in {out!r}"
+
+
+def test_widening_stops_at_contractions_possessions_and_hostnames(masker):
+    assert "can't see" in masked(masker, "lily-mae can't see the stream")
+    assert "haven't joined" in masked(masker, "aditi and zayn haven't joined the Seesaw class")
+    assert "grades" in masked(masker, "he can see another student's grades in the parent app")
+    assert "-0921" in masked(masker, "re-image the laptop, hostname LT-0921")
+    assert "grandad wants" in masked(masker, "Reggie's grandad wants to know why")

@@ -425,6 +425,8 @@ class Masker:
     def _name_before(self, word: str, lower: bool, joiner: str) -> bool:
         """Whether `word`, right before a name, is part of it: 'Tamsin [Hall]', 'Uncle [Femi]', 'Precious [Okonjo]'."""
         low = word.lower()
+        if re.search(r"['’]s$", word):
+            return False  # "Reggie's grandad": the owner is another person
         if joiner == "-" and word[:1].isupper():
             return True
         if low in KIN:  # "Uncle Dev", "grandpa joe": how a family names the person, so part of it
@@ -447,6 +449,8 @@ class Masker:
                                               and low not in PRODUCT_SUFFIXES)
         # "august lindqvist", "ben harrow 3P": after a name written in lower case, a lower-case word
         # English does not know, or a surname before a class
+        if not re.fullmatch(r"[^\W\d_]+(?:-[^\W\d_]+)*", word) or re.match(r"['’]", rest):
+            return False  # "can't", "haven't": a contraction, not a surname
         return lower and (not self._is_word(low) or (bool(CLASS_AFTER.match(rest)) and low in self.surnames))
 
     def _is_word(self, low: str) -> bool:

@@ -49,7 +49,7 @@ CLASS_CUE = re.compile(r"(?i:\b(?:home\s?room|tutor\s+group|form\s+group|registr
 YEAR_SET = re.compile(r"(?i:\b(?:year|yr|y|grade)\s?\d{1,2}\s+(?:set|group|band|stream|class)\s+\d{1,2}[a-z]?)\b")
 UPN = re.compile(r"\b[A-Z]\d{12}\b")
 # "P-004417", "MT-55012": a record number with its letters, or after "pupil ref".
-PREFIXED_NUMBER = re.compile(r"(?<![\w-])[A-Z]{1,3}-\d{4,}\b|(?i:\b(?:student|pupil|learner)\s+(?:ref|reference)\.?\s*[:#]?\s*)"
+PREFIXED_NUMBER = re.compile(r"(?<![\w-])[A-Z]{1,3}-\d{5,}\b|(?i:\b(?:student|pupil|learner)\s+(?:ref|reference)\.?\s*[:#]?\s*)"
                              r"([A-Z]{0,3}-?\d[\dA-Z-]{2,})\b")
 LONG_NUMBER = re.compile(r"(?<![\d.,:/-])\d{5,}(?![\d.,:/]\d)")
 # Phone numbers as written in the UK, US and Australia (and +CC international), 8+ digits.
@@ -231,15 +231,17 @@ class SchoolNameRecognizer(EntityRecognizer):
                 # A cue word: the next word (or two, if capitalised) is a name, in any case.
                 if low in NAME_CUES or (low in TITLES and i + 1 < len(doc)):
                     j = i + 1
-                    while j < len(doc) and doc[j].text in {",", "called", "named", ":", "-", "(", "'s", "’s", "is"}:
-                        j += 1
+                    while j < len(doc) and (doc[j].text in {",", "called", "named", ":", "-", "("} or (
+                            doc[j].text in {"'s", "’s", "is"} and j + 1 < len(doc) and doc[j + 1].text[:1].isupper())):
+                        j += 1  # "my pupil's Kelechi" (is), not "the student's grades"
                     apposed = j > i + 1 and doc[j - 1].text in {",", "(", ":"}
                     if j < len(doc) and nameish(doc[j]) and (
                             (apposed and fold_name(doc[j].text) in self.first_names) or
                             doc[j].text[:1].isupper() or unknown_word(doc[j]) or doc[j].pos_ == "PROPN"
                             or low in TITLES or low in {"named", "called"} or not self.is_common(doc[j].lower_)):
                         if doc[j].pos_ in {"VERB", "AUX", "ADP", "DET", "PRON", "ADV", "SCONJ", "CCONJ", "NUM"} \
-                                and doc[j].text[:1].islower() and self.is_common(doc[j].lower_):
+                                and doc[j].text[:1].islower() and (self.is_common(doc[j].lower_)
+                                                                   or self.is_common(doc[j].lemma_.lower())):
                             continue
                         found[j] = 0.85
                         surname_after(j, 0.85)
