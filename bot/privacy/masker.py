@@ -362,6 +362,16 @@ class Masker:
             if part and (self.tools(part.group(1)) or part.group(1).lower() in _PRODUCT_PARTS
                          or value.lower() in _PRODUCT_PARTS):
                 return True  # "Bee-Bot", "Blue-Bot"; "Ava-Rose" is a child
+        low = value.lower()
+        if len(words) == 1 and value[:1].isupper() and low.endswith("s") and low not in self.words \
+                and self._is_word(low) and low not in self.first_names and low not in self.surnames:
+            return True  # "Duolingo for Schools": a plural English noun is a product's word, not a person
+        if re.search(r"\b(?:send|sends|sent|give|gives|gave|buy|buys|bought|lend|lends|lent|show|shows|showed|offer|"
+                     r"offers|offered)\s+(?:him|her|them|me|us)\s+$", text[max(0, start - 30):start], re.I):
+            return True  # "sends him Robux": what is given, not who
+        if re.search(r"(?:^|\s)(?:the|a|an)\s+(?:actual|real|new|old|original|free|paid|official|same)\s+$",
+                     text[max(0, start - 30):start], re.I):
+            return True  # "the actual Alexa", "the free Quizlet"
         nxt_word = re.match(r"\s+([A-Za-z][\w]*)", text[end:])
         prev_word = re.search(r"([A-Za-z][\w]*)\s+$", text[:start])
         if nxt_word and nxt_word.group(1)[:1].isupper() and (

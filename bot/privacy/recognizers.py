@@ -275,6 +275,9 @@ class SchoolNameRecognizer(EntityRecognizer):
                 found[i] = 0.7  # "Dvořák twins", "Nguyễn's parents": English words seldom carry these letters
                 surname_after(i, 0.7)
                 continue
+            if given and not cap and not self.is_common(low) and i + 1 < len(doc) and doc[i + 1].text in {"'s", "’s"}:
+                found[i] = 0.7  # "about tristan's laptop": a given name's possessive, in lower case
+                continue
             if given and (not tok.is_stop or cap) and i == tok.sent.start and _verb_next(doc, i):
                 found[i] = 0.7  # "Will can't hear", "amber's parents", "ash keeps changing"
                 continue
@@ -339,6 +342,7 @@ class SchoolNameRecognizer(EntityRecognizer):
                         changed = True
                         break
         self._lists(doc, found, nameish)
+        self._brackets(doc, found, nameish, people)
         self._parallel(doc, found, people, nameish, unknown_word)
         return [_result(Kind.NAME, doc[i].idx, doc[i].idx + len(doc[i].text), score, self.name)
                 for i, score in sorted(found.items())]
@@ -363,9 +367,30 @@ class SchoolNameRecognizer(EntityRecognizer):
                 names = sum(1 for k in items if k in found or fold_name(doc[k].text) in self.first_names)
                 if 2 * names > len(items):
                     for k in items:
-                        if k not in found and nameish(doc[k]) and not self.is_tool(doc[k].text):
+                        if k not in found and not self.is_tool(doc[k].text) and (nameish(doc[k]) or (
+                                fold_name(doc[k].text) in self.first_names and doc[k].lower_ not in TITLES)):
                             found[k] = 0.6
             i = j + 1
+
+    def _brackets(self, doc, found: dict[int, float], nameish: Callable, people: set[int]) -> None:  # noqa: ANN001
+        """'Paddy (Padraig Mulholland, 9N)', 'Oyin (Oyinlola Bakare)': a name and its other form in brackets."""
+        named = set(found) | people
+        for i in range(len(doc) - 2):
+            if doc[i + 1].text != "(":
+                continue
+            inner = [k for k in range(i + 2, min(i + 5, len(doc))) if doc[k].text[:1].isupper() and nameish(doc[k])
+                     and not self.is_tool(doc[k].text)]
+            inner = [k for n, k in enumerate(inner) if k == i + 2 + n]  # the capitalised words right after "("
+            if not inner:
+                continue
+            outer = doc[i].text[:1].isupper() and nameish(doc[i]) and not self.is_tool(doc[i].text)
+            if i in named and any(k not in named for k in inner) and all(
+                    not self.is_word(doc[k].lower_) or fold_name(doc[k].text) in self.first_names | set(self.surnames)
+                    for k in inner):
+                for k in inner:
+                    found.setdefault(k, 0.7)
+            elif outer and i not in named and any(k in named for k in inner):
+                found[i] = 0.7
 
     def _parallel(self, doc, found: dict[int, float], people: set[int], nameish: Callable,  # noqa: ANN001
                   unknown_word: Callable) -> None:
