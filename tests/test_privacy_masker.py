@@ -385,3 +385,18 @@ def test_plural_words_things_given_and_the_actual_product_are_kept(masker, text,
 def test_the_verb_after_a_family_word_is_not_a_name(masker):
     out = masked(masker, "Reggie's mum asked for the Seesaw link and his dad emailed me")
     assert "asked" in out and "emailed" in out
+
+
+@pytest.mark.parametrize("text, private", [
+    ("my forms are 9-1, 9-2 and 9-3 this year", ["9-1", "9-2", "9-3"]),
+    ("is 'Grade 7 (7-4)' a fair course name?", ["7-4"]),
+    ("the photos for Reception (RW) won't upload", ["RW"]),
+])
+def test_forms_written_with_a_dash_and_early_years_classes(masker, text, private):
+    out = masked(masker, text)
+    for value in private:
+        assert not re.search(rf"(?<![\w\[-]){re.escape(value)}(?![\w-])", out), f"{value!r} left in {out!r}"
+
+
+def test_a_score_or_page_range_is_not_a_class(masker):
+    assert "3-4" in masked(masker, "we won 3-4 on pages 5-9")

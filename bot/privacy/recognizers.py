@@ -48,6 +48,11 @@ CLASS_CUE = re.compile(r"(?i:\b(?:home\s?room|tutor\s+group|form\s+group|registr
 # "Year 8 set 2", "Yr 10 group 3": a year with its set is one class; "Year 9" alone is a year group.
 YEAR_SET = re.compile(r"(?i:\b(?:year|yr|y|grade)\s?\d{1,2}\s+(?:set|group|band|stream|class)\s+\d{1,2}[a-z]?)\b")
 UPN = re.compile(r"\b[A-Z]\d{12}\b")
+# "8-1, 8-2, 8-3": forms of one year listed together; "Grade 8 (8-2)"; "Reception (RB)".
+FORM_LIST = re.compile(r"(?<![\w-])(1[0-3]|[1-9])-[1-9](?![\w-])(?:\s*(?:,|&|\band\b)\s*(?:and\s+)?\1-[1-9](?![\w-]))+")
+FORM = re.compile(r"(?<![\w-])(?:1[0-3]|[1-9])-[1-9](?![\w-])")
+FORM_AFTER_YEAR = re.compile(r"(?i:\b(?:year|yr|grade)\s?\d{1,2}\s*)\(((?:1[0-3]|[1-9])-[1-9])\)")
+EARLY_YEARS_CLASS = re.compile(r"(?i:\b(?:reception|nursery|foundation|prep|kindy|kindergarten)\s+)\(([A-Z][A-Z0-9]{1,2})\)")
 # "P-004417", "MT-55012": a record number with its letters, or after "pupil ref".
 PREFIXED_NUMBER = re.compile(r"(?<![\w-])[A-Z]{1,3}-\d{5,}\b|(?i:\b(?:student|pupil|learner)\s+(?:ref|reference)\.?\s*[:#]?\s*)"
                              r"([A-Z]{0,3}-?\d[\dA-Z-]{2,})\b")
@@ -142,6 +147,11 @@ class SchoolPatternRecognizer(EntityRecognizer):
             out.append(_result(Kind.CLASS_CODE, m.start(1), m.end(1), 0.9, name))
         for m in YEAR_SET.finditer(text):
             out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.9, name))
+        for m in FORM_LIST.finditer(text):
+            for f in FORM.finditer(m.group(0)):
+                out.append(_result(Kind.CLASS_CODE, m.start() + f.start(), m.start() + f.end(), 0.8, name))
+        for m in [*FORM_AFTER_YEAR.finditer(text), *EARLY_YEARS_CLASS.finditer(text)]:
+            out.append(_result(Kind.CLASS_CODE, m.start(1), m.end(1), 0.85, name))
         for m in PREFIXED_NUMBER.finditer(text):
             group = 1 if m.group(1) else 0
             out.append(_result(Kind.STUDENT_NUMBER, m.start(group), m.end(group), 0.85, name))
