@@ -395,7 +395,7 @@ class SchoolNameRecognizer(EntityRecognizer):
                 continue
             outer = doc[i].text[:1].isupper() and nameish(doc[i]) and not self.is_tool(doc[i].text)
             if i in named and any(k not in named for k in inner) and all(
-                    not self.is_word(doc[k].lower_) or fold_name(doc[k].text) in self.first_names | set(self.surnames)
+                    not self.is_word(doc[k].lower_) or fold_name(doc[k].text) in self.first_names or fold_name(doc[k].text) in self.surnames
                     for k in inner):
                 for k in inner:
                     found.setdefault(k, 0.7)
