@@ -91,6 +91,23 @@ class Masked:
         return cls("", {}, dict(keys or {}))
 
 
+# Family words a child's relative is named by: "Uncle Femi", "grandpa joe" (the whole is the person).
+KIN = frozenset("uncle auntie aunty aunt grandpa grandad granddad grandma granny nan nana nanna gran".split())
+# Surname particles: after "van der" the next word is the surname whatever its case.
+PARTICLES = frozenset("van der von den de del della di da du la le al el bin ibn".split())
+# Words a product's name ends with: "Carousel Learning", "Edulink One", "Smiling Mind", "Sparx Maths".
+PRODUCT_SUFFIXES = frozenset(
+    "learning maths math reader one pro plus go max mini lite studio academy edu education online hub cloud "
+    "connect suite classroom mind app apps tracker pay reading science english kids junior jr".split())
+# Items of one list: "Otus, Schoology and Canvas", "Jamf vs Mosyle".
+LIST_JOIN = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&|vs\.?|versus|/)\s)\s*")
+# Initials of school roles, not of a maker: "our TA Sarah", "the SENCO Mrs Hill".
+ROLES = frozenset("ta tas lsa senco sendco dsl ddsl hod hoy slt smt it ict pe re dt mfl sen send eal pshe rse "
+                  "nqt ect pgce ks ks1 ks2 ks3 ks4 gcse sats mis cpd inset ehcp iep ceo cfo mat".split())
+# A class code just after a word: "ben harrow 3P", "flo baptiste, 4K".
+CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)\b")
+
+
 # The other half of a hyphenated product name: "Bee-Bot", "Blue-Bot", "Pro-Pad".
 _PRODUCT_PARTS = frozenset({"bot", "bots", "book", "books", "pad", "board", "kit", "cam", "box", "link", "net"})
 _SHARED: dict[tuple[str, str], Masker] = {}
@@ -155,6 +172,9 @@ def _english_words(model: str = SPACY_MODEL) -> frozenset[str]:
     words: set[str] = set()
     for values in table.values():
         words.update(w for w in values if "_" not in w)
+    # and the irregular forms ("forgot", "children", "went"), which the index does not list
+    for forms in nlp.get_pipe("lemmatizer").lookups.get_table("lemma_exc").values():
+        words.update(w for w in forms if "_" not in w)
     words.update(nlp.Defaults.stop_words)
     return frozenset(words)
 
@@ -225,6 +245,8 @@ class Masker:
             self.words = _english_words(self.model)
             first, last = _census_names()
             self.first_names = first
+            self.surnames = last
+            self.stop_words = frozenset(self.analyzer.nlp_engine.nlp["en"].Defaults.stop_words)
             self.common = _common_words(self.model, first | last)
             self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
                                                is_common=self.common.__contains__,
@@ -292,12 +314,36 @@ class Masker:
         tools = [m.span() for m in self._tool_re.finditer(text)]
         # A tool named in full ("Khan Academy") is a tool even when a listed student shares a word of it.
         phrases = [(a, b) for a, b in tools if " " in text[a:b]]
-        spans = [s for s in spans if not (s[2] is Kind.NAME and (
+        products = {s for s in spans if s[2] is Kind.NAME and (
             self._tool_context(text, s[0], s[1])
             or any(a < s[1] and s[0] < b for a, b in phrases)
             or (any(a < s[1] and s[0] < b for a, b in tools)
-                and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]])))))]
+                and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]]))))}
+        products |= self._products_by_company(text, [s for s in spans if s[2] is Kind.NAME and s not in products],
+                                              products, tools)
+        spans = [s for s in spans if s not in products]
         return _join_names(text, self._widen_names(text, _resolve(spans)))
+
+    def _products_by_company(self, text: str, names: list[tuple[int, int, Kind]],
+                             products: set[tuple[int, int, Kind]], tools: list[tuple[int, int]]) -> set[tuple[int, int, Kind]]:
+        """Names that are listed with products ('Otus, Schoology and Canvas', 'Jamf vs Mosyle'), or share the
+        spelling of one found as a product in the same text ('if Newsela has...', 'the Newsela login')."""
+        found: set[tuple[int, int, Kind]] = set()
+        known = [(a, b) for a, b, _ in products] + tools
+        changed = True
+        while changed:
+            changed = False
+            for s in names:
+                if s in found or self._on_roster(text[s[0]:s[1]]):
+                    continue
+                value = text[s[0]:s[1]]
+                same = any(text[a:b] == value for a, b in known)
+                joined = any(LIST_JOIN.fullmatch(text[b:s[0]]) or LIST_JOIN.fullmatch(text[s[1]:a]) for a, b in known)
+                if same or joined:
+                    found.add(s)
+                    known.append((s[0], s[1]))
+                    changed = True
+        return found
 
     def _tool_context(self, text: str, start: int, end: int) -> bool:
         """'uses Roblox Studio', 'PowerSchool', 'Bee-Bot': a product, not a person (roster names excepted)."""
@@ -316,8 +362,40 @@ class Masker:
             if part and (self.tools(part.group(1)) or part.group(1).lower() in _PRODUCT_PARTS
                          or value.lower() in _PRODUCT_PARTS):
                 return True  # "Bee-Bot", "Blue-Bot"; "Ava-Rose" is a child
+        low = value.lower()
+        if len(words) == 1 and value[:1].isupper() and low.endswith("s") and low not in self.words \
+                and self._is_word(low) and low not in self.first_names and low not in self.surnames:
+            return True  # "Duolingo for Schools": a plural English noun is a product's word, not a person
+        if re.search(r"\b(?:send|sends|sent|give|gives|gave|buy|buys|bought|lend|lends|lent|show|shows|showed|offer|"
+                     r"offers|offered)\s+(?:him|her|them|me|us)\s+$", text[max(0, start - 30):start], re.I):
+            return True  # "sends him Robux": what is given, not who
+        if re.search(r"(?:^|\s)(?:the|a|an)\s+(?:actual|real|new|old|original|free|paid|official|same)\s+$",
+                     text[max(0, start - 30):start], re.I):
+            return True  # "the actual Alexa", "the free Quizlet"
+        nxt_word = re.match(r"\s+([A-Za-z][\w]*)", text[end:])
+        prev_word = re.search(r"([A-Za-z][\w]*)\s+$", text[:start])
+        if nxt_word and nxt_word.group(1)[:1].isupper() and (
+                nxt_word.group(1).lower() in PRODUCT_SUFFIXES or re.fullmatch(r"[A-Z][a-z]+\d+", nxt_word.group(1))):
+            return True  # "Carousel Learning", "Edulink One", "Lexia Core5": a product's name and its edition
+        if prev_word and prev_word.group(1)[:1].isupper() and len(words) == 1 and (
+                (value.lower() in PRODUCT_SUFFIXES and prev_word.group(1).lower() not in self.first_names)
+                or (value.lower() in self.common and value.lower() not in self.first_names
+                    and prev_word.group(1).lower() in self.common and prev_word.group(1).lower() not in self.first_names
+                    and prev_word.group(1).lower() not in NOT_NAMES)):
+            return True  # "Bedrock Learning", "Education Perfect": capitalised ordinary words together
+        if prev_word and re.fullmatch(r"[A-Z]{2,5}", prev_word.group(1)) and prev_word.group(1).lower() not in ROLES:
+            return True  # "CRB Cunninghams", "DJI Tello": a maker's initials before a product
+        if re.match(r"\s+(?:login|logins|log-in|account|accounts|homework|streak|app|licen[cs]es?|subscription|dashboard|"
+                    r"password|passwords|quiz|quizzes|course|courses|integration|rollout|update|premium|points)\b",
+                    text[end:end + 20]):
+            return True  # "the Newsela login", "Seneca homework": a product and its feature
         before = text[max(0, start - 30):start].lower()
-        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]):
+        if re.search(r"(?:\bvs\.?|\bversus|\be\.g\.,?|\bplay|\bplaying|\btrial|\btrialling|\binstall|\binstalled|"
+                     r"\bdownload|\bdownloaded|\bout of|\blog into|\blogged into|\bsign into|\bsubscribe to)\s+$", before) \
+                or re.match(r"\s+(?:vs\.?|versus)\s", text[end:end + 10]):
+            return True  # "Jamf vs Mosyle", "e.g. Headspace", "play Slope", "to trial Classkick"
+        if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]) \
+                and not re.match(r"\s+(?:family|household|twins|siblings)\b", text[end:end + 12]):
             return True  # "the Mathspace rollout", "a DJI Tello": products take articles, children do not
         prev = re.search(r"([\w.:-]+)\s+$", text[:start])
         nxt = re.match(r"\s+([\w.:-]+)", text[end:])
@@ -330,7 +408,8 @@ class Masker:
                      before) and not re.match(r"['’]s?\b", text[end:end + 2]):
             following = text[end:end + 20]
             # "sat with Ayla in 4B" is a child; "homework on Seneca" is an app.
-            return not re.match(r"\s+(?:in|from)\s+\S", following) and not before.rstrip().endswith(("with", "in"))
+            return not re.match(r"\s+(?:in|from)\s+\S", following) and not before.rstrip().endswith("with") \
+                and not (before.rstrip().endswith("in") and not re.match(r"\s*(?:[.!?]|$)", following))
         return False
 
     def _widen_names(self, text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
@@ -338,19 +417,67 @@ class Masker:
         out = []
         for start, end, kind in spans:
             if kind is Kind.NAME:
+                lower = text[start:end].islower()
                 while True:
-                    m = re.search(r"([A-Z][^\W\d_]+(?:[-'’][A-Za-z]+)?)([ -])$", text[:start])
-                    if not m or self._not_a_name(m.group(1)) or m.group(1).lower() in self.words:
+                    m = re.search(r"([A-Za-z][^\W\d_]*(?:[-'’][^\W\d_]+)*)([ -])$", text[:start])
+                    if not m or self._not_a_name(m.group(1)) or not self._name_before(m.group(1), lower, m.group(2)):
                         break
                     start = m.start(1)
                 while True:
-                    m = re.match(r"((?:['\"’”)])?[ -])([A-Z][^\W\d_]+(?:['’][A-Za-z]+)?|[a-z]+)(?!['’]?\w)", text[end:])
-                    if not m or (m.group(1) != "-" and (not m.group(2)[:1].isupper() or self._not_a_name(m.group(2))
-                                                         or m.group(2).lower() in self.words)):
+                    m = re.match(r"((?:['\"’”)])?[ -])([A-Za-z][^\W\d_]*(?:['’-][^\W\d_]+)*)(?!['’]?\w)", text[end:])
+                    if not m or (m.group(1) != "-" and not self._name_after(text[start:end], m.group(2), lower,
+                                                                            text[end + m.end(2):])):
                         break
                     end += m.end(2)
             out.append((start, end, kind))
         return _resolve(out)
+
+    def _name_before(self, word: str, lower: bool, joiner: str) -> bool:
+        """Whether `word`, right before a name, is part of it: 'Tamsin [Hall]', 'Uncle [Femi]', 'Precious [Okonjo]'."""
+        low = word.lower()
+        if re.search(r"['’]s$", word):
+            return False  # "Reggie's grandad": the owner is another person
+        if joiner == "-" and word[:1].isupper():
+            return True
+        if low in KIN:  # "Uncle Dev", "grandpa joe": how a family names the person, so part of it
+            return True
+        if word[:1].isupper():
+            return not self._is_word(low) or (low in self.first_names and low not in self.common) \
+                or (low in self.first_names and low not in NOT_NAMES)
+        # "patience owusu": a lower-case given name before a lower-case name found
+        return lower and low in self.first_names and not self._stop(low)
+
+    def _name_after(self, value: str, word: str, lower: bool, rest: str) -> bool:
+        """Whether `word`, right after the name `value`, is its surname: 'Soo-ah Park', 'miles daventry'."""
+        low = word.lower()
+        if self._not_a_name(word) or self._stop(low) or re.search(r"['’]s?$", value):
+            return False  # after a possessive comes the thing owned: "Jasmine's epipen"
+        if value.split()[-1].lower() in PARTICLES:
+            return True  # "van der berg"
+        if word[:1].isupper():
+            return not self._is_word(low) or (low in self.surnames and not self.tools(word)
+                                              and low not in PRODUCT_SUFFIXES)
+        # "august lindqvist", "ben harrow 3P": after a name written in lower case, a lower-case word
+        # English does not know, or a surname before a class
+        if not re.fullmatch(r"[^\W\d_]+(?:-[^\W\d_]+)*", word) or re.match(r"['’]", rest):
+            return False  # "can't", "haven't": a contraction, not a surname
+        return lower and (not self._is_word(low) or (bool(CLASS_AFTER.match(rest)) and low in self.surnames))
+
+    def _is_word(self, low: str) -> bool:
+        """An English word in any inflection ('keeps', 'forgetting'): WordNet's index holds the lemmas."""
+        if low in self.words:
+            return True
+        for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"),
+                             ("d", "")):
+            if low.endswith(suffix) and len(low) > len(suffix) + 2:
+                stem = low[: -len(suffix)] + repl
+                if stem in self.words or (suffix in {"ed", "ing"} and len(stem) > 2 and stem[-1] == stem[-2]
+                                          and stem[:-1] in self.words):
+                    return True
+        return False
+
+    def _stop(self, low: str) -> bool:
+        return low in self.stop_words or low in NOT_NAMES
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -391,7 +518,10 @@ class Masker:
             names.add(value)
             for part in re.split(r"[\s]+", value):
                 part = re.sub(r"['’]s?$", "", part)
-                if len(part) >= 2 and not self._not_a_name(part) and part.lower() not in self.words and part.lower() != "will":
+                if value.islower() and " " in value and len(part) >= 2 and not self._not_a_name(part) \
+                        and part.lower() not in PARTICLES and not self._stop(part):
+                    names.add(part)  # "winter garcia" written so: "winter" alone is the same child
+                elif len(part) >= 2 and not self._not_a_name(part) and part.lower() not in self.words and part.lower() != "will":
                     names.add(part)
                 elif len(part) >= 3 and part[:1].isupper() and not self._not_a_name(part):
                     names.add(part)  # a word-name ("Grace") only where it is written capitalised

@@ -26,6 +26,8 @@ from bot.privacy.tools import tool_matcher  # noqa: F401  (where the masker's ca
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form. Units and screen words are not classes.
 CLASS_CODE = re.compile(r"(?<![\w/£$.-])(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)(?![\w/-])")
+# A class code right after a word, perhaps after a comma: "kettleborough 5T", "owusu, 8J".
+CLASS_NEXT = re.compile(r",?\s+" + CLASS_CODE.pattern)
 NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", "KB", "TB", "AM", "PM",
                        "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
@@ -46,6 +48,14 @@ CLASS_CUE = re.compile(r"(?i:\b(?:home\s?room|tutor\s+group|form\s+group|registr
 # "Year 8 set 2", "Yr 10 group 3": a year with its set is one class; "Year 9" alone is a year group.
 YEAR_SET = re.compile(r"(?i:\b(?:year|yr|y|grade)\s?\d{1,2}\s+(?:set|group|band|stream|class)\s+\d{1,2}[a-z]?)\b")
 UPN = re.compile(r"\b[A-Z]\d{12}\b")
+# "8-1, 8-2, 8-3": forms of one year listed together; "Grade 8 (8-2)"; "Reception (RB)".
+FORM_LIST = re.compile(r"(?<![\w-])(1[0-3]|[1-9])-[1-9](?![\w-])(?:\s*(?:,|&|\band\b)\s*(?:and\s+)?\1-[1-9](?![\w-]))+")
+FORM = re.compile(r"(?<![\w-])(?:1[0-3]|[1-9])-[1-9](?![\w-])")
+FORM_AFTER_YEAR = re.compile(r"(?i:\b(?:year|yr|grade)\s?\d{1,2}\s*)\(((?:1[0-3]|[1-9])-[1-9])\)")
+EARLY_YEARS_CLASS = re.compile(r"(?i:\b(?:reception|nursery|foundation|prep|kindy|kindergarten)\s+)\(([A-Z][A-Z0-9]{1,2})\)")
+# "P-004417", "MT-55012": a record number with its letters, or after "pupil ref".
+PREFIXED_NUMBER = re.compile(r"(?<![\w-])[A-Z]{1,3}-\d{5,}\b|(?i:\b(?:student|pupil|learner)\s+(?:ref|reference)\.?\s*[:#]?\s*)"
+                             r"([A-Z]{0,3}-?\d[\dA-Z-]{2,})\b")
 LONG_NUMBER = re.compile(r"(?<![\d.,:/-])\d{5,}(?![\d.,:/]\d)")
 # Phone numbers as written in the UK, US and Australia (and +CC international), 8+ digits.
 PHONE = re.compile(r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w/])")
@@ -88,6 +98,10 @@ DEVICE_WORDS = frozenset(
 PERSON_CUES = frozenset(
     "for with and & helping help helped give gave tell ask asked thank thanks email emailed ring rang call phone "
     "meet met paired pair beside behind near both let remove add move unlock including except besides".split())
+# "the Rainbow family": a capitalised word before these is a surname.
+FAMILY = frozenset("family family's familys household twins siblings".split())
+# Punctuation that sets out a list of people one per item: "Monday — Amara; Tuesday — Finn".
+SEPARATORS = frozenset({"—", "–", ";", ":", "-", ","})
 # Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
 TITLES = frozenset("mr mrs ms miss mx dr sir".split())
 
@@ -133,6 +147,14 @@ class SchoolPatternRecognizer(EntityRecognizer):
             out.append(_result(Kind.CLASS_CODE, m.start(1), m.end(1), 0.9, name))
         for m in YEAR_SET.finditer(text):
             out.append(_result(Kind.CLASS_CODE, m.start(), m.end(), 0.9, name))
+        for m in FORM_LIST.finditer(text):
+            for f in FORM.finditer(m.group(0)):
+                out.append(_result(Kind.CLASS_CODE, m.start() + f.start(), m.start() + f.end(), 0.8, name))
+        for m in [*FORM_AFTER_YEAR.finditer(text), *EARLY_YEARS_CLASS.finditer(text)]:
+            out.append(_result(Kind.CLASS_CODE, m.start(1), m.end(1), 0.85, name))
+        for m in PREFIXED_NUMBER.finditer(text):
+            group = 1 if m.group(1) else 0
+            out.append(_result(Kind.STUDENT_NUMBER, m.start(group), m.end(group), 0.85, name))
         for m in UPN.finditer(text):
             out.append(_result(Kind.STUDENT_NUMBER, m.start(), m.end(), 0.9, name))
         for m in ADDRESS.finditer(text):
@@ -219,13 +241,17 @@ class SchoolNameRecognizer(EntityRecognizer):
                 # A cue word: the next word (or two, if capitalised) is a name, in any case.
                 if low in NAME_CUES or (low in TITLES and i + 1 < len(doc)):
                     j = i + 1
-                    while j < len(doc) and doc[j].text in {",", "called", "named", ":", "-"}:
-                        j += 1
+                    while j < len(doc) and (doc[j].text in {",", "called", "named", ":", "-", "("} or (
+                            doc[j].text in {"'s", "’s", "is"} and j + 1 < len(doc) and doc[j + 1].text[:1].isupper())):
+                        j += 1  # "my pupil's Kelechi" (is), not "the student's grades"
+                    apposed = j > i + 1 and doc[j - 1].text in {",", "(", ":"}
                     if j < len(doc) and nameish(doc[j]) and (
+                            (apposed and fold_name(doc[j].text) in self.first_names) or
                             doc[j].text[:1].isupper() or unknown_word(doc[j]) or doc[j].pos_ == "PROPN"
                             or low in TITLES or low in {"named", "called"} or not self.is_common(doc[j].lower_)):
                         if doc[j].pos_ in {"VERB", "AUX", "ADP", "DET", "PRON", "ADV", "SCONJ", "CCONJ", "NUM"} \
-                                and doc[j].text[:1].islower() and self.is_common(doc[j].lower_):
+                                and doc[j].text[:1].islower() and (self.is_common(doc[j].lower_)
+                                                                   or self.is_common(doc[j].lemma_.lower())):
                             continue
                         found[j] = 0.85
                         surname_after(j, 0.85)
@@ -235,6 +261,14 @@ class SchoolNameRecognizer(EntityRecognizer):
                 continue
             cap = tok.text[:1].isupper()
             if i in people:
+                continue
+            if cap and 0 < i < len(doc) - 1 and doc[i - 1].lower_ == "the" and doc[i + 1].lower_ in FAMILY \
+                    and not self.is_tool(tok.text):
+                found[i] = 0.8  # "the Rainbow family's trip": a surname
+                continue
+            if cap and i >= 2 and doc[i - 1].lower_ in {"him", "her", "them"} \
+                    and doc[i - 2].lemma_.lower() in {"call", "name", "nickname"} and not self.is_tool(tok.text):
+                found[i] = 0.8  # "we call him Seun"
                 continue
             asc = fold_name(tok.text)  # "Zoë", "Şule", "Małgorzata" are looked up as "zoe", "sule", "malgorzata"
             parts = [p for p in asc.split("-") if p]
@@ -250,6 +284,9 @@ class SchoolNameRecognizer(EntityRecognizer):
             if cap and accented and unknown and not self.is_tool(tok.text):
                 found[i] = 0.7  # "Dvořák twins", "Nguyễn's parents": English words seldom carry these letters
                 surname_after(i, 0.7)
+                continue
+            if given and not cap and not self.is_common(low) and i + 1 < len(doc) and doc[i + 1].text in {"'s", "’s"}:
+                found[i] = 0.7  # "about tristan's laptop": a given name's possessive, in lower case
                 continue
             if given and (not tok.is_stop or cap) and i == tok.sent.start and _verb_next(doc, i):
                 found[i] = 0.7  # "Will can't hear", "amber's parents", "ash keeps changing"
@@ -270,6 +307,10 @@ class SchoolNameRecognizer(EntityRecognizer):
                     and (unknown_word(tok) or given) and tok.tag_ != "NNS" and not doc[i + 1].is_stop \
                     and (cap or not self.is_common(doc[i + 1].lower_)) and nameish(doc[i + 1]) and not self.is_tool(f"{tok.text} {doc[i + 1].text}"):
                 found[i] = found[i + 1] = 0.7  # "Aaliyah Robinson": an unknown word before a surname
+                continue
+            if unknown and tok.text.isalpha() and not self.is_tool(tok.text) \
+                    and CLASS_NEXT.match(text, tok.idx + len(tok.text)):
+                found[i] = 0.75  # "oscar kettleborough 5T", "owusu, 8J": a word English does not know, before a class
                 continue
             if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
@@ -301,7 +342,8 @@ class SchoolNameRecognizer(EntityRecognizer):
         while changed:
             changed = False
             for i, tok in enumerate(doc):
-                if i in found or not nameish(tok) or not (tok.text[:1].isupper() or unknown_word(tok)):
+                if i in found or not nameish(tok) or not (tok.text[:1].isupper() or unknown_word(tok)
+                                                          or fold_name(tok.text) in self.first_names):
                     continue
                 for j in (i - 2, i + 2):
                     if 0 <= j < len(doc) and (j in found or j in people) and doc[min(i, j) + 1].text in {",", "and", "&", "or"} \
@@ -309,8 +351,76 @@ class SchoolNameRecognizer(EntityRecognizer):
                         found[i] = 0.6
                         changed = True
                         break
+        self._lists(doc, found, nameish)
+        self._brackets(doc, found, nameish, people)
+        self._parallel(doc, found, people, nameish, unknown_word)
         return [_result(Kind.NAME, doc[i].idx, doc[i].idx + len(doc[i].text), score, self.name)
                 for i, score in sorted(found.items())]
+
+    def _lists(self, doc, found: dict[int, float], nameish: Callable) -> None:  # noqa: ANN001
+        """'grace, hope and joy': a list of three or more single words, most of them given names, is children."""
+        i = 0
+        while i < len(doc):
+            items = [i]
+            j = i
+            while j + 2 < len(doc) and doc[j + 1].text in {",", "and", "&", "or"}:
+                k = j + 2
+                if doc[k].lower_ == "and" and doc[j + 1].text == ",":
+                    k += 1  # the Oxford comma: "bryce, kobe, and tyson"
+                if k >= len(doc) or not doc[k].is_alpha:
+                    break
+                items.append(k)
+                j = k
+            if len(items) >= 3 and all(k + 1 >= len(doc) or not doc[k + 1].is_alpha or doc[k + 1].is_punct
+                                       or doc[k + 1].lower_ in {"and", "or", "are", "is", "were", "r", "keep", "all"}
+                                       for k in items):
+                names = sum(1 for k in items if k in found or fold_name(doc[k].text) in self.first_names)
+                if 2 * names > len(items):
+                    for k in items:
+                        if k not in found and not self.is_tool(doc[k].text) and (nameish(doc[k]) or (
+                                fold_name(doc[k].text) in self.first_names and doc[k].lower_ not in TITLES)):
+                            found[k] = 0.6
+            i = j + 1
+
+    def _brackets(self, doc, found: dict[int, float], nameish: Callable, people: set[int]) -> None:  # noqa: ANN001
+        """'Paddy (Padraig Mulholland, 9N)', 'Oyin (Oyinlola Bakare)': a name and its other form in brackets."""
+        named = set(found) | people
+        for i in range(len(doc) - 2):
+            if doc[i + 1].text != "(":
+                continue
+            inner = [k for k in range(i + 2, min(i + 5, len(doc))) if doc[k].text[:1].isupper() and nameish(doc[k])
+                     and not self.is_tool(doc[k].text)]
+            inner = [k for n, k in enumerate(inner) if k == i + 2 + n]  # the capitalised words right after "("
+            if not inner:
+                continue
+            outer = doc[i].text[:1].isupper() and nameish(doc[i]) and not self.is_tool(doc[i].text)
+            if i in named and any(k not in named for k in inner) and all(
+                    not self.is_word(doc[k].lower_) or fold_name(doc[k].text) in self.first_names or fold_name(doc[k].text) in self.surnames
+                    for k in inner):
+                for k in inner:
+                    found.setdefault(k, 0.7)
+            elif outer and i not in named and any(k in named for k in inner):
+                found[i] = 0.7
+
+    def _parallel(self, doc, found: dict[int, float], people: set[int], nameish: Callable,  # noqa: ANN001
+                  unknown_word: Callable) -> None:
+        """'Reggie — iPad 13, Noor — iPad 14': a word standing where a name stands in a repeated pattern."""
+        shapes = set()
+        for i in list(found) + sorted(people):
+            if 0 < i < len(doc) and doc[i - 1].text in SEPARATORS or (i + 1 < len(doc) and doc[i + 1].text in SEPARATORS):
+                shapes.add((doc[i - 1].text if i > 0 else "", doc[i + 1].text if i + 1 < len(doc) else ""))
+        if not shapes:
+            return
+        for i, tok in enumerate(doc):
+            if i in found or i in people or not tok.text[:1].isupper() or not nameish(tok) or self.is_tool(tok.text) \
+                    or not (unknown_word(tok) or fold_name(tok.text) in self.first_names):
+                continue
+            prev = doc[i - 1].text if i > 0 else ""
+            nxt = doc[i + 1].text if i + 1 < len(doc) else ""
+            if any((prev == a and prev in SEPARATORS and (nxt == b or not nxt or nxt in SEPARATORS))
+                   or (nxt == b and nxt in SEPARATORS and prev == a) for a, b in shapes):
+                found[i] = 0.6
+
 
 
 def _after_person_cue(doc, i: int) -> bool:  # noqa: ANN001
