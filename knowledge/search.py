@@ -32,6 +32,12 @@ QUERY_TOKEN_MEMORY = 256
 # entry about Flip, not the one about flipped learning that only shares the word. About the gap
 # between a close first and second hit, so it settles near-ties without overruling a clear match.
 TOOL_BOOST = 0.1
+# A shared tool name alone ("Google Docs", "Forms") must not pull in an entry the rest of the need
+# disagrees with: the boost is given in full only to entries whose dense similarity to the message with
+# the tool names taken out is at least this share of the best one, fading to nothing at TOOL_AGREE_FLOOR.
+TOOL_AGREE, TOOL_AGREE_FLOOR = 0.9, 0.75
+# With fewer words than this left once the tool names are out, there is no need to agree with.
+NEED_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,10 @@ class Retriever:
                     lexical[h.entry_id] = h.score / (h.score + middle)
                     relative[h.entry_id] = h.score / top if top > 0 else 0.0
         fused = self._fuse(dense, lexical)
+        need = self._need_similarity(original, filters) if tools and dense else {}
+        if need:
+            boost = {eid: extra - tools.get(eid, 0.0) * (1.0 - self._agreement(need, eid))
+                     for eid, extra in (boost or {}).items()}
         for eid, extra in (boost or {}).items():
             if eid in fused:
                 fused[eid] += extra
@@ -240,6 +250,26 @@ class Retriever:
         else:
             out = [Hit(entries[eid], score, dense.get(eid, 0.0), lexical.get(eid, 0.0)) for eid, score in ranked]
         return SearchResult(out[:k], self._confidence(out[:k]))
+
+    def _need_similarity(self, text: str, filters: Filters) -> dict[str, float]:
+        """Dense similarity of each candidate to the message with the tool names taken out: the need itself,
+        which the glossary's words for the tool would otherwise pull toward any entry about that tool."""
+        need = text
+        for name in sorted(self.glossary.tools(text) if self.glossary else [], key=len, reverse=True):
+            need = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", " ", need, flags=re.I)
+        if len(tokenize(need)) < NEED_WORDS:  # the tool is the whole question ("padlet?"): it counts in full
+            return {}
+        vector = self.store.embedder.embed([need])[0]
+        return {h.entry_id: h.similarity for h in self.store.query(vector, k=CANDIDATES, where=filters.where())}
+
+    @staticmethod
+    def _agreement(dense: dict[str, float], eid: str) -> float:
+        """0..1: how far the whole message's meaning agrees with an entry, against the best dense match."""
+        top = max(dense.values())
+        if top <= 0:
+            return 1.0
+        share = dense.get(eid, 0.0) / top
+        return float(min(1.0, max(0.0, (share - TOOL_AGREE_FLOOR) / (TOOL_AGREE - TOOL_AGREE_FLOOR))))
 
     def _lean_toward(self, vector: np.ndarray, asking: str) -> np.ndarray:
         """The message's vector moved toward its ask sentences' vector by `ask_weight`."""

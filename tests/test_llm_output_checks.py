@@ -109,3 +109,12 @@ def test_the_template_composer_always_passes_the_checks():
         retrieved = {h.entry.id: h.entry for h in request.hits}
         result = check_reply(out.text, out.sources, retrieved)
         assert result.ok, (out.text, result.problems)
+
+
+def test_a_reply_to_no_questions_please_must_not_ask_and_others_must():
+    """Every coaching reply holds a question, except one to a teacher who asked for none (issue 14)."""
+    answer = "A shared wall lets every student post at once."
+    assert not check_reply(answer, [], {}, question_wanted=False).problems
+    assert any("no question" in p for p in check_reply(answer, [], {}).problems)
+    asked = check_reply(answer + " What would you try?", [], {}, question_wanted=False).problems
+    assert any("asked for no questions" in p for p in asked)

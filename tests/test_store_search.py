@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from knowledge.entry import KnowledgeEntry
+from knowledge.glossary import Glossary
 from knowledge.parser import load_folder
-from knowledge.search import Filters, Retriever
+from knowledge.search import TOOL_BOOST, Filters, Retriever
 from knowledge.store import KnowledgeStore, StoreError, open_client
 
-from conftest import FIXTURE_KB, HashingEmbedder
+from conftest import CONFIG_DIR, FIXTURE_KB, HashingEmbedder
 
 
 def test_sync_is_incremental_and_idempotent(settings, embedder, tmp_path):
@@ -103,3 +104,22 @@ def test_drafts_are_never_offered(store):
     entry = store.get("podcast-voices")
     store.upsert([entry.model_copy(update={"extra": {"status": "draft"}})])
     assert "podcast-voices" not in Retriever(store).search("student podcasts for speaking and listening").ids
+
+
+def test_a_shared_tool_name_alone_does_not_pull_in_an_entry_the_need_disagrees_with(store):
+    """Naming Google Forms in passing must not hand the exit-ticket entry a podcast question (issue 14); "padlet?"
+    alone still finds the padlet entry."""
+    glossary = Glossary.from_file(CONFIG_DIR / "tool-glossary.yaml")
+    for text in ("my year 4s will record radio show interviews with grandparents, the sign-up is in Google Forms",
+                 "my year 4s will record radio show interviews with grandparents, the sign-up is in Google Forms. "
+                 "Any ideas?"):
+        boosted = Retriever(store, glossary=glossary).search(text)  # the shipped TOOL_BOOST
+        assert boosted.ids[0] == "podcast-voices", [(h.entry.id, round(h.score, 3)) for h in boosted.hits]
+    # Where the need does agree, the tool still counts in full.
+    asked = "quick exit ticket quiz in Google Forms at the end of the lesson"
+    gain = {h.entry.id: h.score for h in Retriever(store, glossary=glossary).search(asked).hits}
+    base = {h.entry.id: h.score for h in Retriever(store, glossary=glossary, tool_boost=0.0).search(asked).hits}
+    assert gain["exit-ticket-checks"] - base["exit-ticket-checks"] == pytest.approx(TOOL_BOOST, abs=1e-6)
+    alone = {h.entry.id: h.score for h in Retriever(store, glossary=glossary).search("padlet?").hits}
+    bare = {h.entry.id: h.score for h in Retriever(store, glossary=glossary, tool_boost=0.0).search("padlet?").hits}
+    assert alone["shared-wall-brainstorm"] - bare["shared-wall-brainstorm"] == pytest.approx(TOOL_BOOST, abs=1e-6)

@@ -75,6 +75,49 @@ def classify(text: str) -> Ask:
     return Ask.OPEN
 
 
+# "No questions please", "just tell me": the teacher wants the answer and nothing handed back.
+_NO_QUESTIONS = re.compile(
+    r"\b((?<!not )just (tell|give|show) me|tell me straight|(a|the) straight answer|just answer|just (the|an) answer\b|"
+    r"(stop|don'?t|no need to) (asking|ask) (me )?(questions|anything)|no (more )?questions|"
+    r"(i )?(don'?t|do not) (need|want) (any |more |your |all these |the )?questions|skip the questions)\b", re.I)
+
+
+def wants_no_questions(text: str) -> bool:
+    """"No questions please", "just tell me": a reply to this gives the answer and asks nothing back."""
+    return bool(_NO_QUESTIONS.search(text))
+
+
+# A teacher who says they are stressed, new or that a lesson went badly hears that first.
+_FEELING = re.compile(
+    r"\b(stress(ed|ful)?|overwhelm(ed|ing)?|exhaust(ed|ing)|frustrat(ed|ing)|fed up|drowning|"
+    r"anxious|panick?(ed|ing)|burn(ed|t) out|at my wits'? end|(i'?m|i am) struggling|"
+    r"nqt|ect|newly qualified|early career|first[- ]year( teacher)?|(my )?first year|new (to|at) (teaching|this)|"
+    r"new teacher|just started teaching|student teacher|trainee|"
+    r"(went|gone|going) (badly|terribly|horribly|wrong|awfully|pear-shaped)|(was|were) (a )?(disaster|chaos|"
+    r"nightmare|mess)|total (disaster|chaos)|fell apart|fell flat|bombed|didn'?t go well|awful lesson|bad lesson)\b",
+    re.I)
+_NEW = re.compile(r"\b(nqt|ect|newly qualified|early career|first[- ]year|first year|new (to|at) (teaching|this)|"
+                  r"new teacher|just started teaching|student teacher|trainee)\b", re.I)
+_BADLY = re.compile(r"\b((went|gone|going) (badly|terribly|horribly|wrong|awfully|pear-shaped)|disaster|chaos|"
+                    r"nightmare|mess|fell apart|fell flat|bombed|didn'?t go well|awful lesson|bad lesson)\b", re.I)
+_ACK_NEW = ("The first years are a lot to carry, and asking is a good sign.", "Starting out is demanding; you're right to ask.",
+            "Plenty of experienced teachers asked the same in their first year.")
+_ACK_BADLY = ("Lessons like that happen to every teacher, and it's worth looking at.",
+              "Sorry that one went badly; it says nothing about what the next one can be.",
+              "That sounds like a hard lesson, and it's good you're picking it apart.")
+_ACK_STRESS = ("That sounds like a lot right now.", "That's a heavy load; let's keep this small.",
+               "I hear you, that's frustrating.")
+
+
+def acknowledgement(text: str, turn: int = 0) -> str | None:
+    """One short, genuine line for a teacher who is stressed, new or had a lesson go badly; None otherwise.
+    `turn` varies the wording across a conversation so it never reads as a formula."""
+    if not _FEELING.search(text):
+        return None
+    options = _ACK_NEW if _NEW.search(text) else _ACK_BADLY if _BADLY.search(text) else _ACK_STRESS
+    return options[(turn + len(text)) % len(options)]
+
+
 def wants_several(text: str) -> bool:
     """"Any ideas?", "what could they make?": the ask is for options, so a second idea is welcome."""
     return bool(_SEVERAL.search(text))
@@ -146,7 +189,11 @@ _NOT_A_VERB = {"the", "a", "an", "from", "with", "of", "for", "and", "or", "but"
                "that", "to", "at", "in", "on", "by", "about", "like", "um", "erm", "uh", "idk", "etc"}
 _DANGLING_END = {"from", "about", "into", "onto", "like", "by", "than", "as", "between", "through", "via", "my",
                  "your", "our", "their", "this", "that", "these", "those", "some", "any", "every", "each",
-                 "is", "are", "was", "be"}
+                 "is", "are", "was", "be",
+                 # a goal that ends in a comparison or a vague word leans on context the echo lacks
+                 # ("push one unit higher", "do it better"): said back alone, it means nothing
+                 "higher", "lower", "better", "worse", "further", "up", "down", "there", "here",
+                 "things", "stuff", "something", "anything", "somehow", "again", "too", "well", "them", "it"}
 _MESSY = re.compile(r"\.\.\.|…|\betc\b|\b(um|erm|uh|idk|lol|tbh|smth|sth|w/|b/c)\b|[\"“”()\[\]{}*_#/\\|<>=+@]", re.I)
 
 

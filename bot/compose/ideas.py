@@ -36,26 +36,74 @@ def note_sentences(entry: KnowledgeEntry) -> list[str]:
     return out
 
 
-def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False) -> str | None:
+# Lifted out of its note, a sentence that leans on what came before refers to nothing ("the graph",
+# "both phases", "as above"): it is never used alone.
+_LEANS_BACK = re.compile(r"\b(both (of )?(the |these |those )?\w+s\b|the (above|former|latter|following|same)\b|"
+                         r"as (above|below|mentioned)|(this|that|these|those) (phase|step|stage|part|one|ones|"
+                         r"graph|chart|table|image|example|approach|idea|tool|model)s?\b)", re.I)
+# "The graph shows...", "The second phase...": a definite noun the ask, title and tags never named
+# points at something earlier in the note.
+_THE_NOUN = re.compile(r"^the (\w+)\b", re.I)
+# A definition says what a thing is, not what to do; a setting is for an admin, not a lesson idea.
+_DEFINITION = re.compile(r"^[\w' -]{1,40}\b(is|are|means|refers to|stands for)\b (a|an|the|when|where|how)\b", re.I)
+_SETTING = re.compile(r"\b(settings?|moderat\w*|admin\w*|permissions?|approve|approval|toggle|turn (on|off)|"
+                      r"switch (on|off)|privacy|filter\w*|log ?in|account\w*)\b", re.I)
+# Words in nearly every ask: they say nothing about which sentence answers this one.
+_GENERIC = frozenset(tokenize("student students pupils kids class classes year lesson lessons teach teacher use using "
+                              "idea ideas way ways help make thing things good better work tool tools app need try "
+                              "get able something"))
+
+
+def ask_terms(ask: str) -> set[str]:
+    """The ask's key words: stemmed, stop words and words common to every ask left out."""
+    return set(tokenize(ask)) - _GENERIC
+
+
+def stands_alone(sentence: str, named: set[str]) -> bool:
+    """Whether a sentence reads whole when lifted out of its note; `named` are the words the ask, the entry's
+    title and tags already make known (a definite noun among them points at nothing earlier)."""
+    if _DANGLING.match(sentence) or _LEANS_BACK.search(sentence):
+        return False
+    the = _THE_NOUN.match(sentence)
+    return not the or not tokenize(the.group(1)) or bool(set(tokenize(the.group(1))) & named)
+
+
+def answer_score(sentence: str, wanted: set[str], ask: str) -> float:
+    """How well one note sentence answers the ask: its share of the ask's key words, more for an action or an
+    example, less for a definition, or a setting the ask did not mention."""
+    terms = set(tokenize(sentence))
+    score = len(wanted & terms) / (1 + len(wanted) ** 0.5)
+    score += 0.6 if _CONCRETE.search(sentence) else 0.0
+    score -= 0.5 if _DEFINITION.match(sentence) else 0.0
+    score -= 0.7 if _SETTING.search(sentence) and not _SETTING.search(ask) else 0.0
+    return score
+
+
+def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False,
+                  must_answer: bool = False) -> str | None:
     """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is.
-    `straight`: the answer to "just tell me", which leans on the note's opening and away from caveats."""
-    wanted = set(tokenize(ask))
+    `straight`: the answer to "just tell me", which leans on the note's opening and away from caveats.
+    `must_answer`: None also when no sentence shares a key word of the ask or offers something to do, so the
+    reply can say so rather than paste a sentence that answers something else."""
+    wanted = ask_terms(ask)
+    about = set(tokenize(entry.title + " " + " ".join(entry.tags)))
+    named = about | set(tokenize(ask))
     counting = bool(_HOW_MUCH.search(ask))
     skip = list(avoid)
     best: tuple[float, int, str] | None = None
     for index, sentence in enumerate(note_sentences(entry)):
         words = len(sentence.split())
-        if not MIN_WORDS <= words <= MAX_WORDS or _STEPWISE.match(sentence):
+        if not MIN_WORDS <= words <= MAX_WORDS or _STEPWISE.match(sentence) or not stands_alone(sentence, named):
             continue
         if any(sentence in text for text in skip) or leakage(sentence) or urls_in(sentence):
             continue  # said already, or text a reply must never carry (instructions to a model, links)
         terms = set(tokenize(sentence))
-        score = len(wanted & terms) / (1 + len(wanted) ** 0.5)
+        if must_answer and wanted and not wanted & terms and not (_CONCRETE.search(sentence) and terms & about):
+            continue  # it answers some other question
+        score = answer_score(sentence, wanted, ask)
         # A sentence that names what the entry is about stands alone under its source.
-        score += 0.4 if terms & set(tokenize(entry.title + " " + " ".join(entry.tags))) else 0.0
+        score += 0.4 if terms & about else 0.0
         score -= 0.5 if "..." in sentence or "…" in sentence else 0.0
-        score += 0.6 if _CONCRETE.search(sentence) else 0.0
-        score -= 0.8 if _DANGLING.match(sentence) else 0.0
         score += 0.6 if counting and _QUANTITY.search(sentence) else 0.0
         # Earlier sentences say what the entry is about; a "how long" answer may sit further in.
         score -= (0.3 if straight and not counting else 0.05) * index
@@ -76,13 +124,16 @@ def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (
     plain = [s for s in note_sentences(entry)
              if len(s.split()) <= MAX_WORDS and not _STEPWISE.match(s) and not leakage(s) and not urls_in(s)
              and not any(s in text for text in skip)]
-    first = best_sentence(entry, ask, avoid=skip, straight=True) or next((s for s in plain if not _DANGLING.match(s)), None)
+    named = set(tokenize(entry.title + " " + " ".join(entry.tags) + " " + ask))
+    first = best_sentence(entry, ask, avoid=skip, straight=True) or next(
+        (s for s in plain if stands_alone(s, named)), None)
     if first is None:
         return None
     sentences = note_sentences(entry)
     index = sentences.index(first) if first in sentences else -1
     nxt = sentences[index + 1] if 0 <= index < len(sentences) - 1 else None
-    if (nxt and nxt in plain and len(first.split()) < SHORT_ANSWER_WORDS
+    if (nxt and nxt in plain and len(first.split()) < SHORT_ANSWER_WORDS and not _LEANS_BACK.search(nxt)
+            and not (_SETTING.search(nxt) and not _SETTING.search(ask))
             and len(first.split()) + len(nxt.split()) <= MAX_ANSWER_WORDS):
         return f"{first} {nxt}"
     return first

@@ -24,7 +24,7 @@ import openai
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
-from bot.compose.asks import Ask, classify
+from bot.compose.asks import Ask, classify, wants_no_questions
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
 from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, answers_nothing, check_reply
 from bot.privacy.masker import Masked, Masker, shared_masker
@@ -185,8 +185,8 @@ STANCE = """\
 You are Integration Coach, a school's first-line technology-integration coach, talking with one teacher in chat.
 
 How you coach:
-- Answer the ask first, briefly: when the teacher asks for ideas, a tool or what students could make, give one or two concrete ideas drawn from the entries, one sentence each. When they ask you to just tell them, give a short straight answer. Then hand the thinking back with one question.
-- Otherwise Socratic: reflect the teacher's goal in one natural sentence in your own words (do not echo their phrases), then ask one or two questions that move their own thinking. Every reply asks at least one question.
+- Answer the ask first, briefly: when the teacher asks for ideas, a tool or what students could make, give one or two concrete ideas drawn from the entries, one sentence each. When they ask you to just tell them, give a short straight answer. Then hand the thinking back with one question, unless they asked for no questions: then give the answer and ask nothing.
+- Otherwise Socratic: reflect the teacher's goal in one natural sentence in your own words (do not echo their phrases), then ask one or two questions that move their own thinking. Every reply asks at least one question, unless the teacher asked for none.
 - Learning before tools: when the teacher names a tool, your first question is about what the students should learn. You may say that technology is not the answer.
 - Build independence: hand the thinking back to the teacher, kindly. Never do their work for them: no lesson plans, report-card comments, e-mails, marking or documents written for them.
 - No step-by-step walkthroughs: no numbered steps, no "Step 1", no lists of clicks, no "first... then... finally".
@@ -358,7 +358,8 @@ class LLMComposer:
         draft, problem = parse_draft(content)
         if draft is None:
             return None, CheckResult([problem or "unreadable reply"])
-        result = check_reply(draft.reply, draft.sources, entries, max_words=limit, max_sources=request.max_sources)
+        result = check_reply(draft.reply, draft.sources, entries, max_words=limit, max_sources=request.max_sources,
+                             question_wanted=not wants_no_questions(request.text))
         if entries and classify(request.text) is not Ask.OPEN and answers_nothing(draft.reply):
             result = CheckResult(result.problems + [
                 "the teacher asked for something and the reply only asks back; answer the ask first, briefly "

@@ -112,18 +112,23 @@ def check_reply(
     max_words: int = DEFAULT_MAX_WORDS,
     max_sources: int = 2,
     extra_leakage: Iterable[str] = (),
+    question_wanted: bool = True,
 ) -> CheckResult:
     """Run every check on one reply.
 
     `cited` are the entry ids the reply claims to use; `retrieved` are the entries the
     composer was given, the only ones a reply may cite or link to. `extra_leakage` are
-    phrases that must not appear (e.g. injected text found in the entries).
+    phrases that must not appear (e.g. injected text found in the entries). `question_wanted` is False
+    when the teacher asked for no questions ("just tell me", "no questions please"): every other coaching
+    reply must hold a question, that one must not.
     """
     problems: list[str] = []
     if not text.strip():
         return CheckResult(["the reply is empty"], [])
-    if not has_question(text):
+    if question_wanted and not has_question(text):
         problems.append("it asks the teacher no question; end with one or two coaching questions")
+    elif not question_wanted and has_question(text):
+        problems.append("the teacher asked for no questions; give the answer and ask nothing back")
     steps = walkthrough_lines(text)
     if steps:
         problems.append(f"it reads as a step-by-step walkthrough ({steps[0][:40]!r}...); coach with questions instead "

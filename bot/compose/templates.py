@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.compose.asks import (
-    Ask, ask_sentences, classify, find_goal, goal_openers, reflect_goal, topic_phrase, wants_several,
+    Ask, acknowledgement, ask_sentences, classify, find_goal, goal_openers, reflect_goal, topic_phrase,
+    wants_no_questions, wants_several,
 )
 from bot.compose.ideas import best_sentence, straight_answer
 from bot.models import PastTurn
@@ -44,6 +45,9 @@ _STRAIGHT_LEADS = ("Straight answer: ", "Short version: ", "In short: ")
 _QUESTION_LEADS = ("Short answer: ", "In short: ")
 # When every curated question has been asked in this conversation: plain ways to hand the thinking back.
 _CLOSING = "You know your class best: what would you try first?"
+# When no sentence of the notes answers the ask: said plainly, then the one question that lets the teacher go on.
+_NO_ANSWER = ("The notes I have don't answer that directly.", "I don't have a direct answer to that in our notes.")
+_NO_ANSWER_QUESTION = "What exactly should your students learn or be able to do by the end?"
 _HAND_BACK = ("What would you try first with your class?", "What would success look like for your students?",
               "Which part of this feels hardest to plan?")
 
@@ -119,6 +123,14 @@ class TemplateComposer:
             lines, closing = self._open(request, used, tool_named, previous)
         else:
             lines, closing = self._answer(request, used, ask, asking, tool_named, said, previous), None
+        # "No questions please": the straight answer, with nothing handed back.
+        if ask is Ask.STRAIGHT and wants_no_questions(request.text):
+            kept = [line for line in lines if "?" not in line]
+            lines, closing = kept or lines, None
+        # A teacher who is stressed, new or had a lesson go badly hears that first, in one short line.
+        ack = acknowledgement(request.text, len(request.history))
+        if ack:
+            lines = [ack, *lines]
         # An answer keeps its question to the last: the second idea goes first when it is too long.
         text = self._fit(lines, closing, request.max_words, keep_last=ask is not Ask.OPEN)
         # Sources are drawn by the adapter under the reply (a link, or "Read it"), never in the text.
@@ -131,9 +143,8 @@ class TemplateComposer:
         openers = goal_openers(find_goal(request.text), topic_phrase(used[0].entry.title))
         close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
         questions = self._questions(close, request.history, prefer_learning=tool_named)
+        # A named tool puts the learning question first (see _questions); no "before the tool" label.
         lines = [_vary(openers, previous)] if openers else []
-        if tool_named:
-            lines.append("Before the tool, the learning:")
         lines.extend(questions)
         coaching_turns = sum(1 for t in request.history if t.route == "coach")
         closing = _CLOSING if coaching_turns >= 2 and len(questions) < 2 and not asked_before(_CLOSING, request.history) \
@@ -150,8 +161,8 @@ class TemplateComposer:
                 break
             if ask is Ask.STRAIGHT:  # a straight answer: a sentence or two from the best entry's note
                 sentence = straight_answer(hit.entry, asking, avoid=said)
-            else:
-                sentence = best_sentence(hit.entry, asking, avoid=said)
+            else:  # an idea must answer the ask, not just come from the right entry
+                sentence = best_sentence(hit.entry, asking, avoid=said, must_answer=True)
             if sentence is None:
                 continue
             if not ideas:
@@ -161,9 +172,9 @@ class TemplateComposer:
                 ideas.append(_SECOND_LEADS[len(request.history) % len(_SECOND_LEADS)] + sentence)
         close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
         questions = self._questions(close, request.history, prefer_learning=tool_named)[:1]
-        if not ideas:  # nothing in the notes stands alone: say the goal back instead, if it can be said
-            opened = self._open(request, used, tool_named, previous)[0]
-            return [*opened[:1], *questions] if opened and opened[0] not in questions else questions
+        if not ideas:  # nothing in the notes answers it: say so in one line, then the question that lets them go on
+            question = _NO_ANSWER_QUESTION if not asked_before(_NO_ANSWER_QUESTION, request.history) else questions[0]
+            return [_NO_ANSWER[len(request.history) % len(_NO_ANSWER)], question]
         return [*ideas, *questions]
     @staticmethod
     def _questions(used: list[Hit], history: Sequence[PastTurn], *, prefer_learning: bool) -> list[str]:
