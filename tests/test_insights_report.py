@@ -22,7 +22,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.handoff.escalations import EscalationRow
-from bot.report.insights import Insights, VectorCache, build_insights
+from bot.report.insights import build_insights
+from bot.report.results import Insights
+from bot.report.vectors import VectorCache
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB
