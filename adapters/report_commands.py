@@ -1,6 +1,6 @@
 """`coach report`, `coach kb draft-gaps` and `coach kb draft-from-escalation`: the integrators' view.
 
-The numbers come from `bot.report.insights` (aggregated and masked there); this module only shows
+The numbers come from `bot.report.insights.build_insights` (aggregated and masked there); this module only shows
 them in the terminal, writes the HTML file, and writes draft entries for the curation loop.
 """
 
@@ -57,7 +57,8 @@ CACHE_FILE = "insights-vectors.npz"  # in the data directory: question vectors, 
 
 
 def _insights(obj: Any, since: datetime | None, until: datetime | None, include_replay: bool) -> Any:
-    from bot.report.insights import VectorCache, build_insights
+    from bot.report.insights import build_insights
+    from bot.report.vectors import VectorCache
 
     ctx = _ctx(obj)
     store, db = _open(ctx)
@@ -205,7 +206,7 @@ def print_report(ins: Any, console: Console) -> None:
 def draft_gaps(obj: Any, folder: Path, top: int, force: bool, since: datetime | None, until: datetime | None,
                include_replay: bool) -> None:
     """Write draft entries for the top knowledge gaps into FOLDER, for an integrator to finish and import."""
-    from bot.report.insights import gap_draft
+    from bot.report.drafts import gap_draft
 
     ctx = _ctx(obj)
     insights = _insights(ctx, since, until, include_replay)
@@ -237,16 +238,16 @@ def draft_gaps(obj: Any, folder: Path, top: int, force: bool, since: datetime | 
 @click.pass_obj
 def draft_from_escalation(obj: Any, escalation: str, folder: Path, any_status: bool, force: bool) -> None:
     """Save what the integrator answered on ESCALATION (an id or ticket like I-0007) as a draft entry in FOLDER."""
-    from bot.report.insights import RESOLVED, Scrubber, escalation_draft, load_escalation, load_user_ids
+    from bot.report.drafts import escalation_draft
+    from bot.report.masking import Scrubber
+    from bot.report.results import RESOLVED
+    from bot.report.rows import load_escalation, load_user_ids
 
     ctx = _ctx(obj)
     store, db = _open(ctx)
-    try:
-        row = load_escalation(db, escalation)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="ESCALATION") from None
+    row = load_escalation(db, escalation)
     if row is None:
-        raise click.ClickException(f"no escalation {escalation}")
+        raise click.ClickException(f"no escalation {escalation} (an id, or a ticket like I-0007 or H-0042)")
     status = str(row.get("status") or "open")
     if status not in RESOLVED and not any_status:
         raise click.ClickException(f"escalation {escalation} is {status}, not resolved; resolve it first "

@@ -120,7 +120,7 @@ class Run:
         if "masker" in self.exits:
             out["masker"] = [self.masker.mask(t).text for t in texts]
         if "report" in self.exits:
-            from bot.report.insights import Scrubber
+            from bot.report.masking import Scrubber
 
             scrub = Scrubber([], self.masker)
             out["report"] = [scrub(t, 10_000) for t in texts]

@@ -7,22 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from bot.report.insights import (
-    Gap,
-    Scrubber,
-    Vocabulary,
-    as_question,
-    cluster,
-    escalation_draft,
-    gap_draft,
-    gap_signals,
-    grade_bands,
-    parse_ticket,
-    resolution_note,
-    slug,
-    teacher_texts,
-    TurnRecord,
-)
+from bot.report.clustering import cluster
+from bot.report.drafts import escalation_draft, gap_draft, resolution_note, slug, teacher_texts
+from bot.report.masking import Scrubber
+from bot.report.metrics import gap_signals
+from bot.report.results import Gap
+from bot.report.rows import TurnRecord
+from bot.report.wording import Vocabulary, as_question, grade_bands
 from knowledge.parser import parse_text, render_entry
 
 
@@ -84,13 +75,26 @@ def test_as_question_keeps_the_asking_sentence_and_ends_with_a_question_mark() -
     assert long is not None and long.endswith("?") and len(long) <= 200
 
 
-def test_parse_ticket_reads_ids_and_tickets() -> None:
-    assert parse_ticket("I-0007") == 7
-    assert parse_ticket("h-12") == 12
-    assert parse_ticket(" 0031 ") == 31
-    assert parse_ticket(5) == 5
-    with pytest.raises(ValueError):
-        parse_ticket("ticket seven")
+def test_an_escalation_is_found_by_id_or_ticket_through_the_handoff_desk(tmp_path) -> None:
+    """The report reads one escalation as `coach handoffs` finds it: a ticket's letter must match its target."""
+    from bot.handoff.escalations import Escalations
+    from bot.report.rows import escalation_fields, load_escalation, load_escalations, load_user_ids
+    from bot.state.database import StateDB
+
+    db = StateDB(f"sqlite:///{tmp_path}/state.db")
+    opened = Escalations(db).open_or_add(
+        target="integrator", reason="test", category="complex", urgent=False, memory_key="slack:D1",
+        platform="slack", user_id="U0ASKER1", summary="co-plan a unit", detail={"text": "co-plan a unit?"})
+    Escalations(db).resolve(opened.id, "U0INTEGRATOR", "Ms Integrator")
+    row = load_escalation(db, f"I-{opened.id:04d}")
+    assert row is not None and row["id"] == opened.id and row["status"] == "resolved"
+    assert row["details"] == [{"text": "co-plan a unit?"}] and row["resolved_by_name"] == "Ms Integrator"
+    assert load_escalation(db, str(opened.id)) == row == load_escalation(db, f" i{opened.id} ")
+    assert load_escalation(db, f"H-{opened.id:04d}") is None  # not a helpdesk ticket
+    assert load_escalation(db, "I-9999") is None and load_escalation(db, "ticket seven") is None
+    [listed] = load_escalations(db)
+    assert escalation_fields(listed) == row
+    assert {"U0ASKER1", "U0INTEGRATOR", "Ms Integrator"} <= load_user_ids(db)  # scrubbed from examples
 
 
 def test_scrubber_hides_ids_mentions_and_student_data() -> None:
@@ -192,7 +196,7 @@ class CountingEmbedder:
 
 
 def test_vector_cache_embeds_each_question_once_and_survives_a_restart(tmp_path) -> None:
-    from bot.report.insights import VectorCache
+    from bot.report.vectors import VectorCache
 
     path = tmp_path / "vectors.npz"
     model = CountingEmbedder()

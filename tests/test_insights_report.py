@@ -22,7 +22,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.handoff.escalations import EscalationRow
-from bot.report.insights import Insights, VectorCache, build_insights
+from bot.report.insights import build_insights
+from bot.report.results import Insights
+from bot.report.vectors import VectorCache
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB
@@ -423,7 +425,8 @@ def count_colour(rgb: bytes, colour: str, tolerance: int = 12) -> int:
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} (Debian's chromium) is not installed")
 def test_html_report_renders_in_headless_chromium(full: Insights, tmp_path: Path) -> None:
-    from adapters.report_html import GAP, ROUTE_COLOURS, SAMR_COLOURS, render_html
+    from adapters.report_charts import GAP, ROUTE_COLOURS, SAMR_COLOURS
+    from adapters.report_html import render_html
 
     page = tmp_path / "report.html"
     page.write_text(render_html(full), encoding="utf-8")

@@ -184,7 +184,7 @@ def build_context(row: EscalationRow, history: Sequence[PastTurn], settings: Set
     else:
         goal = _goal(history, details)
         label = INTEGRATOR_TITLES.get(row.category, "Handoff to an integrator")
-        title = label if row.category in _NO_WORDS_IN_TITLE or not goal else f"{label}: {_shorten(goal, 60)}"
+        title = label if row.category in _NO_WORDS_IN_TITLE or not goal else f"{label}: {shorten(goal, 60)}"
         fields = _integrator_fields(history, details, goal)
         coach_turns = sum(1 for t in history if t.route == "coach")
         summary = (f"{row.reason[:1].upper()}{row.reason[1:]}"
@@ -245,7 +245,7 @@ def concern_notice(row: EscalationRow, settings: Settings, *, event: str, passed
 
 def _helpdesk_fields(texts: Sequence[str], urgent: bool) -> list[tuple[str, str]]:
     joined = "\n".join(texts)
-    fields = [("Fault", _shorten(_first_sentence(texts[0]), 160) if texts else "not said")]
+    fields = [("Fault", shorten(_first_sentence(texts[0]), 160) if texts else "not said")]
     fields.append(("Device", _unique(m.group(0) for m in _DEVICE.finditer(joined)) or "not said yet"))
     fields.append(("Room", _rooms(joined) or "not said yet"))
     fields.append(("On screen", _screen(joined) or "not said yet"))
@@ -276,8 +276,8 @@ def _goal(history: Sequence[PastTurn], details: Sequence[str]) -> str | None:
     for text in [*coached, *details, *(t.text for t in history)]:
         for sentence in _SENTENCE.split(text):
             if _GOAL.search(sentence):
-                return _shorten(sentence.strip(), 300)
-    return _shorten(coached[0].strip(), 300) if coached else None
+                return shorten(sentence.strip(), 300)
+    return shorten(coached[0].strip(), 300) if coached else None
 
 
 _GENERIC_PLACES = frozenset({"room", "rm", "classroom", "office", "block", "wing", "building"})
@@ -309,7 +309,7 @@ def _screen(text: str) -> str | None:
         verb = after.group(0)[:len(after.group(0)) - len(after.group(1))].strip(" :").lower()
         shown = after.group(1) if verb.split()[0] in ("says", "said", "shows", "showing", "displays",
                                                        "displaying", "stuck") else after.group(0)
-        return _shorten(shown.strip(), 100)
+        return shorten(shown.strip(), 100)
     if re.search(r"\bno signal\b", text, re.I):
         return "no signal"
     return None
@@ -322,7 +322,7 @@ def _title(text: str) -> str:
     first = first.rstrip(" ,;:-")
     if not first:
         return "Technical problem"
-    return _shorten(first[0].upper() + first[1:], 70)
+    return shorten(first[0].upper() + first[1:], 70)
 
 
 def _first_sentence(text: str) -> str:
@@ -330,7 +330,8 @@ def _first_sentence(text: str) -> str:
     return (parts[0] if parts else "").strip().rstrip(".!")
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word boundary with an ellipsis when longer than `limit`."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
