@@ -12,9 +12,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from bot.settings import load_settings
 # The installed package (the source tree's migrations/, mapped by the editable install), so this
 # file means the same run from a wheel, from the repository, or by the alembic command line.
-from bot.settings import load_settings
 from coach_migrations.metadata import full_metadata
 
 config = context.config

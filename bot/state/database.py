@@ -14,9 +14,9 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from importlib import resources
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any, cast, overload
 
