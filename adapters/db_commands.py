@@ -1,7 +1,8 @@
 """`coach db upgrade` and `coach db current`: the state database's schema, by Alembic revision.
 
 Every bot process upgrades the schema when it starts (under a lock, so N processes starting
-together upgrade it once). Operators still run `coach db upgrade` once before starting the new
+together upgrade it once), and refuses to start on a database it cannot upgrade or that a newer
+version upgraded. Operators still run `coach db upgrade` once before starting the new
 version's processes after an update, so a failed upgrade stops the rollout there and not in
 every replica; `coach db current` shows where a database stands without changing it.
 """
@@ -33,13 +34,12 @@ def current_cmd() -> None:
     state = _open(upgrade=False)
     try:
         current, head = schema_revision(state.engine)
+    except StateError:
+        raise
     except Exception as exc:  # noqa: BLE001  (a database that is down: one clear line, exit 2)
         raise StateError(f"cannot read the schema revision of {_safe_url(state.url)}: {exc}") from exc
     finally:
         state.engine.dispose()
-    if head is None:
-        click.echo(f"{_safe_url(state.url)}: migrations are not installed (tables are created directly)")
-        return
     if current == head:
         status = "up to date"
     elif current is not None and not revision_known(current):
@@ -54,7 +54,10 @@ def current_cmd() -> None:
 
 @db.command("upgrade")
 def upgrade_cmd() -> None:
-    """Upgrade the schema to the newest revision; rows are kept. Safe to run while bots are running."""
+    """Upgrade the schema to the newest revision; rows are kept. Safe to run while bots are running.
+
+    Exits 2, changing nothing, when the upgrade fails or a newer version already upgraded the database.
+    """
     state = _open(upgrade=False)
     try:
         before, head = schema_revision(state.engine)
@@ -65,11 +68,7 @@ def upgrade_cmd() -> None:
         raise StateError(f"cannot upgrade the state database at {_safe_url(state.url)}: {exc}") from exc
     finally:
         state.engine.dispose()
-    if head is None:
-        click.echo(f"{_safe_url(state.url)}: migrations are not installed; tables created directly")
-    elif before == after and after != head:
-        click.echo(f"{_safe_url(state.url)}: at revision {after}, newer than this install ({head}); nothing to do")
-    elif before == after:
+    if before == after:
         click.echo(f"{_safe_url(state.url)}: already at revision {after}; nothing to do")
     else:
         click.echo(f"{_safe_url(state.url)}: upgraded from {before or '(none)'} to {after}")

@@ -212,16 +212,18 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
     """
     declare_platforms()
     check_triage_files(settings)
+    try:
+        # First of the slow parts: a database that cannot be brought to this install's schema
+        # (or that a newer version upgraded) stops the start before the knowledge is indexed.
+        db = StateDB(settings.state_url)
+    except StateError as exc:
+        raise StartupError(str(exc)) from None
     store = open_store(settings)
     if auto_starter:
         try:
             ensure_knowledge(store, settings, progress=progress)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
-    try:
-        db = StateDB(settings.state_url)
-    except StateError as exc:
-        raise StartupError(str(exc)) from None
     shared_masker(settings)  # every exit masks with this one; its spaCy pipeline loads on the first text
     retriever = make_retriever(settings, store)
     triage = make_triage(settings, retriever)

@@ -9,17 +9,13 @@ else the SQLite file in the data directory).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the alembic command line run from anywhere still finds bot/
-    sys.path.insert(0, str(ROOT))
-
-from migrations.metadata import full_metadata  # noqa: E402
+from bot.settings import load_settings
+# The installed package (the source tree's migrations/, mapped by the editable install), so this
+# file means the same run from a wheel, from the repository, or by the alembic command line.
+from coach_migrations.metadata import full_metadata
 
 config = context.config
 # The models are only needed to compare against (autogenerate, `alembic check`); an upgrade runs
@@ -31,8 +27,6 @@ def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from bot.settings import load_settings
-
     return load_settings().state_url
 
 

@@ -12,6 +12,8 @@ import logging
 
 from sqlalchemy import MetaData
 
+from bot.state.database import Base
+
 log = logging.getLogger(__name__)
 
 # Add a module here when it starts defining tables on bot.state.database.Base.
@@ -34,6 +36,4 @@ def full_metadata() -> MetaData:
             importlib.import_module(name)
         except ImportError as exc:  # a module not installed here (an optional extra)
             log.warning("state tables in %s not loaded: %s", name, exc)
-    from bot.state.database import Base
-
     return Base.metadata

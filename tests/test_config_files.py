@@ -66,9 +66,15 @@ def test_no_runtime_module_finds_config_beside_its_own_file():
 
 def test_the_wheel_lists_every_package_and_ships_the_configuration():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = set(find_packages(str(ROOT), include=["bot*", "knowledge*", "adapters*", "migrations*"]))
-    assert set(project["packages"]) == found | {"coach_config"}
+    found = set(find_packages(str(ROOT), include=["bot*", "knowledge*", "adapters*"]))
+    assert set(project["packages"]) == found | {"coach_config", "coach_migrations"}
     assert project["package-dir"]["coach_config"] == "config"
+    assert project["package-dir"]["coach_migrations"] == "migrations"
+    migrations = ROOT / "migrations"
+    shipped_migrations = {p.relative_to(migrations).as_posix() for pattern in project["package-data"]["coach_migrations"]
+                 for p in migrations.glob(pattern)}
+    assert {"alembic.ini", "script.py.mako"} <= shipped_migrations
+    assert {p.relative_to(migrations).as_posix() for p in (migrations / "versions").glob("*.py")} <= shipped_migrations
     shipped = {p.relative_to(CONFIG_DIR).as_posix() for pattern in project["package-data"]["coach_config"]
                for p in CONFIG_DIR.glob(pattern)}
     wanted = {f.path.relative_to(CONFIG_DIR).as_posix() for f in ConfigFiles(defaults=CONFIG_DIR).describe()}

@@ -1,27 +1,35 @@
 """Alembic migrations of the state database, on SQLite and a real PostgreSQL server.
 
-The contract: upgrading an empty database yields exactly the schema the models describe (so a
-model change without a migration fails here), a database made before migrations is adopted with
-every row kept, an upgrade that fails changes nothing, and `coach db` reports and upgrades.
+The contract: the migrations are the only way a schema is made or changed; upgrading an empty
+database yields exactly the schema the models describe (so a model change without a migration fails
+here), a database at any earlier revision, or made before migrations, is upgraded with every row
+kept, an upgrade that fails changes nothing, a database this install cannot bring to its schema
+refuses to open (start-up stops with what, where and which revisions), and `coach db` reports and
+upgrades.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import Column, MetaData, Table, create_engine, inspect, text
 
 import bot.state.database
 from bot.handoff.escalations import Escalations
 from bot.state.memory import ConversationMemory
-from bot.state.database import StateDB, StateError, schema_revision, upgrade_schema
+from bot.state.database import StateDB, StateError, alembic_config, schema_revision, upgrade_schema
 from bot.state.inbound import ProcessedEvents
-from migrations.metadata import full_metadata
+from coach_migrations.metadata import full_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Columns added to escalations after the first schema, in place: a school's older state.db lacks them.
 LATER_ESCALATION_COLUMNS = {"claimed_by_name", "resolved_by", "resolved_by_name", "reply_to"}
@@ -118,7 +126,9 @@ def test_a_failed_upgrade_changes_nothing(state_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE turns (id VARCHAR(36) PRIMARY KEY, note VARCHAR(20))"))
         conn.execute(text("INSERT INTO turns (id, note) VALUES ('keep-me', 'school data')"))
-    with pytest.raises(StateError, match="lacks the required column"):
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with pytest.raises(StateError, match=rf"cannot upgrade the state database at .+ from revision \(none: empty or "
+                                         rf"made before migrations\) to {head}: .*lacks the required column"):
         StateDB(state_url)
     tables = set(inspect(engine).get_table_names())
     assert tables == {"turns"}  # no table half-created, no alembic_version claiming success
@@ -127,13 +137,50 @@ def test_a_failed_upgrade_changes_nothing(state_url: str) -> None:
     engine.dispose()
 
 
-def test_without_migrations_installed_tables_are_created_directly(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.state.database, "MIGRATIONS_DIR", tmp_path / "not-installed")
-    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
-    assert ProcessedEvents(db).claim("slack:Ev1") is True
-    assert "alembic_version" not in inspect(db.engine).get_table_names()
-    assert schema_revision(db.engine) == (None, None)
+def test_without_the_migrations_installed_nothing_is_created(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot.state.database, "MIGRATIONS_PACKAGE", "coach_migrations_not_installed")
+    with pytest.raises(StateError, match=r"migrations \(coach_migrations_not_installed\) are not installed"):
+        StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    engine = create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    assert inspect(engine).get_table_names() == []  # no table made some other way
+    engine.dispose()
+
+
+EARLIER = [r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()][1:]
+
+
+@pytest.mark.parametrize("revision", EARLIER)
+def test_a_database_at_an_earlier_revision_upgrades_to_head_and_keeps_its_rows(state_url: str, revision: str) -> None:
+    """What a school's database from an earlier release (the previous head first) meets at start-up."""
+    engine = create_engine(state_url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    now = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO turns (id, memory_key, platform, user_id, text, route, reason, reply, sources, "
+                          "confidence, composer, created_at) VALUES ('t-old', 'slack:C1:1.1', 'slack', 'U1', "
+                          "'how do I share a padlet', 'coach', '', 'like this', '[]', 0.7, 'template', :now)"),
+                     {"now": now})
+    engine.dispose()
+    assert schema_revision(StateDB(state_url, upgrade=False).engine)[0] == revision
+
+    db = StateDB(state_url)  # what a bot process of this version does at start-up
+    current, head = schema_revision(db.engine)
+    assert current == head != revision
+    assert schema_diffs(state_url) == []
+    assert ConversationMemory(db).turn("t-old").text == "how do I share a padlet"
+
+
+def test_nothing_makes_or_alters_a_table_outside_the_migrations() -> None:
+    """create_all, a checkfirst create or an ALTER at run time would make a schema the migrations do not know."""
+    pattern = re.compile(r"create_all|drop_all|checkfirst|(CREATE|ALTER)\s+TABLE", re.IGNORECASE)
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for folder in ("bot", "adapters", "knowledge")
+             for path in sorted((ROOT / folder).rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []
 
 
 def test_coach_db_current_and_upgrade(state_url: str, tmp_path: Path) -> None:
@@ -142,9 +189,7 @@ def test_coach_db_current_and_upgrade(state_url: str, tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"COACH_DATABASE_URL": state_url, "COACH_DATA_DIR": str(tmp_path / "data"),
            "COACH_ENV_FILE": str(tmp_path / "no.env")}
-    from alembic.script import ScriptDirectory
-
-    newest = ScriptDirectory.from_config(bot.state.database.alembic_config()).get_current_head()
+    newest = ScriptDirectory.from_config(alembic_config()).get_current_head()
     before = runner.invoke(main, ["db", "current"], env=env)
     assert before.exit_code == 1, before.output
     assert "upgrade due" in before.output and f"newest {newest}" in before.output
@@ -169,14 +214,31 @@ def test_coach_db_names_an_unreachable_database_without_its_password(tmp_path: P
     assert "postgresql+psycopg://***@127.0.0.1" in result.output and "s3cret-pw" not in result.output
 
 
-def test_a_database_a_newer_version_upgraded_still_opens(state_url: str, tmp_path: Path) -> None:
+def test_a_database_a_newer_version_upgraded_refuses_to_open(state_url: str, tmp_path: Path) -> None:
     from adapters.cli import main
+    from adapters.wiring import SOURCE_RECORD
 
     db = StateDB(state_url)
+    head = schema_revision(db.engine)[1]
+    ProcessedEvents(db).claim("slack:Ev1")
     with db.engine.begin() as conn:  # as if a newer release had added revision 9999 on top
         conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
-    again = StateDB(state_url)  # an older process restarting mid-rollout must still start
-    assert ProcessedEvents(again).claim("slack:Ev1") is True
-    env = {"COACH_DATABASE_URL": state_url, "COACH_ENV_FILE": str(tmp_path / "no.env")}
-    result = CliRunner().invoke(main, ["db", "current"], env=env)
-    assert result.exit_code == 1 and "newer than this install" in result.output
+    db.engine.dispose()
+    where = re.escape(state_url.split("@")[-1])  # the message names the database (without a password)
+    with pytest.raises(StateError, match=rf"at .*{where} is at revision 9999_from_the_future, which this "
+                                         rf"install does not know \(it needs {head}\)"):
+        StateDB(state_url)  # an older process restarting mid-rollout stops rather than guess
+
+    env = {"COACH_DATABASE_URL": state_url, "COACH_DATA_DIR": str(tmp_path / "data"),
+           "COACH_ENV_FILE": str(tmp_path / "no.env")}
+    runner = CliRunner()
+    asked = runner.invoke(main, ["ask", "hello"], env=env)  # start-up: one clear line, exit 2
+    assert asked.exit_code == 2 and "9999_from_the_future" in asked.output and head in asked.output
+    assert not (tmp_path / "data" / SOURCE_RECORD).exists()  # stopped before the starter knowledge was imported
+    current = runner.invoke(main, ["db", "current"], env=env)
+    assert current.exit_code == 1 and "newer than this install" in current.output
+    upgrade = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert upgrade.exit_code == 2 and "9999_from_the_future" in upgrade.output
+    still = StateDB(state_url, upgrade=False)  # and nothing was changed
+    assert schema_revision(still.engine)[0] == "9999_from_the_future"
+    assert ProcessedEvents(still).claim("slack:Ev1") is False

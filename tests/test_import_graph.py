@@ -14,6 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("bot", "knowledge", "adapters", "migrations")
+# Folders installed under another package name (pyproject.toml [tool.setuptools.package-dir]).
+INSTALLED_AS = {"migrations": "coach_migrations"}
 MAX_LINES = 400
 
 # Imports inside a function body in bot/ or knowledge/, each with its reason. Anything else is a
@@ -28,11 +30,6 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("bot/privacy/masker.py", "presidio_anonymizer"): "importing it alone takes over a second: on first mask",
     ("bot/privacy/masker.py", "presidio_anonymizer.entities"): "the same",
     ("bot/privacy/masker.py", "importlib.resources"): "the census name lists are read once, on first use",
-    # Alembic runs only when the schema is created or upgraded.
-    ("bot/state/database.py", "alembic.config"): "schema migrations only; alembic is optional at run time",
-    ("bot/state/database.py", "alembic.runtime.migration"): "the same",
-    ("bot/state/database.py", "alembic.script"): "the same",
-    ("bot/state/database.py", "alembic"): "the same",
     ("bot/state/database.py", "fcntl"): "POSIX only: the file lock is skipped where it does not exist",
     # scikit-learn and scipy fit the triage model only when a school's corpus changed.
     ("bot/triage/build.py", "bot.triage.training"): "imports scikit-learn; the shipped model needs none",
@@ -80,6 +77,7 @@ def shipped_files() -> dict[str, Path]:
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
+            parts[0] = INSTALLED_AS.get(parts[0], parts[0])
             files[".".join(parts)] = path
     return files
 

@@ -11,19 +11,16 @@ school, PostgreSQL shared by several bot processes):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, String, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.state.database import Base, StateDB, table_of, utcnow
-
-log = logging.getLogger(__name__)
+from bot.state.database import Base, StateDB, utcnow
 
 
 class ConversationRefRow(Base):
@@ -90,13 +87,7 @@ class ReferenceStore:
     """Conversation references and sent cards, by key, in the state database."""
 
     def __init__(self, db: StateDB) -> None:
-        self.db = db
-        # StateDB created the tables only if this module was imported before it was opened.
-        for table in (table_of(ConversationRefRow), table_of(ReplyCardRow)):
-            try:
-                table.create(db.engine, checkfirst=True)
-            except SQLAlchemyError:  # another process created it between the check and the create
-                log.debug("table %s already exists", table.name)
+        self.db = db  # its tables are made by the migrations (revision 0001), as every state table is
 
     # -- references --------------------------------------------------------------------------
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, inspect, select, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.state.database import Base, StateDB, rows_changed, table_of, utcnow
+from bot.state.database import Base, StateDB, rows_changed, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,6 @@ class Escalations:
     def __init__(self, db: StateDB) -> None:
         self.db = db
         self._writers: list[Writer] = []
-        add_missing_columns(db.engine, EscalationRow)
 
     def add_writer(self, writer: Writer) -> None:
         """Run `writer(session, row, event, seq)` inside every transaction that opens, adds to, claims or
@@ -235,22 +233,3 @@ class Escalations:
             self._written(s, before, "claimed" if action == "claim" else "resolved", 1)
             return Transition(action, previous, before)
 
-
-def add_missing_columns(engine: Engine, model: type[Base]) -> None:
-    """Add nullable columns a newer version defines to a table an older version created.
-
-    `create_all` creates missing tables but never alters existing ones; this keeps a school's
-    existing state.db working without a migration step. Only nullable columns are added.
-    """
-    table = table_of(model)
-    try:
-        existing = {c["name"] for c in inspect(engine).get_columns(table.name)}
-    except Exception:  # no table yet (create_all makes it) or no permission to inspect
-        return
-    for column in table.columns:
-        if column.name in existing or not column.nullable:
-            continue
-        kind = column.type.compile(dialect=engine.dialect)
-        with engine.begin() as conn:
-            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-        log.info("state database: added column %s.%s", table.name, column.name)

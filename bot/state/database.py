@@ -2,8 +2,10 @@
 
 Tables live with their concern (`bot.state.memory`, `bot.state.inbound`, `bot.handoff`, ...), all on
 this module's `Base`. SQLAlchemy 2 so the same code runs on SQLite (one school) and PostgreSQL (a district).
-The schema is managed by Alembic (migrations/): opening a StateDB upgrades it to the newest
-revision, under a lock, so several bot processes starting at once upgrade it exactly once.
+The schema is made and changed by Alembic alone (the package `coach_migrations`): opening a StateDB
+upgrades it to the newest revision, under a lock, so several bot processes starting at once
+upgrade it exactly once; a database that cannot be upgraded, or that a newer version upgraded,
+refuses to open with a StateError that says where it is and which revision it is at and needs.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any, cast, overload
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import CursorResult, Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -25,7 +33,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# The migrations ship as a package of their own (the source tree's migrations/), found by import
+# so a wheel installed anywhere finds them.
+MIGRATIONS_PACKAGE = "coach_migrations"
 # Every process takes this PostgreSQL advisory lock around an upgrade ("coach" in ASCII).
 MIGRATION_LOCK_KEY = 0x636F616368
 
@@ -146,78 +156,80 @@ class StateDB:
 
 # -- schema migrations (Alembic) ---------------------------------------------------------------
 
-def alembic_config() -> Any | None:
-    """Alembic's configuration for migrations/, or None when they (or alembic) are not installed."""
-    ini = MIGRATIONS_DIR / "alembic.ini"
-    if not ini.is_file():
-        return None
+def migrations_dir() -> Path:
+    """The installed migrations (package `coach_migrations`, the source tree's `migrations/`), found by import."""
     try:
-        from alembic.config import Config
-    except ImportError:
-        return None
-    config = Config(str(ini))
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        root = resources.files(MIGRATIONS_PACKAGE)
+    except ModuleNotFoundError:
+        # An editable install made before the package was renamed maps no `coach_migrations`.
+        raise StateError(f"the state database's migrations ({MIGRATIONS_PACKAGE}) are not installed; "
+                         "reinstall the coach (scripts/install)") from None
+    if not isinstance(root, Path) or not (root / "alembic.ini").is_file():
+        raise StateError(f"the state database's migrations ({MIGRATIONS_PACKAGE}) are not installed "
+                         f"as plain files with their alembic.ini: {root}; reinstall the coach")
+    return root
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the installed migrations."""
+    root = migrations_dir()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root))
     return config
 
 
-def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
-    """(the database's revision, the newest revision in migrations/); None where there is none."""
-    config = alembic_config()
-    if config is None:
-        return None, None
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(config).get_current_head()
+def schema_revision(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision or None for an empty or pre-migration one, the newest installed revision)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StateError(f"the state database's migrations ({migrations_dir()}) have no revisions; reinstall the coach")
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+        try:
+            current = MigrationContext.configure(conn).get_current_revision()
+        except CommandError as exc:  # more than one row in alembic_version: not a schema this coach made
+            raise StateError(f"the state database at {_safe_url(str(engine.url))} has no single revision "
+                             f"(it needs {head}): {exc}") from exc
     return current, head
 
 
 def revision_known(revision: str) -> bool:
-    """Whether migrations/ has this revision (False for one a newer version wrote)."""
-    config = alembic_config()
-    if config is None:
-        return False
-    from alembic.script import ScriptDirectory
-
+    """Whether the installed migrations have this revision (False for one a newer version wrote)."""
     try:
-        return ScriptDirectory.from_config(config).get_revision(revision) is not None
-    except Exception:  # alembic raises its CommandError/ResolutionError for an unknown id
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:  # alembic's answer for an id it has no file for
         return False
 
 
-def upgrade_schema(engine: Engine) -> str | None:
-    """Upgrade to the newest revision (`alembic upgrade head`); returns it, or None without migrations.
+def upgrade_schema(engine: Engine) -> str:
+    """Upgrade to the newest revision (`alembic upgrade head`), the only way a schema is made or changed; returns it.
 
-    Safe when several processes start at once: on PostgreSQL the upgrade runs in one
-    transaction holding an advisory lock, so the second process waits, then finds the schema
-    current; on SQLite a lock file beside the database does the same. Without migrations/
-    (an install that left them out) tables are created directly, as before migrations existed.
+    Raises StateError, saying where the database is and which revision it is at and which is
+    needed, when it is at a revision this install does not know (a newer version upgraded it) or
+    when the upgrade fails (the failed upgrade changes nothing). Safe when several processes start
+    at once: on PostgreSQL the upgrade runs in one transaction holding an advisory lock, so the
+    second process waits, then finds the schema current; on SQLite a lock file beside the database
+    does the same.
     """
-    config = alembic_config()
-    if config is None:
-        Base.metadata.create_all(engine)
-        return None
+    where = _safe_url(str(engine.url))
     current, head = schema_revision(engine)
     if current == head:  # the usual start-up: nothing to do, and no lock taken
         return head
     if current is not None and not revision_known(current):
-        # A newer version upgraded the database (a rolling upgrade, or this install rolled back).
-        # Migrations only add in one release, so this version still works against it: start.
-        log.warning("state database is at revision %s, newer than this install's migrations (%s); "
-                    "running against it: update this install", current, head)
-        return current
-    from alembic import command
-
+        # Running anyway could write rows the newer schema does not expect (or miss columns it needs).
+        raise StateError(f"the state database at {where} is at revision {current}, which this install does not "
+                         f"know (it needs {head}): a newer version of the coach upgraded it. Install that version "
+                         "here, or restore the backup taken before that upgrade")
+    config = alembic_config()
     try:
         with _migration_lock(engine) as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
-    except SQLAlchemyError:
-        raise
-    except Exception as exc:  # alembic's own errors (a missing revision file, a refused step)
-        raise StateError(f"cannot upgrade the state database at {_safe_url(str(engine.url))}: {exc}") from exc
+    except Exception as exc:  # alembic's own errors, a refused step, a database that refuses DDL
+        raise StateError(f"cannot upgrade the state database at {where} from revision "
+                         f"{current or '(none: empty or made before migrations)'} to {head}: {exc}") from exc
+    after, _ = schema_revision(engine)
+    if after != head:  # another process moved it meanwhile, or a revision did not stamp
+        raise StateError(f"the state database at {where} is at revision {after} after upgrading; it needs {head}")
     log.info("state database upgraded from %s to %s", current or "an empty schema", head)
     return head
 

@@ -18,7 +18,7 @@ from sqlalchemy import DateTime, Float, Integer, String, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state.database import Base, StateDB, StateError, table_of, utcnow
+from bot.state.database import Base, StateDB, StateError, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,6 @@ class UsageLog:
     def __init__(self, db: StateDB, prices: Mapping[str, tuple[float, float]] | None = None) -> None:
         self.db = db
         self.prices = {**DEFAULT_PRICES, **(prices or {})}
-        # migrations/ (StateDB start-up) normally made the table; an install without migrations,
-        # where create_all ran before this module was imported, gets it here. A no-op otherwise.
-        table_of(UsageRow).create(db.engine, checkfirst=True)
 
     def record(self, *, memory_key: str | None, model: str, prompt_tokens: int, completion_tokens: int,
                purpose: str = "reply") -> float | None:
