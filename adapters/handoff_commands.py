@@ -20,7 +20,9 @@ from bot.settings import Settings, setting_sources
 from bot.handoff.escalations import ACTIVE, STATUSES, EscalationRow, Escalations
 from bot.state.database import aware
 from bot.handoff.context import build_context
-from bot.handoff.outbox import FAILED, Outbox, OutboxRow
+from bot.handoff.delivery import FAILED
+from bot.handoff.listener import OutboxListener
+from bot.handoff.outbox import Outbox, OutboxRow
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB, utcnow
 
@@ -307,7 +309,6 @@ def doctor(obj: Any) -> None:
         checks.append(Check("configuration", False, problem))
 
     outbox = Outbox(db, built.channels, settings.outbox)
-    from bot.handoff.outbox import OutboxListener
 
     declare_platforms()
     listener = OutboxListener(outbox, Escalations(db), ConversationMemory(db), settings)

@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from adapters.slack.translate import SECTION_LIMIT, TEXT_LIMIT, is_slack_ts, mrkdwn
 from bot.handoff.context import HandoffContext
-from bot.handoff.outbox import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.delivery import DeliveryError, OutboxItem, TeacherNotice
 
 log = logging.getLogger(__name__)
 

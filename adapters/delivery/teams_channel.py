@@ -32,7 +32,7 @@ from adapters.teams import translate
 from adapters.teams.proactive import TeamsNotifier, UnknownConversation, channel_key, conversation_key
 from adapters.teams.references import ReferenceStore
 from bot.handoff.context import HandoffContext
-from bot.handoff.outbox import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.delivery import DeliveryError, OutboxItem, TeacherNotice
 
 log = logging.getLogger(__name__)
 
