@@ -31,7 +31,9 @@ from bot.triage.corpus import TriageConfigError, load_corpus_files
 from bot.triage.rules import PhraseRules
 from bot.triage.router import Triage
 from knowledge.glossary import Glossary, GlossaryError
-from knowledge.embeddings import Embedder, MaskedEmbedder, MiniLMEmbedder, OpenAIEmbedder
+from knowledge.embeddings import Embedder, MaskedEmbedder
+from knowledge.minilm import MiniLMEmbedder
+from knowledge.openai_embeddings import OpenAIEmbedder
 from bot.privacy.masker import shared_masker
 from knowledge.parser import FolderResult, load_folder
 from knowledge.search import Retriever
