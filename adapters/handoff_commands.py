@@ -155,7 +155,7 @@ def show_cmd(obj: Any, ref: str, as_json: bool) -> None:
 
 def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
     from bot.access import Actor, Outcome
-    from bot.coach import escalation_action
+    from bot.handoff.desk import escalation_action
 
     desk = Desk.open(obj)
     row = desk.find(ref)

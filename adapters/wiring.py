@@ -19,7 +19,8 @@ from adapters.platforms import declare_platforms
 from bot.checkins.calendar import SchoolCalendar
 from bot.checkins.service import CheckinDispatcher, CheckinService, CheckinWorker
 from bot.checkins.store import Checkins
-from bot.coach import Coach, EscalationListener
+from bot.coach import Coach
+from bot.handoff.desk import EscalationListener
 from bot.compose.templates import Composer, TemplateComposer
 from bot.handoff.escalations import Escalations
 from bot.settings import Settings

@@ -30,7 +30,7 @@ from bot.state.memory import ConversationMemory
 from bot.triage.categories import Category
 
 if TYPE_CHECKING:  # the coach imports nothing from here; the listener only reads its event types
-    from bot.coach import EscalationEvent, EscalationStatusEvent
+    from bot.handoff.desk import EscalationEvent, EscalationStatusEvent
 
 log = logging.getLogger(__name__)
 
