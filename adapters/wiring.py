@@ -17,7 +17,8 @@ from adapters.delivery import Delivery, build_delivery
 from adapters.errors import StartupError
 from adapters.platforms import declare_platforms
 from bot.checkins.calendar import SchoolCalendar
-from bot.checkins.service import CheckinDispatcher, CheckinService, CheckinWorker
+from bot.checkins.sending import CheckinDispatcher, CheckinWorker
+from bot.checkins.service import CheckinService
 from bot.checkins.store import Checkins
 from bot.coach import Coach
 from bot.handoff.desk import EscalationListener
