@@ -52,7 +52,6 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
 # Modules already over MAX_LINES, at their size when the limit came in: they may shrink, not grow.
 OVER_LIMIT: dict[str, int] = {
     "adapters/report_html.py": 412,
-    "adapters/teams/translate.py": 426,
     "bot/report/insights.py": 1126,
 }
 

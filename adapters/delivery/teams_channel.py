@@ -28,7 +28,7 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
-from adapters.teams import translate
+from adapters.teams import cards, translate
 from adapters.teams.proactive import TeamsNotifier, UnknownConversation, channel_key, conversation_key
 from adapters.teams.references import ReferenceStore
 from bot.handoff.context import HandoffContext
@@ -60,7 +60,7 @@ def handoff_card(text: str, escalation_id: int, status: str) -> dict[str, Any]:
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": translate.CARD_VERSION,
+        "version": cards.CARD_VERSION,
         "body": body,
         "msteams": {"width": "Full"},
     }
@@ -94,8 +94,8 @@ def handoff_click(value: Any) -> tuple[int, str] | None:
 
 def card_message(card: dict[str, Any], text: str) -> Activity:
     """A new channel post carrying the card; `text` is its one-line heading and notification summary."""
-    return Activity(type=ActivityTypes.message, text=text, summary=translate.summary_of(text),
-                    attachments=[translate.card_attachment(card)])
+    return Activity(type=ActivityTypes.message, text=text, summary=cards.summary_of(text),
+                    attachments=[cards.card_attachment(card)])
 
 
 # -- sending ---------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ async def _update_card(notifier: TeamsNotifier, reference: dict[str, Any], activ
     async def logic(turn_context: TurnContext) -> None:
         # Carried out of the turn: the adapter's on_turn_error would otherwise swallow it.
         try:
-            await turn_context.update_activity(translate.card_update_activity(card, activity_id))
+            await turn_context.update_activity(cards.card_update_activity(card, activity_id))
         except Exception as exc:
             result["error"] = exc
 
