@@ -93,7 +93,7 @@ def handoffs() -> None:
 
 
 @handoffs.command("list")
-@click.option("--status", "status", type=click.Choice([*STATUSES, "active", "all"]), default="active",
+@click.option("--status", "status", type=click.Choice([*(s.value for s in STATUSES), "active", "all"]), default="active",
               show_default=True, help="active = open and claimed")
 @click.option("--target", type=click.Choice(["helpdesk", "integrator"]), default=None)
 @click.option("--limit", type=int, default=50, show_default=True)

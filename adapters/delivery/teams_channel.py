@@ -33,6 +33,7 @@ from adapters.teams.proactive import TeamsNotifier, UnknownConversation, channel
 from adapters.teams.references import ReferenceStore
 from bot.handoff.context import HandoffContext
 from bot.handoff.delivery import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.escalations import ACTIVE, EscalationStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,10 @@ def handoff_card(text: str, escalation_id: int, status: str) -> dict[str, Any]:
         "msteams": {"width": "Full"},
     }
     buttons: list[dict[str, Any]] = []
-    if status == "open":
+    if status == EscalationStatus.OPEN:
         buttons.append({"type": "Action.Submit", "title": "Claim", "style": "positive",
                         "data": {"action": CLAIM, "escalation_id": str(escalation_id)}})
-    if status in ("open", "claimed"):
+    if status in ACTIVE:
         buttons.append({"type": "Action.Submit", "title": "Resolve",
                         "data": {"action": RESOLVE, "escalation_id": str(escalation_id)}})
     if buttons:
@@ -197,7 +198,7 @@ class TeamsChannel:
                 text = context.channel_text()
             elif self.with_transcript and context.transcript:
                 text += "\n\nTranscript:\n" + "\n".join(f"{s}: {t}" for s, t in context.transcript)
-            card = handoff_card(text, context.escalation_id, "notice" if context.notice_only else "open")
+            card = handoff_card(text, context.escalation_id, "notice" if context.notice_only else EscalationStatus.OPEN)
             # The receipt's activity_id is what claimed/resolved redraw, and what updates thread under.
             return {"activity_id": _send_card(self.notifier, channel_key(self.channel_id), card, context.subject())}
         if item.event == "updated":

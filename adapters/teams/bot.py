@@ -34,6 +34,7 @@ from adapters.teams import cards, translate
 from adapters.teams.references import ReferenceStore
 from adapters.teams.worker import Ack, note_ack
 from bot.access import ActionResult, Actor, Outcome
+from bot.handoff.escalations import EscalationStatus
 from bot.models import ActionEvent, InboundMessage, Reply
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,8 @@ class TeamsCoachBot(ActivityHandler):
         if self.service_url and _normal_url(activity.service_url) != _normal_url(self.service_url):
             log.warning("handoff %s recorded; not redrawing the card through an unconfigured service URL", kind)
             return
-        card = handoff_card(result.channel_text or "", escalation_id, "claimed" if kind == "claim" else "resolved")
+        card = handoff_card(result.channel_text or "", escalation_id,
+                            EscalationStatus.CLAIMED if kind == "claim" else EscalationStatus.RESOLVED)
         try:
             await turn_context.update_activity(cards.card_update_activity(card, card_id))
         except Exception:  # the change is recorded and the outbox redraws the card too; a stale card is cosmetic

@@ -21,7 +21,7 @@ from bot.compose import replies
 from bot.handoff.context import build_context, concern_notice
 from bot.handoff.delivery import (CLAIMED, OPENED, RESOLVED, SAFEGUARDING_DEPUTY, SAFEGUARDING_LEAD, TEACHER_PREFIX,
                                   UPDATED, TeacherNotice)
-from bot.handoff.escalations import EscalationRow, Escalations
+from bot.handoff.escalations import EscalationRow, Escalations, EscalationStatus
 from bot.handoff.outbox import Outbox, OutboxRow
 from bot.platforms import Capability, platforms
 from bot.settings import Settings
@@ -169,7 +169,7 @@ class OutboxListener:
         due = now - timedelta(minutes=sg.deputy_after_minutes)
         with self.escalations.db.session() as s:
             rows = list(s.scalars(select(EscalationRow).where(
-                EscalationRow.category == SAFEGUARDING_CATEGORY, EscalationRow.status == "open",
+                EscalationRow.category == SAFEGUARDING_CATEGORY, EscalationRow.status == EscalationStatus.OPEN,
                 EscalationRow.created_at <= due, EscalationRow.created_at >= now - timedelta(days=7))
                 .order_by(EscalationRow.id).limit(100)).all())
             sent = {r for r in s.scalars(select(OutboxRow.escalation_id).where(
@@ -223,7 +223,7 @@ class OutboxListener:
         wanted = [(OPENED, 1)] + [(UPDATED, n) for n in range(2, len(row.details or []) + 1)]
         if row.claimed_at is not None:
             wanted.append((CLAIMED, 1))
-        if row.status == "resolved":  # the escalation's own status
+        if row.status == EscalationStatus.RESOLVED:
             wanted.append((RESOLVED, 1))
         written = 0
         history = None
