@@ -20,7 +20,9 @@ from bot.settings import Settings, setting_sources
 from bot.handoff.escalations import ACTIVE, STATUSES, EscalationRow, Escalations
 from bot.state.database import aware
 from bot.handoff.context import build_context
-from bot.handoff.outbox import FAILED, Outbox, OutboxRow
+from bot.handoff.delivery import FAILED
+from bot.handoff.listener import OutboxListener
+from bot.handoff.outbox import Outbox, OutboxRow
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB, utcnow
 
@@ -91,7 +93,7 @@ def handoffs() -> None:
 
 
 @handoffs.command("list")
-@click.option("--status", "status", type=click.Choice([*STATUSES, "active", "all"]), default="active",
+@click.option("--status", "status", type=click.Choice([*(s.value for s in STATUSES), "active", "all"]), default="active",
               show_default=True, help="active = open and claimed")
 @click.option("--target", type=click.Choice(["helpdesk", "integrator"]), default=None)
 @click.option("--limit", type=int, default=50, show_default=True)
@@ -153,7 +155,7 @@ def show_cmd(obj: Any, ref: str, as_json: bool) -> None:
 
 def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
     from bot.access import Actor, Outcome
-    from bot.coach import escalation_action
+    from bot.handoff.desk import escalation_action
 
     desk = Desk.open(obj)
     row = desk.find(ref)
@@ -307,7 +309,6 @@ def doctor(obj: Any) -> None:
         checks.append(Check("configuration", False, problem))
 
     outbox = Outbox(db, built.channels, settings.outbox)
-    from bot.handoff.outbox import OutboxListener
 
     declare_platforms()
     listener = OutboxListener(outbox, Escalations(db), ConversationMemory(db), settings)

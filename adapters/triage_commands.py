@@ -79,7 +79,7 @@ def check(as_json: bool) -> None:
     from bot.triage.rules import PhraseRules
     from bot.triage.training import train
     from adapters.wiring import _glossary_expander
-    from knowledge.embeddings import MiniLMEmbedder
+    from knowledge.minilm import MiniLMEmbedder
 
     settings = _settings()
     PhraseRules.from_file(settings.config.path("triage.yaml"))

@@ -17,9 +17,11 @@ from adapters.delivery import Delivery, build_delivery
 from adapters.errors import StartupError
 from adapters.platforms import declare_platforms
 from bot.checkins.calendar import SchoolCalendar
-from bot.checkins.service import CheckinDispatcher, CheckinService, CheckinWorker
+from bot.checkins.sending import CheckinDispatcher, CheckinWorker
+from bot.checkins.service import CheckinService
 from bot.checkins.store import Checkins
-from bot.coach import Coach, EscalationListener
+from bot.coach import Coach
+from bot.handoff.desk import EscalationListener
 from bot.compose.templates import Composer, TemplateComposer
 from bot.handoff.escalations import Escalations
 from bot.settings import Settings
@@ -31,7 +33,9 @@ from bot.triage.corpus import TriageConfigError, load_corpus_files
 from bot.triage.rules import PhraseRules
 from bot.triage.router import Triage
 from knowledge.glossary import Glossary, GlossaryError
-from knowledge.embeddings import Embedder, MaskedEmbedder, MiniLMEmbedder, OpenAIEmbedder
+from knowledge.embeddings import Embedder, MaskedEmbedder
+from knowledge.minilm import MiniLMEmbedder
+from knowledge.openai_embeddings import OpenAIEmbedder
 from bot.privacy.masker import shared_masker
 from knowledge.parser import FolderResult, load_folder
 from knowledge.search import Retriever

@@ -108,7 +108,7 @@ def _rss_kib(field: str = "VmRSS") -> int:
 def _load_backend(name: str) -> tuple[Callable[[Sequence[str]], np.ndarray], dict[str, Any]]:
     """Import and load a backend; returns its encode function and details."""
     if name == "numpy":
-        from knowledge.embeddings import MiniLMEmbedder
+        from knowledge.minilm import MiniLMEmbedder
 
         emb = MiniLMEmbedder(batch_size=32)
         emb.load()

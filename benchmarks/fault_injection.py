@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from adapters.delivery import build_delivery  # noqa: E402
-from bot.coach import EscalationEvent  # noqa: E402
+from bot.handoff.desk import EscalationEvent  # noqa: E402
 from bot.handoff.escalations import Escalations  # noqa: E402
 from bot.models import Route  # noqa: E402
 from bot.settings import Settings  # noqa: E402

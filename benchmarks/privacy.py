@@ -134,7 +134,7 @@ class Run:
 
     def _handoffs(self, texts: list[str]) -> dict[str, list[str]]:
         from adapters.delivery import build_delivery
-        from bot.coach import EscalationEvent
+        from bot.handoff.desk import EscalationEvent
         from bot.handoff.context import build_context
         from bot.handoff.escalations import Escalations
         from bot.state.database import StateDB

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.wiring import make_retriever  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from knowledge.embeddings import MiniLMEmbedder  # noqa: E402
+from knowledge.minilm import MiniLMEmbedder  # noqa: E402
 from knowledge.glossary import Glossary  # noqa: E402
 from knowledge.parser import load_folder  # noqa: E402
 from knowledge.search import Retriever  # noqa: E402

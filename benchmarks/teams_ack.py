@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.teams.server import BOT_KEY, WORKER_KEY, build_app  # noqa: E402
 from adapters.wiring import build_runtime  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from knowledge.embeddings import MiniLMEmbedder  # noqa: E402
+from knowledge.minilm import MiniLMEmbedder  # noqa: E402
 from knowledge.parser import load_folder  # noqa: E402
 from knowledge.store import KnowledgeStore, open_client  # noqa: E402
 from tests.bot_connector_server import BotConnectorServer, TeamsActivities  # noqa: E402

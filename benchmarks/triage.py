@@ -36,7 +36,7 @@ from bot.triage.build import CORPUS_FOLDER, ENCODINGS, SHIPPED, EncodingCache, l
 from bot.triage.categories import CONCERNS, LEARNED, ROUTE_OF  # noqa: E402
 from bot.triage.corpus import load_corpus  # noqa: E402
 from bot.triage.training import ROUTES, Hyper, Thresholds, cross_validate, route_report, routes_of  # noqa: E402
-from knowledge.embeddings import MiniLMEmbedder  # noqa: E402
+from knowledge.minilm import MiniLMEmbedder  # noqa: E402
 from knowledge.glossary import Glossary  # noqa: E402
 
 CONFIG = ROOT / "config"

@@ -8,21 +8,18 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
 import numpy as np
 
-from bot.access import Actor, ActionResult, Outcome, policy_from
+from bot.access import Actor, ActionResult
 from bot.checkins.service import CHECKIN_ACTIONS, CheckinService
 from bot.compose import replies
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.handoff.escalations import Escalations, Opened, Transition
-from bot.handoff.context import build_context
+from bot.handoff.desk import EscalationEvent, EscalationListener, escalation_action
+from bot.handoff.escalations import Escalations, Opened
 from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Route, Source
 from bot.settings import Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
-from bot.outbound import outbound
 from bot.platforms import Capability, platforms
 from bot.triage.categories import Category
 from bot.triage.router import ConversationContext, Decision, Triage
@@ -36,44 +33,6 @@ SHORT_FOLLOW_UP = 8
 # How many small-talk turns may sit between a coaching turn and the follow-up that refers back to it.
 MAX_TOPIC_GAP = 1
 COACH_ACTIONS = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
-
-
-@dataclass(frozen=True)
-class EscalationEvent:
-    """What the handoff side needs to tell a person: the record and the turn that opened or added to it."""
-
-    opened: Opened
-    message_text: str
-    decision: Decision
-    history: Sequence[PastTurn]
-    platform: str
-    memory_key: str
-
-
-class EscalationListener(Protocol):
-    """Delivery side of a handoff (the outbox); replay passes none, so nothing is sent."""
-
-    def escalated(self, event: EscalationEvent) -> None: ...
-
-
-# -- handoff desk: a person claims or resolves; the listener tells the teacher -----------
-
-@dataclass(frozen=True)
-class EscalationStatusEvent:
-    """A claim or resolve that changed an escalation, with what the teacher should now be told."""
-
-    transition: Transition
-    teacher_text: str
-    history: Sequence[PastTurn]
-
-
-class EscalationStatusListener(Protocol):
-    """Optional second half of a listener (the outbox has it): records the teacher's notification."""
-
-    def status_changed(self, event: EscalationStatusEvent) -> None: ...
-
-
-HANDOFF_ACTIONS = {"claim": "claim", "handoff_claim": "claim", "resolve": "resolve", "handoff_resolve": "resolve"}
 
 
 def _coaching_topic(history: Sequence[PastTurn]) -> list[PastTurn]:
@@ -402,37 +361,3 @@ def message_turn_id(message: InboundMessage) -> str | None:
     if not message.message_id:
         return None
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"coach:{message.memory_key}:{message.message_id}"))
-
-
-def escalation_action(settings: Settings, escalations: Escalations, memory: ConversationMemory,
-                      listener: object | None, escalation_id: int, action: str, actor: Actor) -> ActionResult:
-    """`Coach.escalation_action` without a retriever, for the command line (works while the store is down)."""
-    kind = HANDOFF_ACTIONS.get(action)
-    if kind is None:
-        raise ValueError(f"Coach.escalation_action(): unknown action {action!r}; use claim or resolve.")
-    if not isinstance(actor, Actor):
-        raise TypeError("Coach.escalation_action(): actor must be an Actor (platform and user id), "
-                        f"not {type(actor).__name__}.")
-    current = escalations.get(escalation_id)
-    if current is None:
-        return ActionResult(Outcome.UNCHANGED, message=f"There is no handoff {escalation_id}.")
-    policy = policy_from(settings)
-    if not policy.may_act(actor, current.target, current.category or ""):
-        log.warning("%s of %s refused for %s (not a role that may act on it)", kind, current.ticket, actor.key)
-        return ActionResult(Outcome.REFUSED, message=policy.refusal(actor, current.target, current.category or ""))
-    change = (escalations.claim if kind == "claim" else escalations.resolve)(escalation_id, actor.key, actor.name)
-    if change is None:
-        return ActionResult(Outcome.UNCHANGED, message=f"{current.ticket} is already {current.status}; nothing changed.")
-    row = change.row
-    notice = replies.handoff_claimed if kind == "claim" else replies.handoff_resolved
-    teacher_text = notice(row.ticket, row.target, row.category, actor.name, settings)
-    history = memory.history(row.memory_key)
-    status_changed = getattr(listener, "status_changed", None)
-    if status_changed is not None:
-        try:
-            status_changed(EscalationStatusEvent(change, teacher_text, history))
-        except Exception:  # the rows were written with the status change; this only wakes delivery
-            log.exception("%s %s recorded; recording the notifications failed", row.ticket, kind)
-    text = outbound(build_context(row, history, settings, event="claimed" if kind == "claim" else "resolved").channel_text())
-    return ActionResult(Outcome.CHANGED, channel_text=text,
-                        message=f"{row.ticket} {'claimed' if kind == 'claim' else 'resolved'}.")

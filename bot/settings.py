@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from bot.access import AccessSettings
 from bot.config_files import CONFIG_DIR_ENV, CONFIG_FILE_ENV, SETTINGS_FILE, ConfigFile, ConfigFiles, ConfigFilesError
+from bot.settings_env import PLATFORM_ENV, DotEnvCoachSource, PlatformEnvSource
 
 
 class SettingsError(RuntimeError):
@@ -337,69 +338,6 @@ def setting_sources(settings: Settings) -> dict[str, str]:
         for name in _leaves(source(), Settings):
             found.setdefault(name, label(name))
     return dict(sorted(found.items()))
-
-
-# The platforms' own variable names, as their SDKs and docs use them.
-PLATFORM_ENV = {
-    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
-    "SLACK_APP_TOKEN": ("slack", "app_token"),
-    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
-    "COACH_SLACK_API_URL": ("slack", "api_url"),
-    "OPENAI_API_KEY": ("openai", "api_key"),
-    "OPENAI_BASE_URL": ("openai", "base_url"),
-    "MicrosoftAppId": ("teams", "app_id"),
-    "MicrosoftAppPassword": ("teams", "app_password"),
-    "MicrosoftAppTenantId": ("teams", "tenant_id"),
-    "MicrosoftAppType": ("teams", "app_type"),
-}
-
-
-def _platform_values(env: dict[str, str | None]) -> dict[str, Any]:
-    out: dict[str, dict[str, Any]] = {}
-    for name, (section, key) in PLATFORM_ENV.items():
-        value = env.get(name)
-        if value:
-            out.setdefault(section, {})[key] = value
-    return out
-
-
-class PlatformEnvSource(PydanticBaseSettingsSource):
-    """Reads the platforms' usual variable names into their sections."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env: dict[str, str | None]) -> None:
-        super().__init__(settings_cls)
-        self.values = _platform_values(env)
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return self.values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return self.values
-
-
-class DotEnvCoachSource(PydanticBaseSettingsSource):
-    """A `.env` file: `COACH_*` names and the platforms' names alike."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        super().__init__(settings_cls)
-        self.values: dict[str, Any] = {}
-        if path.is_file():
-            raw = dotenv_values(path)
-            self.values = _platform_values(raw)
-            for name, value in raw.items():
-                if not name.startswith("COACH_") or value is None:
-                    continue
-                keys = name[len("COACH_"):].lower().split("__")
-                node = self.values
-                for key in keys[:-1]:
-                    node = node.setdefault(key, {})
-                node[keys[-1]] = value
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return self.values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return self.values
 
 
 class YamlFileSource(PydanticBaseSettingsSource):

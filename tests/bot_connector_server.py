@@ -283,7 +283,7 @@ def assert_source_row(element: dict[str, Any], entry: Any) -> None:
 
 def assert_scenario_card(card: dict[str, Any], scenario: Any, entries: dict[str, Any]) -> None:
     """The card a scenario must produce: its route, its first source as a link, its handoff, its buttons."""
-    from adapters.teams.translate import ROUTE_LABELS
+    from adapters.teams.cards import ROUTE_LABELS
     from bot.coach import COACH_ACTIONS
     from bot.models import ACTION_LABELS, Route
 

@@ -25,7 +25,7 @@ def declared_platforms() -> None:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from knowledge.embeddings import MiniLMEmbedder
+    from knowledge.minilm import MiniLMEmbedder
 
     model = MiniLMEmbedder()
     model.embed(["warm up"])

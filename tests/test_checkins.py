@@ -11,7 +11,7 @@ import pytest
 
 from bot.checkins.calendar import Choice, SchoolCalendar
 from bot.checkins.detect import WhenKind, detect_plan, parse_when
-from bot.checkins.service import CheckinDispatcher, CheckinMessage
+from bot.checkins.sending import CheckinDispatcher, CheckinMessage
 from bot.checkins.store import CheckinStatus
 from bot.models import Action, ActionEvent, InboundMessage
 from bot.settings import CheckinSettings

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.checkins.calendar import SchoolCalendar
-from bot.checkins.service import CheckinDispatcher, CheckinMessage, CheckinService
+from bot.checkins.sending import CheckinDispatcher, CheckinMessage
+from bot.checkins.service import CheckinService
 from bot.checkins.store import Checkins, NewOffer
 from bot.settings import CheckinSettings
 from bot.state.database import StateDB

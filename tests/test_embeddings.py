@@ -1,4 +1,4 @@
-"""Tests for knowledge.embeddings: the numpy MiniLM embedder (real weights, no torch)
+"""Tests for the embedders: the numpy MiniLM embedder (real weights, no torch)
 and the OpenAI embedder (against a fake client, no network)."""
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from knowledge import embeddings as emb_mod
-from knowledge.embeddings import (
-    Embedder,
-    EmbeddingModelError,
-    MiniLMEmbedder,
-    OpenAIEmbedder,
-)
+from knowledge import blas_threads, minilm_kernels
+from knowledge import minilm as minilm_mod
+from knowledge.embeddings import Embedder, EmbeddingModelError
+from knowledge.minilm import MiniLMEmbedder
+from knowledge.openai_embeddings import OpenAIEmbedder
 
 TEXTS = [
     "How do I reset the Slack bot token?",
@@ -99,10 +97,10 @@ def test_many_small_batches_keep_input_order(minilm: MiniLMEmbedder) -> None:
 
 
 def test_blas_threads_restored_after_parallel_batches() -> None:
-    blas = emb_mod._BLAS
+    blas = blas_threads.BLAS
     if not blas.available:
         pytest.skip("numpy's BLAS thread count cannot be controlled here")
-    _set, get = emb_mod._find_openblas_thread_functions()  # type: ignore[misc]
+    _set, get = blas_threads.find_openblas_thread_functions()  # type: ignore[misc]
     before = get()
     MiniLMEmbedder(batch_size=2).embed([f"text {i}" for i in range(9)])
     assert get() == before
@@ -113,10 +111,10 @@ def test_busy_machine_runs_single_threaded_with_same_result(
 ) -> None:
     texts = [f"short note {i} on {'webhooks ' * (i % 5)}" for i in range(10)]
     ref = minilm.embed(texts)
-    monkeypatch.setattr(emb_mod, "_machine_oversubscribed", lambda cpus: True)
-    before = emb_mod._BLAS.configured_threads()
+    monkeypatch.setattr(minilm_mod, "machine_oversubscribed", lambda cpus: True)
+    before = blas_threads.BLAS.configured_threads()
     np.testing.assert_allclose(MiniLMEmbedder(batch_size=3).embed(texts), ref, atol=1e-5)
-    assert emb_mod._BLAS.configured_threads() == before
+    assert blas_threads.BLAS.configured_threads() == before
 
 
 def test_long_input_is_truncated_to_256_tokens(minilm: MiniLMEmbedder) -> None:
@@ -178,7 +176,7 @@ def test_gelu_matches_exact_erf_form() -> None:
         [np.linspace(-12, 12, 200_001), np.geomspace(1e-6, 1e5, 2001), -np.geomspace(1e-6, 1e5, 2001)]
     ).astype(np.float32)
     h = x.reshape(1, -1).copy()
-    emb_mod._gelu2_inplace(h)
+    minilm_kernels.gelu2_inplace(h)
     got = 0.5 * h.reshape(-1).astype(np.float64)
     xd = x.astype(np.float64)
     ref = np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in xd])
@@ -190,7 +188,7 @@ def test_gelu_matches_exact_erf_form() -> None:
 def test_module_does_not_import_torch() -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from knowledge.embeddings import MiniLMEmbedder\n"
+        "from knowledge.minilm import MiniLMEmbedder\n"
         "MiniLMEmbedder().embed(['hello world'])\n"
         "bad = {'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)\n"
         "assert not bad, bad\n"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from adapters.cli import main
 from adapters.delivery import build_delivery
-from bot.coach import EscalationEvent
+from bot.handoff.desk import EscalationEvent
 from bot.handoff.escalations import Escalations
 from bot.models import Route
 from bot.handoff.outbox import Outbox

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapters.delivery import build_delivery
-from bot.coach import EscalationEvent
+from bot.handoff.desk import EscalationEvent
 from bot.handoff.escalations import Escalations
 from bot.models import Route
 from bot.settings import Settings

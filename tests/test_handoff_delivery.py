@@ -19,7 +19,7 @@ import pytest
 from adapters.wiring import Runtime, build_runtime
 from bot.access import Actor, Outcome
 from bot.models import InboundMessage, PlatformRef
-from bot.handoff.outbox import DeliveryError, OutboxItem
+from bot.handoff.delivery import DeliveryError, OutboxItem
 from pydantic import SecretStr
 
 from bot.settings import EmailSettings, Settings

@@ -13,7 +13,10 @@ from sqlalchemy import create_engine, text, update
 
 from bot.handoff.escalations import EscalationRow, Escalations
 from bot.handoff.context import HandoffContext, build_context
-from bot.handoff.outbox import DeliveryError, Outbox, OutboxItem, OutboxListener, OutboxRow
+from bot.handoff.delivery import DeliveryError, OutboxItem, TeacherChannel
+from bot.handoff.listener import OutboxListener
+from bot.handoff.outbox import Outbox, OutboxRow
+from bot.handoff.worker import OutboxWorker
 from bot.settings import OutboxSettings, Settings
 from bot.state.memory import ConversationMemory
 from bot.models import PastTurn
@@ -366,7 +369,6 @@ class TeacherRecorder:
 
 
 def _wired(db: StateDB, tmp_path: Path, channel: Recorder, **outbox: Any):
-    from bot.handoff.outbox import OutboxWorker, TeacherChannel
 
     esc = Escalations(db)
     teacher = TeacherRecorder()

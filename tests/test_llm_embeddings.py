@@ -6,7 +6,7 @@ import numpy as np
 
 from adapters.wiring import make_embedder
 from bot.settings import Settings
-from knowledge.embeddings import OpenAIEmbedder
+from knowledge.openai_embeddings import OpenAIEmbedder
 from knowledge.parser import load_folder
 from knowledge.search import Retriever
 from knowledge.store import KnowledgeStore, open_client

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from adapters.delivery import build_delivery
 from adapters.wiring import make_embedder
-from bot.coach import EscalationEvent
+from bot.handoff.desk import EscalationEvent
 from bot.handoff.escalations import Escalations
 from bot.privacy.masker import Masker, forget_shared_maskers
 from bot.privacy.roster import ROSTER_FILE, Roster

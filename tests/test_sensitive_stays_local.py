@@ -14,7 +14,7 @@ from adapters.wiring import build_runtime
 from bot.compose.llm import LLMComposer
 from bot.models import InboundMessage, Route
 from bot.settings import OpenAISettings, Settings
-from knowledge.embeddings import OpenAIEmbedder
+from knowledge.openai_embeddings import OpenAIEmbedder
 from knowledge.parser import load_folder
 from knowledge.store import KnowledgeStore, open_client
 

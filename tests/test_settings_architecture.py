@@ -70,8 +70,8 @@ def test_config_file_is_read(tmp_path, monkeypatch):
 PLATFORM_NAMES = frozenset({"slack", "teams", "msteams"})
 # Where the core may still spell a platform's name, and why: none of these decides anything by platform.
 ALLOWED_PLATFORM_LITERALS = {
-    ("bot/settings.py", "slack"): "settings section for the platform's standard variables (SLACK_BOT_TOKEN)",
-    ("bot/settings.py", "teams"): "settings section for the platform's standard variables (MicrosoftAppId)",
+    ("bot/settings_env.py", "slack"): "settings section for the platform's standard variables (SLACK_BOT_TOKEN)",
+    ("bot/settings_env.py", "teams"): "settings section for the platform's standard variables (MicrosoftAppId)",
     ("bot/config_files.py", "teams"): "the config/teams/ folder (the Teams app package) shipped with the config",
     ("bot/compose/replies.py", "slack"): "user-facing words for a delivery channel: 'on Slack'",
     ("bot/compose/replies.py", "teams"): "user-facing words for a delivery channel: 'in Teams'",

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from adapters.teams.bot import TeamsCoachBot
 from adapters.teams.proactive import TeamsNotifier, UnknownConversation
 from adapters.teams.references import ReferenceStore
-from adapters.teams.translate import CARD_CONTENT_TYPE
+from adapters.teams.cards import CARD_CONTENT_TYPE
 from bot.handoff.escalations import EscalationRow
 from bot.state.memory import FeedbackRow, TurnRow
 from bot.state.inbound import ProcessedEvents

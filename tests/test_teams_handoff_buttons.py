@@ -29,7 +29,8 @@ from adapters.teams.references import ReferenceStore
 from adapters.teams.server import WORKER_KEY, build_app, make_adapter
 from adapters.wiring import Runtime, build_runtime
 from bot.handoff.escalations import EscalationRow
-from bot.handoff.outbox import OutboxItem, OutboxRow
+from bot.handoff.delivery import OutboxItem
+from bot.handoff.outbox import OutboxRow
 from bot.settings import Settings, TeamsSettings
 from bot.state.database import StateDB
 from tests.bot_connector_server import BotConnectorServer, Recorded, TeamsActivities

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botbuilder.schema import Activity
 
-from adapters.teams import translate
+from adapters.teams import cards, translate
 from bot.models import ACTION_LABELS, Action, Handoff, Reply, Route, Source
 from tests.bot_connector_server import TeamsActivities
 
@@ -73,8 +73,8 @@ def element(card: dict, element_id: str) -> dict | None:
 
 
 def test_coaching_card_has_text_sources_and_the_four_actions():
-    card = translate.reply_card(coaching_reply())
-    assert card["type"] == "AdaptiveCard" and card["version"] == translate.CARD_VERSION
+    card = cards.reply_card(coaching_reply())
+    assert card["type"] == "AdaptiveCard" and card["version"] == cards.CARD_VERSION
     assert element(card, "reply")["text"].startswith("What should students notice?")
     assert element(card, "source-shared-wall")["text"] == "[Shared (wall) brainstorm](https://ex.org/wall)"
     no_link = element(card, "source-no-link")
@@ -83,7 +83,7 @@ def test_coaching_card_has_text_sources_and_the_four_actions():
     assert read == [{"type": "Action.Submit", "title": "Read it",
                      "data": {"action": "read_source", "turn_id": "turn-1", "source_id": "no-link"}}]
     assert "Exit tickets" not in element(card, "reply")["text"]
-    assert element(card, "route")["text"] == translate.ROUTE_LABELS[Route.COACH]
+    assert element(card, "route")["text"] == cards.ROUTE_LABELS[Route.COACH]
     assert element(card, "handoff") is None
     feedback = [Action.HELPED, Action.NOT_QUITE, Action.TALK_TO_PERSON, Action.TECH_PROBLEM]
     assert [a["title"] for a in card["actions"]] == [ACTION_LABELS[a] for a in feedback]
@@ -94,18 +94,18 @@ def test_coaching_card_has_text_sources_and_the_four_actions():
 def test_handoff_card_shows_route_and_ticket_and_no_buttons():
     reply = Reply(text="I've opened ticket H-0007.", route=Route.HELPDESK, turn_id="t",
                   handoff=Handoff(target="helpdesk", reason="fault", ticket="H-0007", urgent=True))
-    card = translate.reply_card(reply)
+    card = cards.reply_card(reply)
     facts = {f["title"]: f["value"] for f in element(card, "handoff")["facts"]}
     assert facts == {"Ticket": "H-0007", "With": "IT helpdesk", "Priority": "urgent"}
-    assert element(card, "route")["text"] == translate.ROUTE_LABELS[Route.HELPDESK]
+    assert element(card, "route")["text"] == cards.ROUTE_LABELS[Route.HELPDESK]
     assert "actions" not in card
-    attachment = translate.reply_activity(reply).attachments[0]
+    attachment = cards.reply_activity(reply).attachments[0]
     assert attachment.content_type == "application/vnd.microsoft.card.adaptive" and attachment.content == card
 
 
 def test_chosen_card_replaces_buttons_with_the_choice():
-    card = translate.reply_card(coaching_reply())
-    chosen = translate.chosen_card(card, Action.TALK_TO_PERSON, "Ana Teacher")
+    card = cards.reply_card(coaching_reply())
+    chosen = cards.chosen_card(card, Action.TALK_TO_PERSON, "Ana Teacher")
     assert "actions" not in chosen and "actions" in card  # the original is untouched
     assert element(chosen, "chosen")["text"] == "✓ Talk to a person (Ana Teacher)"
     assert element(chosen, "reply") == element(card, "reply")

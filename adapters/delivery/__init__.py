@@ -10,7 +10,7 @@
 | `safeguarding_email`, `_slack`, `_teams` | the same three | `safeguarding.target` in config/coach.yaml | safeguarding concerns, in full |
 | `safeguarding_deputy_email`, ... | the same three | `safeguarding.deputy` | concerns nobody claimed in time |
 
-The core (bot/handoff/outbox.py) owns the table, the retries and the protocols; nothing here decides
+The core owns the table and the retries (bot/handoff/outbox.py) and the protocols (bot/handoff/delivery.py); nothing here decides
 routes or keeps state of its own.
 """
 
@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from adapters.platforms import declare_platforms
 from adapters.slack import api_url as slack_api_url
 from bot.handoff.escalations import Escalations
-from bot.handoff.outbox import (SAFEGUARDING_DEPUTY, SAFEGUARDING_LEAD, DeliveryChannel, Outbox, OutboxListener,
-                                 OutboxWorker, TeacherChannel, TeacherNotifier)
+from bot.handoff.delivery import (SAFEGUARDING_DEPUTY, SAFEGUARDING_LEAD, DeliveryChannel, TeacherChannel,
+                                  TeacherNotifier)
+from bot.handoff.listener import OutboxListener
+from bot.handoff.outbox import Outbox
+from bot.handoff.worker import OutboxWorker
 from bot.settings import SafeguardingTarget, Settings
 from bot.state.memory import ConversationMemory
 from bot.state.database import StateDB

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from adapters.delivery.slack_channel import _call, _client
 from adapters.slack import api_url as slack_api_url
 from adapters.slack.translate import is_slack_ts, render_reply
-from bot.checkins.service import CheckinMessage
+from bot.checkins.sending import CheckinMessage
 
 log = logging.getLogger(__name__)
 

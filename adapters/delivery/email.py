@@ -16,7 +16,7 @@ from email.utils import format_datetime, getaddresses, parseaddr
 from typing import Any
 
 from bot.handoff.context import HandoffContext
-from bot.handoff.outbox import DeliveryError, OutboxItem
+from bot.handoff.delivery import DeliveryError, OutboxItem
 from bot.settings import EmailSettings
 from bot.state.database import utcnow
 

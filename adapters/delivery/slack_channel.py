@@ -23,7 +23,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from adapters.slack.translate import SECTION_LIMIT, TEXT_LIMIT, is_slack_ts, mrkdwn
 from bot.handoff.context import HandoffContext
-from bot.handoff.outbox import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.delivery import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.escalations import ACTIVE, EscalationStatus
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,10 @@ class SlackChannel:
         buttons = []
         if context.notice_only:
             status = "notice"  # the safeguarding lead acts on it, from their own copy
-        if status == "open":
+        if status == EscalationStatus.OPEN:
             buttons.append({"type": "button", "action_id": CLAIM, "style": "primary", "value": str(context.escalation_id),
                             "text": {"type": "plain_text", "text": "Claim"}})
-        if status in ("open", "claimed"):
+        if status in ACTIVE:
             buttons.append({"type": "button", "action_id": RESOLVE, "value": str(context.escalation_id),
                             "text": {"type": "plain_text", "text": "Resolve"}})
         if buttons:
@@ -110,7 +111,7 @@ class SlackChannel:
         context = HandoffContext.from_dict(item.payload["context"])
         first = (item.first or {}).get("receipt") or {}
         if item.event == "opened":
-            return self._post(item, text=context.subject()[:TEXT_LIMIT], blocks=self.blocks(context, "open"))
+            return self._post(item, text=context.subject()[:TEXT_LIMIT], blocks=self.blocks(context, EscalationStatus.OPEN))
         if not first.get("ts"):
             if (item.first or {}).get("status") in ("pending", "sending"):
                 raise DeliveryError("waiting for the handoff's first message to be posted")

@@ -28,11 +28,12 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
-from adapters.teams import translate
+from adapters.teams import cards, translate
 from adapters.teams.proactive import TeamsNotifier, UnknownConversation, channel_key, conversation_key
 from adapters.teams.references import ReferenceStore
 from bot.handoff.context import HandoffContext
-from bot.handoff.outbox import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.delivery import DeliveryError, OutboxItem, TeacherNotice
+from bot.handoff.escalations import ACTIVE, EscalationStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,15 @@ def handoff_card(text: str, escalation_id: int, status: str) -> dict[str, Any]:
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": translate.CARD_VERSION,
+        "version": cards.CARD_VERSION,
         "body": body,
         "msteams": {"width": "Full"},
     }
     buttons: list[dict[str, Any]] = []
-    if status == "open":
+    if status == EscalationStatus.OPEN:
         buttons.append({"type": "Action.Submit", "title": "Claim", "style": "positive",
                         "data": {"action": CLAIM, "escalation_id": str(escalation_id)}})
-    if status in ("open", "claimed"):
+    if status in ACTIVE:
         buttons.append({"type": "Action.Submit", "title": "Resolve",
                         "data": {"action": RESOLVE, "escalation_id": str(escalation_id)}})
     if buttons:
@@ -94,8 +95,8 @@ def handoff_click(value: Any) -> tuple[int, str] | None:
 
 def card_message(card: dict[str, Any], text: str) -> Activity:
     """A new channel post carrying the card; `text` is its one-line heading and notification summary."""
-    return Activity(type=ActivityTypes.message, text=text, summary=translate.summary_of(text),
-                    attachments=[translate.card_attachment(card)])
+    return Activity(type=ActivityTypes.message, text=text, summary=cards.summary_of(text),
+                    attachments=[cards.card_attachment(card)])
 
 
 # -- sending ---------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ async def _update_card(notifier: TeamsNotifier, reference: dict[str, Any], activ
     async def logic(turn_context: TurnContext) -> None:
         # Carried out of the turn: the adapter's on_turn_error would otherwise swallow it.
         try:
-            await turn_context.update_activity(translate.card_update_activity(card, activity_id))
+            await turn_context.update_activity(cards.card_update_activity(card, activity_id))
         except Exception as exc:
             result["error"] = exc
 
@@ -197,7 +198,7 @@ class TeamsChannel:
                 text = context.channel_text()
             elif self.with_transcript and context.transcript:
                 text += "\n\nTranscript:\n" + "\n".join(f"{s}: {t}" for s, t in context.transcript)
-            card = handoff_card(text, context.escalation_id, "notice" if context.notice_only else "open")
+            card = handoff_card(text, context.escalation_id, "notice" if context.notice_only else EscalationStatus.OPEN)
             # The receipt's activity_id is what claimed/resolved redraw, and what updates thread under.
             return {"activity_id": _send_card(self.notifier, channel_key(self.channel_id), card, context.subject())}
         if item.event == "updated":

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from bot.handoff.outbox import DeliveryError, OutboxItem
+from bot.handoff.delivery import DeliveryError, OutboxItem
 from bot.settings import WebhookSettings
 
 RETRYABLE = frozenset({408, 425, 429})

@@ -30,10 +30,11 @@ from botbuilder.schema import (
 )
 
 from adapters.delivery.teams_channel import handoff_card, handoff_click
-from adapters.teams import translate
+from adapters.teams import cards, translate
 from adapters.teams.references import ReferenceStore
 from adapters.teams.worker import Ack, note_ack
 from bot.access import ActionResult, Actor, Outcome
+from bot.handoff.escalations import EscalationStatus
 from bot.models import ActionEvent, InboundMessage, Reply
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,10 @@ class TeamsCoachBot(ActivityHandler):
         if self.service_url and _normal_url(activity.service_url) != _normal_url(self.service_url):
             log.warning("handoff %s recorded; not redrawing the card through an unconfigured service URL", kind)
             return
-        card = handoff_card(result.channel_text or "", escalation_id, "claimed" if kind == "claim" else "resolved")
+        card = handoff_card(result.channel_text or "", escalation_id,
+                            EscalationStatus.CLAIMED if kind == "claim" else EscalationStatus.RESOLVED)
         try:
-            await turn_context.update_activity(translate.card_update_activity(card, card_id))
+            await turn_context.update_activity(cards.card_update_activity(card, card_id))
         except Exception:  # the change is recorded and the outbox redraws the card too; a stale card is cosmetic
             log.warning("could not update the handoff card %s", card_id, exc_info=True)
 
@@ -213,11 +215,11 @@ class TeamsCoachBot(ActivityHandler):
             return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message",
                                               value="Thanks, noted.")
         if not event.action.is_feedback:
-            return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=sent.card)
-        card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
+            return AdaptiveCardInvokeResponse(status_code=200, type=cards.CARD_CONTENT_TYPE, value=sent.card)
+        card = cards.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
         if reply is not None and self.references is not None:
             await _in_thread(self.references.save_card, event.turn_id, sent.activity_id, sent.conversation_id, card)
-        return AdaptiveCardInvokeResponse(status_code=200, type=translate.CARD_CONTENT_TYPE, value=card)
+        return AdaptiveCardInvokeResponse(status_code=200, type=cards.CARD_CONTENT_TYPE, value=card)
 
     # -- membership ----------------------------------------------------------------------------
 
@@ -260,8 +262,8 @@ class TeamsCoachBot(ActivityHandler):
             log.warning("could not send the typing indicator", exc_info=True)
 
     async def _send_reply(self, turn_context: TurnContext, reply: Reply) -> None:
-        card = translate.reply_card(reply)
-        response = await turn_context.send_activity(translate.card_activity(card, reply.text))
+        card = cards.reply_card(reply)
+        response = await turn_context.send_activity(cards.card_activity(card, reply.text))
         if self.references is not None and reply.turn_id and reply.actions and response is not None and response.id:
             try:
                 await _in_thread(self.references.save_card, reply.turn_id, response.id,
@@ -279,8 +281,8 @@ class TeamsCoachBot(ActivityHandler):
         sent = await self._sent_card(event.turn_id)
         if sent is None or self.references is None:  # sent before this process kept cards: leave it
             return
-        card = translate.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
-        update = translate.card_update_activity(card, sent.activity_id)
+        card = cards.chosen_card(sent.card, event.action, turn_context.activity.from_property.name)
+        update = cards.card_update_activity(card, sent.activity_id)
         update.conversation = turn_context.activity.conversation
         try:
             await turn_context.update_activity(update)

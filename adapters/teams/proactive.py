@@ -31,7 +31,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
-from adapters.teams import translate
+from adapters.teams import cards, translate
 from adapters.teams.auth import AUTHENTICATED, auth_mode, make_adapter
 from adapters.teams.references import ReferenceStore
 from bot.models import Reply
@@ -81,11 +81,11 @@ class TeamsNotifier:
         if not text or not text.strip():
             raise ValueError("TeamsNotifier.send_text(): text cannot be empty.")
         return await self.send_activity(key, Activity(type=ActivityTypes.message, text=text,
-                                                      summary=translate.summary_of(text)))
+                                                      summary=cards.summary_of(text)))
 
     async def send_reply(self, key: str, reply: Reply) -> str | None:
         """Post a core Reply as an Adaptive Card into the conversation stored under `key`."""
-        return await self.send_activity(key, translate.reply_activity(reply))
+        return await self.send_activity(key, cards.reply_activity(reply))
 
     async def send_activity(self, key: str, activity: Activity) -> str | None:
         """Post any activity into the conversation stored under `key` (a new message, not a reply)."""
@@ -98,7 +98,7 @@ class TeamsNotifier:
         if not text or not text.strip():
             raise ValueError("TeamsNotifier.send_to_user(): text cannot be empty.")
         reference, data = await self._reference(key)
-        message = Activity(type=ActivityTypes.message, text=text, summary=translate.summary_of(text))
+        message = Activity(type=ActivityTypes.message, text=text, summary=cards.summary_of(text))
         if reference.conversation is not None and reference.conversation.conversation_type == "personal":
             return await self._continue(reference, message, key)
         return await self._open_personal(reference, translate.reference_tenant(data), message, key)

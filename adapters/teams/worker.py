@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 from botbuilder.core import BotAdapter, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
-from adapters.teams import translate
+from adapters.teams import cards
 from adapters.teams.references import ReferenceStore
 from bot.models import InboundMessage, Reply
 from bot.state.database import StateError
@@ -225,8 +225,8 @@ class TeamsWorker:
         if reply is None:
             answer_id = await self._deliver(reference, Activity(type=ActivityTypes.message, text=SORRY))
         else:
-            card = translate.reply_card(reply)
-            answer_id = await self._deliver(reference, translate.card_activity(card, reply.text))
+            card = cards.reply_card(reply)
+            answer_id = await self._deliver(reference, cards.card_activity(card, reply.text))
             if self.references is not None and reply.turn_id and reply.actions and answer_id:
                 try:  # before `done`, so a click on the card finds it
                     await _in_thread(self.references.save_card, reply.turn_id, answer_id,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.handoff.escalations import EscalationRow
+from bot.handoff.escalations import EscalationRow, EscalationStatus
 from bot.state.database import aware
 from bot.privacy.masker import Masked, Masker, shared_masker
 # The same patterns that decide what the coach asks a teacher for decide what the technician is shown.
@@ -191,9 +191,9 @@ def build_context(row: EscalationRow, history: Sequence[PastTurn], settings: Set
                    f"{'; urgent' if row.urgent else ''}. {coach_turns} coaching turn(s) before the handoff.")
 
     status_line = None
-    if row.status == "claimed":
+    if row.status == EscalationStatus.CLAIMED:
         status_line = f"Claimed by {row.claimer} at {_when(row.claimed_at)}"
-    elif row.status == "resolved":
+    elif row.status == EscalationStatus.RESOLVED:
         status_line = f"Resolved by {row.resolver or 'someone'} at {_when(row.resolved_at)}"
 
     masked = settings.handoff.mask_transcripts
@@ -231,9 +231,9 @@ def concern_notice(row: EscalationRow, settings: Settings, *, event: str, passed
                    f"so nobody was sent it; the teacher was asked to go to {settings.safeguarding.contact_name} "
                    "in person now.")
     status_line = None
-    if row.status == "claimed":
+    if row.status == EscalationStatus.CLAIMED:
         status_line = f"Claimed by {row.claimer} at {_when(row.claimed_at)}"
-    elif row.status == "resolved":
+    elif row.status == EscalationStatus.RESOLVED:
         status_line = f"Resolved by {row.resolver or 'someone'} at {_when(row.resolved_at)}"
     return HandoffContext(
         escalation_id=row.id, ticket=row.ticket, target=row.target, event=event, category=row.category,

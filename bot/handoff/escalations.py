@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select, update
@@ -17,8 +18,18 @@ from bot.state.database import Base, StateDB, rows_changed, utcnow
 log = logging.getLogger(__name__)
 
 PREFIX = {"helpdesk": "H", "integrator": "I"}
-STATUSES = ("open", "claimed", "resolved")
-ACTIVE = ("open", "claimed")
+
+
+class EscalationStatus(StrEnum):
+    """Where an escalation is: open, claimed by a person, then resolved (stored as these values)."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+STATUSES = tuple(EscalationStatus)
+ACTIVE = (EscalationStatus.OPEN, EscalationStatus.CLAIMED)
 # Conversations with these never reach an outside service (bot.access names the same two).
 SENSITIVE_CATEGORIES = ("safeguarding", "data_incident")
 _TICKET = re.compile(r"^\s*(?:([A-Za-z])-?)?0*(\d+)\s*$")
@@ -32,7 +43,7 @@ class EscalationRow(Base):
     reason: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(40), default="")
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=EscalationStatus.OPEN, index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     memory_key: Mapped[str] = mapped_column(String(400), index=True)
     platform: Mapped[str] = mapped_column(String(20))
@@ -121,7 +132,7 @@ class Escalations:
             row = s.scalars(
                 select(EscalationRow).where(
                     EscalationRow.memory_key == memory_key, EscalationRow.target == target,
-                    EscalationRow.status.in_(("open", "claimed")),
+                    EscalationRow.status.in_(ACTIVE),
                 ).with_for_update()
             ).first()
             created = row is None
@@ -163,7 +174,7 @@ class Escalations:
         with self.db.session() as s:
             return s.scalars(select(EscalationRow).where(
                 EscalationRow.memory_key == memory_key, EscalationRow.target == target,
-                EscalationRow.status.in_(("open", "claimed")))).first()
+                EscalationRow.status.in_(ACTIVE))).first()
 
     # -- handoff desk: what integrators and the helpdesk do with a record -------------
 
@@ -205,15 +216,15 @@ class Escalations:
         """open → claimed; None when it is already claimed or resolved (a second click changes nothing)."""
         now = utcnow()
         return self._transition(
-            escalation_id, "claim", ("open",),
-            dict(status="claimed", claimed_by=user_id, claimed_by_name=user_name, claimed_at=now, updated_at=now))
+            escalation_id, "claim", (EscalationStatus.OPEN,),
+            dict(status=EscalationStatus.CLAIMED, claimed_by=user_id, claimed_by_name=user_name, claimed_at=now, updated_at=now))
 
     def resolve(self, escalation_id: int, user_id: str, user_name: str | None = None) -> Transition | None:
         """open or claimed → resolved; None when it was resolved already."""
         now = utcnow()
         return self._transition(
             escalation_id, "resolve", ACTIVE,
-            dict(status="resolved", resolved_by=user_id, resolved_by_name=user_name, resolved_at=now, updated_at=now))
+            dict(status=EscalationStatus.RESOLVED, resolved_by=user_id, resolved_by_name=user_name, resolved_at=now, updated_at=now))
 
     def _transition(self, escalation_id: int, action: str, allowed: tuple[str, ...],
                     values: dict[str, Any]) -> Transition | None:

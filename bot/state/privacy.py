@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Integer, MetaData, String, Table, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.handoff.escalations import EscalationStatus
 from bot.settings import RetentionSettings
 from bot.state.database import Base, StateDB, aware, rows_changed, utcnow
 
@@ -264,7 +265,7 @@ class PrivacyStore:
             if (c := cutoff(r.resolved_escalations_days)) is not None and "escalations" in tables:
                 esc = tables["escalations"]
                 resolved = [row.id for row in s.execute(select(esc.c.id).where(
-                    esc.c.status == "resolved", func.coalesce(esc.c.resolved_at, esc.c.updated_at) < c))]
+                    esc.c.status == EscalationStatus.RESOLVED, func.coalesce(esc.c.resolved_at, esc.c.updated_at) < c))]
                 if resolved and "outbox" in tables:
                     counts["outbox_rows"] = gone("outbox", tables["outbox"].c.escalation_id.in_(resolved))
                 counts["escalations"] = gone("escalations", esc.c.id.in_(resolved)) if resolved else 0

@@ -17,7 +17,7 @@ from pathlib import Path
 from bot.triage.build import CORPUS_FOLDER, ENCODINGS, SHIPPED, EncodingCache, model_key, text_key, training_arrays
 from bot.triage.corpus import load_corpus
 from bot.triage.training import train
-from knowledge.embeddings import MiniLMEmbedder
+from knowledge.minilm import MiniLMEmbedder
 from knowledge.glossary import Glossary
 
 
