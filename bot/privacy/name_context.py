@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bot.privacy.kinds import PRIORITY, Kind
+from bot.privacy.kinds import CLASS_SHAPE, PRIORITY, Kind
 from bot.privacy.roster import Roster
 
 NOT_NAMES = frozenset(
@@ -35,7 +35,7 @@ LIST_JOIN = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&|vs\.?|versus|
 ROLES = frozenset("ta tas lsa senco sendco dsl ddsl hod hoy slt smt it ict pe re dt mfl sen send eal pshe rse "
                   "nqt ect pgce ks ks1 ks2 ks3 ks4 gcse sats mis cpd inset ehcp iep ceo cfo mat".split())
 # A class code just after a word: "ben harrow 3P", "flo baptiste, 4K".
-CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)\b")
+CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?" + CLASS_SHAPE + r"\b")
 
 
 # The other half of a hyphenated product name: "Bee-Bot", "Blue-Bot", "Pro-Pad".

@@ -11,14 +11,15 @@ import re
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from bot.privacy.kinds import Kind
+from bot.privacy.kinds import CLASS_SHAPE, Kind
 
 # -- patterns ------------------------------------------------------------------------------------
 
 # Presidio's e-mail recogniser rejects some school domains (sch.uk); this one does not.
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-# 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form. Units and screen words are not classes.
-CLASS_CODE = re.compile(r"(?<![\w/£$.-])(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)(?![\w/-])")
+# 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form; a year's subject set, "12MAT2", "10Ma1", "9SCI3".
+# Units and screen words are not classes.
+CLASS_CODE = re.compile(r"(?<![\w/£$.-])" + CLASS_SHAPE + r"(?![\w/-])")
 # A class code right after a word, perhaps after a comma: "kettleborough 5T", "owusu, 8J".
 CLASS_NEXT = re.compile(r",?\s+" + CLASS_CODE.pattern)
 NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", "KB", "TB", "AM", "PM",
