@@ -37,3 +37,57 @@ def assert_kept(out: str, values: list[str]) -> None:
 ])
 def test_a_years_subject_set_is_a_class_code(masker, text, private):
     assert_hidden(masked(masker, text), private)
+
+
+@pytest.mark.parametrize("text, private", [
+    # a given name that is also a word, after a cue word and before its verb
+    ("my pupil hope has stopped handing in her reading log", ["hope"]),
+    # a child placed in the teacher's class, in lower case and at the start
+    ("ivy in my form keeps closing the laptop lid mid-test", ["ivy"]),
+    # spoken to by name, though the name is a word
+    ("Thanks Will, the board is fine again", ["Will"]),
+    # a name WordNet lists as a proper noun, after a person cue
+    ("I do extra reading with Aditi.", ["Aditi"]),
+    # an unknown word as the subject, with a he or she in the sentence
+    ("Olly needs a laptop in exams because he has dyspraxia", ["Olly"]),
+    ("the office rang saying Nkechi lost her bus pass", ["Nkechi"]),
+    # a family by its surname made plural
+    ("the Hendersons still can't book a slot for parents' evening", ["Hendersons"]),
+    # a surname particle between given name and surname
+    ("Gwen ap Huw in 8W needs a new Hwb login", ["Gwen", "ap", "Huw"]),
+    ("Ana dos Santos in 7K can't log in", ["Ana", "dos", "Santos"]),
+    # a lower-case name after a product and a lower-case thing
+    ("we made a Padlet infographic and kofi wrote his home address on it", ["kofi"]),
+    ("they each did a Flip vlog and tomasz read his address out", ["tomasz"]),
+])
+def test_names_by_their_context(masker, text, private):
+    assert_hidden(masked(masker, text), private)
+
+
+@pytest.mark.parametrize("text, kept", [
+    # acronyms are products, exam boards and error codes
+    ("QLX keeps logging everyone out after ten minutes", ["QLX"]),
+    ("the page just says 'ERR_NAME_NOT_RESOLVED' on every laptop", ["ERR_NAME_NOT_RESOLVED"]),
+    # a product's last word: games, labs
+    ("he has been on Friv Games all lesson, can it be blocked?", ["Friv Games"]),
+    # a verb that takes software
+    ("the family moved house so can someone update Brightpath tonight?", ["Brightpath"]),
+    # a season naming a time, not a girl
+    ("is Autumn half-term the week of the 27th?", ["Autumn"]),
+])
+def test_products_acronyms_and_times_are_kept(masker, text, kept):
+    assert_kept(masked(masker, text), kept)
+
+
+# Guards for the rules above: what they must not start doing.
+@pytest.mark.parametrize("text, private, kept", [
+    # a lower-case word still joins a list through a named tool, and a product stays a product
+    ("record it on loom or smth and share the link with Amara", ["Amara"], ["loom", "smth"]),
+    # a product before 'in my class' is no child
+    ("a clip from Classbox in my Year 8 class would not play for Ravi", ["Ravi"], ["Classbox"]),
+    ("a 14 yo in my class says she was added to a group chat", [], ["yo"]),
+])
+def test_a_child_in_my_class_and_lists_through_tools_keep_products(masker, text, private, kept):
+    out = masked(masker, text)
+    assert_hidden(out, private)
+    assert_kept(out, kept)
