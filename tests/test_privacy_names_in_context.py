@@ -59,6 +59,13 @@ def test_a_years_subject_set_is_a_class_code(masker, text, private):
     # a lower-case name after a product and a lower-case thing
     ("we made a Padlet infographic and kofi wrote his home address on it", ["kofi"]),
     ("they each did a Flip vlog and tomasz read his address out", ["tomasz"]),
+    # a word-name in lower case closing the clause after 'for'
+    ("could someone reset the trolley laptop for rose", ["rose"]),
+    # after a child, a code of a class's shape is the class, even one that reads as a unit
+    ("Bilal in 3B and Kemi in 3D both lost their Seesaw codes", ["3B", "3D"]),
+    # a student code or ID with three letters before its digits
+    ("Kemi Adeyemi's student code is ADE0041, can you check it?", ["ADE0041"]),
+    ("student ID ABC12345 was merged twice", ["ABC12345", "ABC"]),
 ])
 def test_names_by_their_context(masker, text, private):
     assert_hidden(masked(masker, text), private)

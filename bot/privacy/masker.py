@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 
 from bot.privacy.kinds import Kind
 from bot.privacy.masked import Masked
-from bot.privacy.name_context import NameContext, join_names, resolve_spans
+from bot.privacy.name_context import CLASS_AFTER_NAME, NameContext, join_names, resolve_spans
 from bot.privacy.roster import Roster, digest, fold
 from bot.privacy.tools import school_tools, tool_matcher
 from bot.settings import Settings
@@ -287,6 +287,8 @@ class Masker(NameContext):
         products |= self._products_by_company(text, [s for s in spans if s[2] is Kind.NAME and s not in products],
                                               products, tools)
         spans = [s for s in spans if s not in products]
+        spans += [(m.start(1), m.end(1), Kind.CLASS_CODE) for s in spans if s[2] is Kind.NAME
+                  if (m := CLASS_AFTER_NAME.match(text, s[1])) is not None]
         return join_names(text, self._widen_names(text, resolve_spans(spans)))
 
     def _key(self, kind: Kind, value: str) -> str:

@@ -41,6 +41,8 @@ LIST_JOIN = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&|vs\.?|versus|
 # Initials of school roles, not of a maker: "our TA Sarah", "the SENCO Mrs Hill".
 ROLES = frozenset("ta tas lsa senco sendco dsl ddsl hod hoy slt smt it ict pe re dt mfl sen send eal pshe rse "
                   "nqt ect pgce ks ks1 ks2 ks3 ks4 gcse sats mis cpd inset ehcp iep ceo cfo mat".split())
+# "Aditya in 3D": after a child, a code of a class's shape is the class, even one that reads as a unit.
+CLASS_AFTER_NAME = re.compile(r"\s+(?:in|from)\s+(" + CLASS_SHAPE + r")(?![\w/-])")
 # A class code just after a word: "ben harrow 3P", "flo baptiste, 4K".
 CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?" + CLASS_SHAPE + r"\b")
 
@@ -97,9 +99,12 @@ class NameContext:
         return found
 
     def _acronym(self, value: str) -> bool:
-        """'CPOMS', 'ERR_NAME_NOT_RESOLVED': capitals of three or more letters that no name is written as."""
+        """'CPOMS', 'ERR_NAME_NOT_RESOLVED': capitals of three or more letters that no name is written as.
+
+        With digits it is a record's code ('BHA0012'), which stays hidden."""
         low = fold(value)
         return value.isupper() and " " not in value and sum(c.isalpha() for c in value) >= 3 \
+            and not any(c.isdigit() for c in value) \
             and low not in self.first_names and low not in self.surnames and not self._on_roster(value)
 
     def _time_phrase(self, text: str, start: int, end: int) -> bool:

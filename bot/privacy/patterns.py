@@ -26,9 +26,9 @@ NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", 
                        "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
 STUDENT_CUE = re.compile(
-    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|#)\.?"
+    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|codes?|#)\.?"
     r"|\bupn|\bsn|\bsis|\bids?|\bstudent\s+number|\bpupil\s+number)"
-    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,2}-?\d[\dA-Z-]{2,})\b")
+    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,3}-?\d[\dA-Z-]{2,})\b")
 # "students 4401 & 4402": numbers right after a plural or singular student word, and the ones joined to them.
 STUDENT_WORD = re.compile(r"(?i:\b(?:students?|pupils?|learners?)\s+#?)(\d{3,})\b")
 JOINED_NUMBER = re.compile(r"\s*(?:,|&|\band\b|\bor\b)\s*#?([A-Z]{0,2}-?\d{3,})\b")

@@ -33,7 +33,7 @@ from bot.privacy.cues import (  # noqa: F401  (NAME_CUES and CHAT_WORDS were imp
     word_matcher,
 )
 from bot.privacy.kinds import Kind
-from bot.privacy.name_context import family_plural
+from bot.privacy.name_context import TIME_WORDS, family_plural
 from bot.privacy.patterns import CLASS_CODE, CLASS_NEXT, SchoolPatternRecognizer, result  # noqa: F401  (re-exported)
 from bot.privacy.roster import fold_name
 from bot.privacy.tools import tool_matcher  # noqa: F401  (where the masker's callers found it)
@@ -163,6 +163,10 @@ class SchoolNameRecognizer(EntityRecognizer):
                     (given and not self.is_common(low)) or (unknown and (cap or accented or tok.pos_ == "PROPN"))):
                 found[i] = 0.7  # "for Ananya", "working with zara", "told me that mason", "helping björn"
                 surname_after(i, 0.7)
+                continue
+            if given and tok.text.islower() and i > 0 and doc[i - 1].lower_ in {"for", "with"} \
+                    and (i + 1 == len(doc) or doc[i + 1].text in {".", "!", "?", ",", ";"}) and low not in TIME_WORDS:
+                found[i] = 0.65  # "unlock the iPad for ruby": a given name closing the clause after 'for'
                 continue
             if after_person_cue(doc, i) and cap and tok.pos_ == "PROPN" and i != tok.sent.start \
                     and tok.ent_iob_ == "B" and tok.ent_type_ in {"PERSON", "GPE", "NORP", "LOC"} \
