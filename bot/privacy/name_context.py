@@ -9,10 +9,10 @@ the word lists `Masker` loads on first use.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-from bot.privacy.kinds import PRIORITY, Kind
-from bot.privacy.roster import Roster
+from bot.privacy.kinds import CLASS_SHAPE, PRIORITY, Kind
+from bot.privacy.roster import Roster, fold
 
 NOT_NAMES = frozenset(
     "i i'm i've i'd monday tuesday wednesday thursday friday saturday sunday january february march "
@@ -23,23 +23,42 @@ NOT_NAMES = frozenset(
     "yes yeah yep nope nah idk tbh btw fyi lol omg imo".split())
 # Family words a child's relative is named by: "Uncle Femi", "grandpa joe" (the whole is the person).
 KIN = frozenset("uncle auntie aunty aunt grandpa grandad granddad grandma granny nan nana nanna gran".split())
-# Surname particles: after "van der" the next word is the surname whatever its case.
-PARTICLES = frozenset("van der von den de del della di da du la le al el bin ibn".split())
+# Surname particles: after "van der" the next word is the surname whatever its case; "Ffion ap Rhys".
+PARTICLES = frozenset("van der von den de del della di da du la le al el bin ibn ap ab ferch verch binti bint ter ten "
+                      "dos das ní nic".split())
+# Seasons, months and feasts name a time before these: "Autumn term", "Summer holidays", "May half-term".
+TIME_WORDS = frozenset("spring summer autumn fall winter christmas easter whitsun january february march april may "
+                       "june july august september october november december".split())
+PERIOD_AFTER = re.compile(r"[ -](?i:term|terms|half[ -]?term|half|semester|break|holidays?|hols|fair|concert|"
+                          r"fete|show|production|camp|school|trip|residential|exams?|mocks?)\b")
 # Words a product's name ends with: "Carousel Learning", "Edulink One", "Smiling Mind", "Sparx Maths".
 PRODUCT_SUFFIXES = frozenset(
     "learning maths math reader one pro plus go max mini lite studio academy edu education online hub cloud "
-    "connect suite classroom mind app apps tracker pay reading science english kids junior jr".split())
+    "connect suite classroom mind app apps tracker pay reading science english kids junior jr games game labs lab "
+    "tv books docs live".split())
 # Items of one list: "Otus, Schoology and Canvas", "Jamf vs Mosyle".
 LIST_JOIN = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&|vs\.?|versus|/)\s)\s*")
 # Initials of school roles, not of a maker: "our TA Sarah", "the SENCO Mrs Hill".
 ROLES = frozenset("ta tas lsa senco sendco dsl ddsl hod hoy slt smt it ict pe re dt mfl sen send eal pshe rse "
                   "nqt ect pgce ks ks1 ks2 ks3 ks4 gcse sats mis cpd inset ehcp iep ceo cfo mat".split())
+# "Aditya in 3D": after a child, a code of a class's shape is the class, even one that reads as a unit.
+CLASS_AFTER_NAME = re.compile(r"\s+(?:in|from)\s+(" + CLASS_SHAPE + r")(?![\w/-])")
 # A class code just after a word: "ben harrow 3P", "flo baptiste, 4K".
-CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)\b")
+CLASS_AFTER = re.compile(r"\s*,?\s*(?:in\s+|from\s+)?" + CLASS_SHAPE + r"\b")
 
 
 # The other half of a hyphenated product name: "Bee-Bot", "Blue-Bot", "Pro-Pad".
 _PRODUCT_PARTS = frozenset({"bot", "bots", "book", "books", "pad", "board", "kit", "cam", "box", "link", "net"})
+
+
+def family_plural(word: str, surnames: Collection[str], first_names: Collection[str],
+                  is_common: Callable[[str], bool]) -> bool:
+    """'Pearsons', 'Okafors': a surname made plural for its family, not a common word's plural."""
+    low = fold(word)
+    if not word[:1].isupper() or not low.endswith("s"):
+        return False
+    stems = [low[:-1]] + ([low[:-2]] if low.endswith("es") else [])
+    return any(stem in surnames and stem not in first_names and not is_common(stem) for stem in stems)
 
 
 class NameContext:
@@ -69,12 +88,29 @@ class NameContext:
                     continue
                 value = text[s[0]:s[1]]
                 same = any(text[a:b] == value for a, b in known)
-                joined = any(LIST_JOIN.fullmatch(text[b:s[0]]) or LIST_JOIN.fullmatch(text[s[1]:a]) for a, b in known)
+                # A word in lower case joins a list of products only through a named tool ("loom or smth"):
+                # a lower-case word found beside a product ("a Canva infographic and mateo") is no product.
+                joined = any(LIST_JOIN.fullmatch(text[b:s[0]]) or LIST_JOIN.fullmatch(text[s[1]:a])
+                             for a, b in (known if value[:1].isupper() else tools))
                 if same or joined:
                     found.add(s)
                     known.append((s[0], s[1]))
                     changed = True
         return found
+
+    def _acronym(self, value: str) -> bool:
+        """'CPOMS', 'ERR_NAME_NOT_RESOLVED': capitals of three or more letters that no name is written as.
+
+        With digits it is a record's code ('BHA0012'), which stays hidden."""
+        low = fold(value)
+        return value.isupper() and " " not in value and sum(c.isalpha() for c in value) >= 3 \
+            and not any(c.isdigit() for c in value) \
+            and low not in self.first_names and low not in self.surnames and not self._on_roster(value)
+
+    def _time_phrase(self, text: str, start: int, end: int) -> bool:
+        """'Autumn term', 'the Summer holidays', 'May half-term': a season or month naming a time, not a girl."""
+        value = text[start:end]
+        return value.lower() in TIME_WORDS and not self._on_roster(value) and bool(PERIOD_AFTER.match(text, end))
 
     def _tool_context(self, text: str, start: int, end: int) -> bool:
         """'uses Roblox Studio', 'PowerSchool', 'Bee-Bot': a product, not a person (roster names excepted)."""
@@ -122,11 +158,15 @@ class NameContext:
             return True  # "the Newsela login", "Seneca homework": a product and its feature
         before = text[max(0, start - 30):start].lower()
         if re.search(r"(?:\bvs\.?|\bversus|\be\.g\.,?|\bplay|\bplaying|\btrial|\btrialling|\binstall|\binstalled|"
-                     r"\bdownload|\bdownloaded|\bout of|\blog into|\blogged into|\bsign into|\bsubscribe to)\s+$", before) \
+                     r"\bdownload|\bdownloaded|\bout of|\blog into|\blogged into|\bsign into|\bsubscribe to|"
+                     r"\bupdate|\bupdated|\bupdating|\breinstall|\breinstalled|\buninstall|\buninstalled|\blaunch|"
+                     r"\blaunched|\brelaunch|\bsync|\bsynced|\bsyncing|\bwhitelist|\bwhitelisted|\ballowlist|"
+                     r"\ballowlisted|\bconfigure|\bconfigured|\bpulling from|\bsynced with|\bexported from)\s+$", before) \
                 or re.match(r"\s+(?:vs\.?|versus)\s", text[end:end + 10]):
-            return True  # "Jamf vs Mosyle", "e.g. Headspace", "play Slope", "to trial Classkick"
+            return True  # "Jamf vs Mosyle", "e.g. Headspace", "play Slope", "to trial Classkick", "update Skyward"
         if re.search(r"(?:^|\s)(?:the|a|an|our|their|your)\s+(?:(?-i:[A-Z])[\w-]*\s+)?$", text[max(0, start - 30):start], re.I) and not re.match(r"\s+(?:in|from)\s", text[end:end + 8]) \
-                and not re.match(r"\s+(?:family|household|twins|siblings)\b", text[end:end + 12]):
+                and not re.match(r"\s+(?:family|household|twins|siblings)\b", text[end:end + 12]) \
+                and not (len(words) == 1 and family_plural(value, self.surnames, self.first_names, self.common.__contains__)):
             return True  # "the Mathspace rollout", "a DJI Tello": products take articles, children do not
         prev = re.search(r"([\w.:-]+)\s+$", text[:start])
         nxt = re.match(r"\s+([\w.:-]+)", text[end:])
@@ -185,6 +225,9 @@ class NameContext:
             return False  # after a possessive comes the thing owned: "Jasmine's epipen"
         if value.split()[-1].lower() in PARTICLES:
             return True  # "van der berg"
+        if low in PARTICLES and word.islower() and value[:1].isupper() and re.match(r" [A-Z][^\W\d_]", rest) \
+                and not self.tools(rest.split()[0]):
+            return True  # "Ffion ap Rhys", "Ana dos Santos": a particle between the given name and the surname
         if word[:1].isupper():
             return not self._is_word(low) or (low in self.surnames and not self.tools(word)
                                               and low not in PRODUCT_SUFFIXES)
@@ -267,3 +310,14 @@ def resolve_spans(spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Ki
         if all(s[1] <= t[0] or s[0] >= t[1] for t in taken):
             taken.append(s)
     return sorted(taken)
+
+
+def join_names(text: str, spans: list[tuple[int, int, Kind]]) -> list[tuple[int, int, Kind]]:
+    """'Sofia' and 'Martinez' side by side are one person."""
+    out: list[tuple[int, int, Kind]] = []
+    for s in spans:
+        if out and s[2] is Kind.NAME and out[-1][2] is Kind.NAME and text[out[-1][1]:s[0]] == " ":
+            out[-1] = (out[-1][0], s[1], Kind.NAME)
+        else:
+            out.append(s)
+    return out

@@ -11,23 +11,24 @@ import re
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from bot.privacy.kinds import Kind
+from bot.privacy.kinds import CLASS_SHAPE, Kind
 
 # -- patterns ------------------------------------------------------------------------------------
 
 # Presidio's e-mail recogniser rejects some school domains (sch.uk); this one does not.
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-# 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form. Units and screen words are not classes.
-CLASS_CODE = re.compile(r"(?<![\w/£$.-])(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?)(?![\w/-])")
+# 4B, 9X2, 10C, 11A, 5/6B; "7/3" and "12/1" as year/form; a year's subject set, "12MAT2", "10Ma1", "9SCI3".
+# Units and screen words are not classes.
+CLASS_CODE = re.compile(r"(?<![\w/£$.-])" + CLASS_SHAPE + r"(?![\w/-])")
 # A class code right after a word, perhaps after a comma: "kettleborough 5T", "owusu, 8J".
 CLASS_NEXT = re.compile(r",?\s+" + CLASS_CODE.pattern)
 NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", "KB", "TB", "AM", "PM",
                        "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
 STUDENT_CUE = re.compile(
-    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|#)\.?"
+    r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|codes?|#)\.?"
     r"|\bupn|\bsn|\bsis|\bids?|\bstudent\s+number|\bpupil\s+number)"
-    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,2}-?\d[\dA-Z-]{2,})\b")
+    r"(?:\s+(?i:is|was|=))?\s*[:#]?\s*([A-Z]{0,3}-?\d[\dA-Z-]{2,})\b")
 # "students 4401 & 4402": numbers right after a plural or singular student word, and the ones joined to them.
 STUDENT_WORD = re.compile(r"(?i:\b(?:students?|pupils?|learners?)\s+#?)(\d{3,})\b")
 JOINED_NUMBER = re.compile(r"\s*(?:,|&|\band\b|\bor\b)\s*#?([A-Z]{0,2}-?\d{3,})\b")

@@ -15,39 +15,28 @@ from collections.abc import Callable, Collection
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from bot.privacy.cues import (  # noqa: F401  (NAME_CUES and CHAT_WORDS were imported from here)
+    CHAT_WORDS,
+    DEVICE_WORDS,
+    FAMILY,
+    NAME_CUES,
+    PRODUCT_BEFORE,
+    REPORTING,
+    SEPARATORS,
+    TITLES,
+    after_person_cue,
+    class_after,
+    greeted,
+    in_my_group,
+    person_slot,
+    verb_next,
+    word_matcher,
+)
 from bot.privacy.kinds import Kind
+from bot.privacy.name_context import TIME_WORDS, family_plural
 from bot.privacy.patterns import CLASS_CODE, CLASS_NEXT, SchoolPatternRecognizer, result  # noqa: F401  (re-exported)
 from bot.privacy.roster import fold_name
 from bot.privacy.tools import tool_matcher  # noqa: F401  (where the masker's callers found it)
-
-# Words after which the next word is a person: "my student olivia", "a boy called Rowan".
-NAME_CUES = frozenset(
-    "student students pupil pupils learner learners child kid kids boy girl son daughter named called nephew niece "
-    "brother sister twin twins mum mom dad mother father parent grandma grandad granny nan auntie aunt uncle "
-    "carer guardian".split())
-# Lower-case chat and device words WordNet does not know; never names.
-CHAT_WORDS = frozenset(
-    "mic mics wifi app apps login logins logon email emails laptop laptops ipad ipads admin admins password passwords "
-    "username usernames url urls pdf pdfs usb hdmi lol ok okay pls plz thx tbh btw asap fyi imo iirc lmk idk omg "
-    "hw homework uni sen senco ehcp iep ks1 ks2 ks3 ks4 yr yrs chromebook chromebooks wifi bluetooth dm dms gif gifs "
-    "emoji emojis selfie selfies vid vids smartboard whiteboard touchscreen trackpad webcam headphones headset "
-    "lanyard dongle charger chargers google youtube gmail zoom teams slack etc vs aka tho thru id ids upn sis num no nos number".split())
-# Things that "keep crashing" at the start of a chat message; never a person.
-DEVICE_WORDS = frozenset(
-    "projector printer laptop screen board tablet computer pc phone keyboard mouse speaker camera internet network "
-    "server account password display tv monitor charger app website site sound audio video microphone tablet "
-    "everything nothing something everyone someone nobody anyone homework lesson class school wifi ipad "
-    "chromebook device software update system page link file folder document doc slide sheet form quiz".split())
-# Words after which a person often stands: "sat with Thandeka", "a seat for Daniyal", "give Abdi".
-PERSON_CUES = frozenset(
-    "for with and & helping help helped give gave tell ask asked thank thanks email emailed ring rang call phone "
-    "meet met paired pair beside behind near both let remove add move unlock including except besides".split())
-# "the Rainbow family": a capitalised word before these is a surname.
-FAMILY = frozenset("family family's familys household twins siblings".split())
-# Punctuation that sets out a list of people one per item: "Monday — Amara; Tuesday — Finn".
-SEPARATORS = frozenset({"—", "–", ";", ":", "-", ","})
-# Titles: "Mrs Fitzgerald" is a person whatever spaCy says.
-TITLES = frozenset("mr mrs ms miss mx dr sir".split())
 
 
 class SchoolNameRecognizer(EntityRecognizer):
@@ -62,7 +51,8 @@ class SchoolNameRecognizer(EntityRecognizer):
 
     def __init__(self, *, is_word: Callable[[str], bool], is_tool: Callable[[str], bool],
                  on_roster: Callable[[str], bool] | None = None, first_names: Collection[str] = (),
-                 surnames: Collection[str] = (), is_common: Callable[[str], bool] | None = None) -> None:
+                 surnames: Collection[str] = (), is_common: Callable[[str], bool] | None = None,
+                 is_proper: Callable[[str], bool] | None = None) -> None:
         super().__init__(supported_entities=[Kind.NAME.entity], name="SchoolNameRecognizer", supported_language="en")
         self.first_names = first_names
         self.surnames = surnames
@@ -72,6 +62,8 @@ class SchoolNameRecognizer(EntityRecognizer):
         self.is_common = is_common or is_word
         self.is_tool = is_tool
         self.on_roster = on_roster
+        # WordNet words that are nouns and nothing else, and not a common noun's plural: "aditi", "faisal".
+        self.is_proper = is_proper or (lambda w: False)
 
     def load(self) -> None:  # the spaCy document comes from Presidio's NLP engine
         pass
@@ -106,9 +98,13 @@ class SchoolNameRecognizer(EntityRecognizer):
 
         for i, tok in enumerate(doc):
             low = tok.text.lower()
-            if low in self.first_names and tok.text[:1].isupper() and i == tok.sent.start and _verb_next(doc, i) \
+            if low in self.first_names and tok.text[:1].isupper() and i == tok.sent.start and verb_next(doc, i) \
                     and not self.is_tool(tok.text):
                 found[i] = 0.7  # "Will can't hear": a given name that is also a word, as the subject
+                continue
+            if tok.text[:1].isupper() and fold_name(tok.text) in self.first_names and greeted(doc, i) \
+                    and not self.is_tool(tok.text):
+                found[i] = 0.75  # "Thanks Will, that fixed it": spoken to by name, whatever else the word means
                 continue
             if not nameish(tok):
                 # A cue word: the next word (or two, if capitalised) is a name, in any case.
@@ -120,6 +116,8 @@ class SchoolNameRecognizer(EntityRecognizer):
                     apposed = j > i + 1 and doc[j - 1].text in {",", "(", ":"}
                     if j < len(doc) and nameish(doc[j]) and (
                             (apposed and fold_name(doc[j].text) in self.first_names) or
+                            # "my student joy has been quiet": a given name that is also a word, then its verb
+                            (fold_name(doc[j].text) in self.first_names and verb_next(doc, j)) or
                             doc[j].text[:1].isupper() or unknown_word(doc[j]) or doc[j].pos_ == "PROPN"
                             or low in TITLES or low in {"named", "called"} or not self.is_common(doc[j].lower_)):
                         if doc[j].pos_ in {"VERB", "AUX", "ADP", "DET", "PRON", "ADV", "SCONJ", "CCONJ", "NUM"} \
@@ -133,7 +131,20 @@ class SchoolNameRecognizer(EntityRecognizer):
                 found[i] = 1.0
                 continue
             cap = tok.text[:1].isupper()
+            asc = fold_name(tok.text)  # "Zoë", "Şule", "Małgorzata" are looked up as "zoe", "sule", "malgorzata"
+            if tok.text.isupper() and len(tok.text) >= 3 and asc not in self.first_names and asc not in self.surnames:
+                continue  # "IXL", "CPOMS": an acronym is a product or an office, not a child
             if i in people:
+                continue
+            if in_my_group(doc, i) and not self.is_tool(tok.text) and len(tok.text) >= 3 and (
+                    asc in self.first_names or unknown_word(tok)) \
+                    and not (i > 0 and (doc[i - 1].like_num or doc[i - 1].lower_ in PRODUCT_BEFORE)):
+                found[i] = 0.75  # "amber in my tutor group keeps ...": a child placed in the teacher's class
+                surname_after(i, 0.75)
+                continue
+            if cap and i > 0 and doc[i - 1].lower_ == "the" and not self.is_tool(tok.text) \
+                    and family_plural(tok.text, self.surnames, self.first_names, self.is_common):
+                found[i] = 0.75  # "the Pearsons can't log in": a family by its surname
                 continue
             if cap and 0 < i < len(doc) - 1 and doc[i - 1].lower_ == "the" and doc[i + 1].lower_ in FAMILY \
                     and not self.is_tool(tok.text):
@@ -143,16 +154,33 @@ class SchoolNameRecognizer(EntityRecognizer):
                     and doc[i - 2].lemma_.lower() in {"call", "name", "nickname"} and not self.is_tool(tok.text):
                 found[i] = 0.8  # "we call him Seun"
                 continue
-            asc = fold_name(tok.text)  # "Zoë", "Şule", "Małgorzata" are looked up as "zoe", "sule", "malgorzata"
             parts = [p for p in asc.split("-") if p]
             given = asc in self.first_names or (len(parts) > 1 and parts[0] in self.first_names)
             accented = not tok.text.isascii() and tok.text.isalpha()
             # "Dvořák" folds to a word WordNet knows; as written, and as a name no common word shares, it is a person.
             unknown = unknown_word(tok) and not self.is_common(asc)
-            if _after_person_cue(doc, i) and not tok.text.isupper() and (
+            if after_person_cue(doc, i) and not tok.text.isupper() and (
                     (given and not self.is_common(low)) or (unknown and (cap or accented or tok.pos_ == "PROPN"))):
                 found[i] = 0.7  # "for Ananya", "working with zara", "told me that mason", "helping björn"
                 surname_after(i, 0.7)
+                continue
+            if given and tok.text.islower() and i > 0 and doc[i - 1].lower_ in {"for", "with"} \
+                    and (i + 1 == len(doc) or doc[i + 1].text in {".", "!", "?", ",", ";"}) and low not in TIME_WORDS:
+                found[i] = 0.65  # "unlock the iPad for ruby": a given name closing the clause after 'for'
+                continue
+            if after_person_cue(doc, i) and cap and tok.pos_ == "PROPN" and i != tok.sent.start \
+                    and tok.ent_iob_ == "B" and tok.ent_type_ in {"PERSON", "GPE", "NORP", "LOC"} \
+                    and doc[i - 1].lower_ not in {"and", "&"} and self.is_proper(low) and not self.is_tool(tok.text):
+                # "tutoring with Aditi": WordNet lists some given names as a goddess or a king, nouns
+                # and nothing else; written capitalised where a person stands, one is a person.
+                found[i] = 0.7
+                surname_after(i, 0.7)
+                continue
+            if cap and (unknown or given) and not self.is_tool(tok.text) and verb_next(doc, i) \
+                    and (i == tok.sent.start or doc[i - 1].lower_ in REPORTING) \
+                    and any(t.lower_ in {"he", "his", "him", "she", "her", "hers"} for t in tok.sent):
+                found[i] = 0.65  # "Olly has a plan that says he ...", "saying Chiamaka got ... her": a he or she
+                surname_after(i, 0.65)
                 continue
             if cap and accented and unknown and not self.is_tool(tok.text):
                 found[i] = 0.7  # "Dvořák twins", "Nguyễn's parents": English words seldom carry these letters
@@ -161,14 +189,14 @@ class SchoolNameRecognizer(EntityRecognizer):
             if given and not cap and not self.is_common(low) and i + 1 < len(doc) and doc[i + 1].text in {"'s", "’s"}:
                 found[i] = 0.7  # "about tristan's laptop": a given name's possessive, in lower case
                 continue
-            if given and (not tok.is_stop or cap) and i == tok.sent.start and _verb_next(doc, i):
+            if given and (not tok.is_stop or cap) and i == tok.sent.start and verb_next(doc, i):
                 found[i] = 0.7  # "Will can't hear", "amber's parents", "ash keeps changing"
                 continue
             if given and not tok.is_stop and cap and not self.is_common(low):
                 found[i] = 0.75
                 surname_after(i, 0.75)
                 continue
-            if given and not tok.is_stop and (not self.is_word(low) or (cap and _person_slot(doc, i))
+            if given and not tok.is_stop and (not self.is_word(low) or (cap and person_slot(doc, i))
                                              or (cap and i + 1 < len(doc) and doc[i + 1].text[:1].isupper()
                                                  and fold_name(doc[i + 1].text) in self.surnames)):
                 # A given name English does not otherwise use, in any case; "Grace" or "Will" only
@@ -185,7 +213,7 @@ class SchoolNameRecognizer(EntityRecognizer):
                     and CLASS_NEXT.match(text, tok.idx + len(tok.text)):
                 found[i] = 0.75  # "oscar kettleborough 5T", "owusu, 8J": a word English does not know, before a class
                 continue
-            if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and _class_after(doc, i) and not self.is_tool(tok.text):
+            if (cap or (not self.is_common(low) and tok.tag_ != "NNS")) and class_after(doc, i) and not self.is_tool(tok.text):
                 found[i] = 0.8  # "June in 3J", "Storm in 3S"
                 continue
             if cap and 0 < i < len(doc) - 1 and doc[i - 1].text == "," and doc[i + 1].text in {",", ".", "!", "?"} \
@@ -193,7 +221,7 @@ class SchoolNameRecognizer(EntityRecognizer):
                          or (unknown and not self.is_tool(tok.text))):
                 found[i] = 0.7  # "The new girl in 5P, Paisley, needs ..."
                 continue
-            if i == tok.sent.start and tok.tag_ in {"NN", "NNP"} and _verb_next(doc, i) and low not in DEVICE_WORDS \
+            if i == tok.sent.start and tok.tag_ in {"NN", "NNP"} and verb_next(doc, i) and low not in DEVICE_WORDS \
                     and any(t.lower_ in {"he", "his", "him", "she", "her", "hers"} for t in tok.sent):
                 found[i] = 0.6  # "ash keeps changing his Kahoot name": a bare singular subject that is a he or she
                 continue
@@ -206,8 +234,8 @@ class SchoolNameRecognizer(EntityRecognizer):
                     and not (i + 1 < len(doc) and doc[i + 1].pos_ in {"NOUN", "PROPN"} and doc[i + 1].text.islower()):
                 # "travis, kenzie and brody": a lower-case word English does not know, where a person stands.
                 found[i] = 0.6
-            elif cap and tok.pos_ == "PROPN" and (not self.is_word(low) or _person_slot(doc, i)):
-                if _person_slot(doc, i):
+            elif cap and tok.pos_ == "PROPN" and (not self.is_word(low) or person_slot(doc, i)):
+                if person_slot(doc, i):
                     found[i] = 0.7
                     surname_after(i, 0.7)
         # Lists: a word joined by "and" or a comma to a name is a name too ("Lola, Ned and Percy").
@@ -293,54 +321,3 @@ class SchoolNameRecognizer(EntityRecognizer):
             if any((prev == a and prev in SEPARATORS and (nxt == b or not nxt or nxt in SEPARATORS))
                    or (nxt == b and nxt in SEPARATORS and prev == a) for a, b in shapes):
                 found[i] = 0.6
-
-
-
-def _after_person_cue(doc, i: int) -> bool:  # noqa: ANN001
-    """The word before is one a person follows: 'with X', 'for X', 'told me (that) X'."""
-    j = i - 1
-    if j >= 1 and doc[j].lower_ == "that" and doc[j - 1].lower_ in {"me", "us"}:
-        j -= 1
-    if j >= 1 and doc[j].lower_ in {"me", "us"} and doc[j - 1].lower_ in {"told", "tells", "tell", "said", "asked"}:
-        return True
-    return j == i - 1 and j >= 0 and doc[j].lower_ in PERSON_CUES
-
-
-def _verb_next(doc, i: int) -> bool:  # noqa: ANN001
-    """The next token is a finite verb, a modal or a possessive: 'X keeps', 'X can't', "X's"."""
-    if i + 1 >= len(doc):
-        return False
-    nxt = doc[i + 1]
-    return nxt.tag_ in {"VBZ", "VBD", "MD", "POS"} or nxt.text in {"'s", "’s", "'", "’"}
-
-
-def _class_after(doc, i: int) -> bool:  # noqa: ANN001
-    """'X in 4B' / 'X from 5C' / 'X (7/3)'."""
-    for k in (i + 1, i + 2):
-        if k < len(doc) and doc[k].lower_ not in {"in", "from", "("} and k == i + 1:
-            return False
-        if k == i + 2 and k < len(doc):
-            return bool(CLASS_CODE.fullmatch(doc[k].text)) or (k + 2 < len(doc) and doc[k].text + doc[k + 1].text
-                                                               + doc[k + 2].text == CLASS_CODE.pattern and False)
-    return False
-
-
-def _person_slot(doc, i: int) -> bool:  # noqa: ANN001
-    """A capitalised word used the way a person's name is: possessive, subject of a person's verb, 'X in 4B'."""
-    tok = doc[i]
-    nxt = doc[i + 1] if i + 1 < len(doc) else None
-    if nxt is not None and nxt.text in {"'s", "’s", "'", "’"}:
-        return True
-    if nxt is not None and nxt.lower_ in {"in", "from"} and i + 2 < len(doc) and CLASS_CODE.fullmatch(doc[i + 2].text):
-        return True
-    if tok.dep_ in {"nsubj", "nsubjpass"} and tok.head.pos_ in {"VERB", "AUX"} and i == tok.sent.start:
-        return True
-    if nxt is not None and nxt.lower_ in {"and", ","} and i + 2 < len(doc) and doc[i + 2].text[:1].isupper() \
-            and doc[i + 2].pos_ == "PROPN":
-        return True
-    return False
-
-
-def word_matcher(words: Collection[str]) -> Callable[[str], bool]:
-    """A test for "is this an ordinary English word"."""
-    return lambda w: w in words
