@@ -107,3 +107,19 @@ def test_a_failing_embedder_leaves_the_reply_to_shared_words():
     request = CoachingRequest(text="any ideas for getting quiet students to share?",
                               hits=[Hit(ENTRIES["shared-wall-brainstorm"], 0.8, 0.8, 0.0)], confident=True)
     assert TemplateComposer(SentenceFit(Broken())).compose(request).text == TemplateComposer().compose(request).text
+
+
+def test_the_message_vector_triage_made_is_used_rather_than_embedded_again(embedder):
+    counting = CountingEmbedder(embedder)
+    fit = SentenceFit(counting)
+    entries = [ENTRIES["podcast-voices"]]
+    message = "Year 6 are starting a podcast. How long should the first episodes be?"
+    fit.measure("warm", "warm", entries)
+    counting.texts.clear()
+    with_vector = fit.measure("How long should the first episodes be?", message, entries,
+                              message_vector=embedder.embed([message])[0])
+    assert counting.texts == ["How long should the first episodes be?"]
+    counting.texts.clear()
+    without = fit.measure("How long should the first episodes be?", message, entries)
+    assert len(counting.texts) == 2
+    assert with_vector.by_text == pytest.approx(without.by_text, abs=1e-5)

@@ -60,8 +60,10 @@ class SentenceFit:
         content = "\n".join([entry.body, *entry.questions])
         return entry.id, hashlib.sha1(content.encode("utf-8")).hexdigest()
 
-    def measure(self, ask: str, message: str, entries: Sequence[KnowledgeEntry]) -> Fit:
-        """Each sentence and question of `entries` scored by meaning against the ask (and, less, the message)."""
+    def measure(self, ask: str, message: str, entries: Sequence[KnowledgeEntry], *,
+                message_vector: np.ndarray | None = None) -> Fit:
+        """Each sentence and question of `entries` scored by meaning against the ask (and, less, the message).
+        `message_vector`: the message's embedding when the caller already has one (then it is not embedded)."""
         keys = [self._key(e) for e in entries]
         with self._lock:
             known = {k: self._vectors[k] for k in keys if k in self._vectors}
@@ -71,7 +73,9 @@ class SentenceFit:
         for key, entry in zip(keys, entries):
             if key not in known and key not in missing:
                 missing[key] = entry_texts(entry)
-        queries = [ask] + ([message] if message.strip() != ask.strip() else [])
+        whole = message.strip() != ask.strip()
+        given = message_vector is not None and message_vector.shape == (self.embedder.dimension,)
+        queries = [ask] + ([message] if whole and not given else [])
         batch = queries + [t for texts in missing.values() for t in texts]
         vectors = self.embedder.embed(batch)  # the reply's one extra batch
         start = len(queries)
@@ -85,12 +89,15 @@ class SentenceFit:
                 while len(self._vectors) > self.max_entries:
                     self._vectors.popitem(last=False)
         asked = vectors[:len(queries)]
+        if whole and given and message_vector is not None:
+            norm = float(np.linalg.norm(message_vector)) or 1.0
+            asked = np.vstack([asked, (message_vector / norm).astype(asked.dtype)[None, :]])
         out: dict[str, float] = {}
         for key in keys:
             texts, matrix = known[key]
             if not texts:
                 continue
             sims = matrix @ asked.T
-            score = sims[:, 0] if len(queries) == 1 else ASK_SHARE * sims[:, 0] + (1 - ASK_SHARE) * sims[:, 1]
+            score = sims[:, 0] if len(asked) == 1 else ASK_SHARE * sims[:, 0] + (1 - ASK_SHARE) * sims[:, 1]
             out.update(zip(texts, (float(s) for s in score)))
         return Fit(out)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from bot.compose.asks import (
     Ask, acknowledgement, ask_sentences, classify, find_goal, goal_openers, reflect_goal, topic_phrase,
     wants_no_questions, wants_several,
@@ -74,6 +76,7 @@ class CoachingRequest:
     max_words: int = 120
     max_sources: int = 2
     memory_key: str | None = None  # the conversation, for per-conversation usage records
+    message_vector: np.ndarray | None = None  # the message's embedding when triage made one (saves embedding it again)
 
 
 @dataclass
@@ -147,7 +150,7 @@ class TemplateComposer:
         tool_named = names_tool(request.text)
         said = [t.reply for t in request.history]
         previous = _opening(request.history[-1].reply) if request.history else ""
-        meaning = self._meaning(asking, request.text, used)
+        meaning = self._meaning(asking, request.text, used, request.message_vector)
         if ask is Ask.OPEN:
             lines, closing = self._open(request, used, tool_named, previous, meaning)
         else:
@@ -166,12 +169,12 @@ class TemplateComposer:
         # Sources are drawn by the adapter under the reply (a link, or "Read it"), never in the text.
         return Composition(text, [h.entry.id for h in used[: request.max_sources]])
 
-    def _meaning(self, asking: str, message: str, used: list[Hit]) -> Meaning | None:
+    def _meaning(self, asking: str, message: str, used: list[Hit], vector: np.ndarray | None = None) -> Meaning | None:
         """Closeness in meaning to the ask of the used entries' sentences and questions; None without an embedder."""
         if self.fit is None:
             return None
         try:
-            return self.fit.measure(asking, message, [h.entry for h in used]).of
+            return self.fit.measure(asking, message, [h.entry for h in used], message_vector=vector).of
         except Exception:  # a refinement only: without it, shared words and cues choose
             log.exception("measuring sentences against the ask failed; choosing by shared words")
             return None
