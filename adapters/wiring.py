@@ -21,6 +21,7 @@ from bot.checkins.sending import CheckinDispatcher, CheckinWorker
 from bot.checkins.service import CheckinService
 from bot.checkins.store import Checkins
 from bot.coach import Coach
+from bot.compose.fit import SentenceFit
 from bot.handoff.desk import EscalationListener
 from bot.compose.templates import Composer, TemplateComposer
 from bot.handoff.escalations import Escalations
@@ -173,6 +174,12 @@ def make_retriever(settings: Settings, store: KnowledgeStore) -> Retriever:
                      late_interaction=settings.retrieval.late_interaction, ask_weight=settings.retrieval.ask_weight)
 
 
+def make_template_composer(settings: Settings, store: KnowledgeStore) -> TemplateComposer:
+    """The template composer; it ranks the notes' sentences by meaning with the store's own embedder when that
+    runs on this machine (a remote one would send every reply's ask out, and cost a request per reply)."""
+    return TemplateComposer(SentenceFit(store.embedder) if settings.embeddings == "local" else None)
+
+
 @dataclass
 class Runtime:
     """Everything a platform needs, built once."""
@@ -231,8 +238,9 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
     shared_masker(settings)  # every exit masks with this one; its spaCy pipeline loads on the first text
     retriever = make_retriever(settings, store)
     triage = make_triage(settings, retriever)
+    template = make_template_composer(settings, store)
     if settings.llm_enabled and (composer is None or settings.openai.llm_triage):
-        composer, triage = _llm_parts(settings, db, retriever, triage, composer)
+        composer, triage = _llm_parts(settings, db, retriever, triage, composer, template)
     memory, escalations = ConversationMemory(db), Escalations(db)
     delivery = None
     if deliver and listener is None:
@@ -240,7 +248,7 @@ def build_runtime(settings: Settings, *, listener: EscalationListener | None = N
         listener = delivery.listener if delivery is not None else None
     checkins, dispatcher, worker = _checkin_parts(settings, db, memory, store, clock, deliver=deliver)
     coach = Coach(settings=settings, retriever=retriever, triage=triage, memory=memory,
-                  escalations=escalations, composer=composer or TemplateComposer(), listener=listener,
+                  escalations=escalations, composer=composer or template, fallback=template, listener=listener,
                   checkins=checkins)
     # A process that delivers is a running bot: it also applies the retention policy, once a day.
     retention = RetentionWorker(PrivacyStore(db, settings.retention)).start() if deliver else None
@@ -275,7 +283,7 @@ def _checkin_parts(settings: Settings, db: StateDB, memory: ConversationMemory, 
     return service, dispatcher, worker
 
 def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Triage,
-               composer: Composer | None) -> tuple[Composer, Triage]:
+               composer: Composer | None, template: TemplateComposer) -> tuple[Composer, Triage]:
     """LLM mode: the model writes replies (templates as fallback) and, if asked, helps triage."""
     # Imported here so template mode never loads the openai SDK.
     from bot.compose.llm import ChatModel, LLMComposer, LLMConfigError
@@ -285,7 +293,7 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
     usage = UsageLog(db, prices=settings.openai.prices)
     try:
         if composer is None:
-            composer = LLMComposer(settings, usage=usage, fallback=TemplateComposer())
+            composer = LLMComposer(settings, usage=usage, fallback=template)
         if settings.openai.llm_triage:
             chat = ChatModel(settings.openai, usage=usage)
 

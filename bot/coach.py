@@ -116,7 +116,7 @@ class Coach:
         if decision.route is Route.COACH:
             result = self._retrieve(text, history, vector, local_only=local_only)
             confidence = result.confidence
-            composition = self._compose(text, result, history, key, local_only=local_only)
+            composition = self._compose(text, result, history, key, local_only=local_only, vector=vector)
             reply_text, composer_name = composition.text, composition.composer
             sources = self._sources(result, composition)
             actions = list(COACH_ACTIONS)
@@ -317,13 +317,13 @@ class Coach:
                                       context_weight=r.context_weight, glossary=r.glossary, late_interaction=False)
         return self._lexical
 
-    def _compose(self, text: str, result: SearchResult, history: Sequence[PastTurn],
-                 memory_key: str | None = None, *, local_only: bool = False) -> Composition:
+    def _compose(self, text: str, result: SearchResult, history: Sequence[PastTurn], memory_key: str | None = None,
+                 *, local_only: bool = False, vector: np.ndarray | None = None) -> Composition:
         request = CoachingRequest(
             text=text, hits=result.hits,
             confident=result.confidence >= self.settings.retrieval.min_confidence,
             history=history, max_words=self.settings.reply.max_words,
-            max_sources=self.settings.retrieval.max_sources, memory_key=memory_key,
+            max_sources=self.settings.retrieval.max_sources, memory_key=memory_key, message_vector=vector,
         )
         if local_only:
             # The composer may be a remote model; a concern's conversation is answered from templates.

@@ -111,7 +111,10 @@ def test_any_ideas_may_get_two_ideas_from_two_close_entries_a_sentence_each():
                               confident=True)
     lines = TemplateComposer().compose(request).text.splitlines()
     assert len(lines) == 3 and questions_in(lines[0] + lines[1]) == 0 and lines[2].endswith("?")
-    assert any(s in lines[1] for s in ("Recording for a real audience", "A shared wall lets every student post"))
+    # One idea from each entry; the one that fits the ask better leads, whichever entry it is from.
+    notes = [" ".join(ENTRIES[i].body.split()) for i in ("podcast-voices", "shared-wall-brainstorm")]
+    sources = [next(i for i, note in enumerate(notes) if line.split(": ", 1)[1] in note) for line in lines[:2]]
+    assert sorted(sources) == [0, 1]
 
 
 def test_just_tell_me_gets_a_short_straight_answer_not_a_refusal():

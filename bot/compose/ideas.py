@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from bot.compose.output_checks import leakage, urls_in
 from knowledge.entry import KnowledgeEntry
@@ -79,18 +79,28 @@ def answer_score(sentence: str, wanted: set[str], ask: str) -> float:
     return score
 
 
-def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False,
-                  must_answer: bool = False) -> str | None:
-    """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is.
-    `straight`: the answer to "just tell me", which leans on the note's opening and away from caveats.
-    `must_answer`: None also when no sentence shares a key word of the ask or offers something to do, so the
-    reply can say so rather than paste a sentence that answers something else."""
+# With sentence vectors at hand (bot/compose/fit.py), closeness in meaning to the ask counts this much per
+# unit of cosine (sentences of one entry lie within about 0.3 of each other); against it an action (+0.6)
+# or a setting (-0.7) still tips a near-tie.
+MEANING_WEIGHT = 3.0
+# A sentence sharing no key word of the ask, and offering nothing to do, answers it only this close in meaning.
+MIN_MEANING = 0.3
+# What a definition loses besides, unless the ask is what something is or means.
+DEFINITION_PENALTY = 0.5
+_WHAT_IS = re.compile(r"(what('s| is| are| does)|mean(s|ing)?|defin\w*)", re.I)
+
+
+def scored_sentences(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False,
+                     must_answer: bool = False, fit: Callable[[str], float | None] | None = None
+                     ) -> list[tuple[float, str]]:
+    """The sentences of the entry's note that may answer `ask`, each with its score, best first.
+    `fit` gives a sentence's closeness in meaning to the ask (None when not measured); see best_sentence."""
     wanted = ask_terms(ask)
     about = set(tokenize(entry.title + " " + " ".join(entry.tags)))
     named = about | set(tokenize(ask))
     counting = bool(_HOW_MUCH.search(ask))
     skip = list(avoid)
-    best: tuple[float, int, str] | None = None
+    out: list[tuple[float, str]] = []
     for index, sentence in enumerate(note_sentences(entry)):
         words = len(sentence.split())
         if not MIN_WORDS <= words <= MAX_WORDS or _STEPWISE.match(sentence) or not stands_alone(sentence, named):
@@ -98,9 +108,17 @@ def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (),
         if any(sentence in text for text in skip) or leakage(sentence) or urls_in(sentence):
             continue  # said already, or text a reply must never carry (instructions to a model, links)
         terms = set(tokenize(sentence))
-        if must_answer and wanted and not wanted & terms and not (_CONCRETE.search(sentence) and terms & about):
-            continue  # it answers some other question
+        meaning = fit(sentence) if fit is not None else None
+        # No key word of the ask: it answers only if it offers something to do about the entry's subject, or
+        # means much the same as the ask.
+        if (must_answer and wanted and not wanted & terms and not (_CONCRETE.search(sentence) and terms & about)
+                and (meaning is None or meaning < MIN_MEANING)):
+            continue
         score = answer_score(sentence, wanted, ask)
+        if meaning is not None:
+            score += MEANING_WEIGHT * meaning
+            # A definition is close in meaning to any ask about its subject, yet answers only "what is it".
+            score -= DEFINITION_PENALTY if _DEFINITION.match(sentence) and not _WHAT_IS.search(ask) else 0.0
         # A sentence that names what the entry is about stands alone under its source.
         score += 0.4 if terms & about else 0.0
         score -= 0.5 if "..." in sentence or "…" in sentence else 0.0
@@ -108,16 +126,27 @@ def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (),
         # Earlier sentences say what the entry is about; a "how long" answer may sit further in.
         score -= (0.3 if straight and not counting else 0.05) * index
         score -= 0.6 if straight and _CAVEAT.match(sentence) else 0.0
-        if best is None or score > best[0]:
-            best = (score, index, sentence)
-    return best[2] if best else None
+        out.append((score, sentence))
+    return sorted(out, key=lambda pair: -pair[0])
+
+
+def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False,
+                  must_answer: bool = False, fit: Callable[[str], float | None] | None = None) -> str | None:
+    """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is.
+    `straight`: the answer to "just tell me", which leans on the note's opening and away from caveats.
+    `must_answer`: None also when no sentence shares a key word of the ask or offers something to do, so the
+    reply can say so rather than paste a sentence that answers something else.
+    `fit`: each sentence's closeness in meaning to the ask, which then weighs most."""
+    ranked = scored_sentences(entry, ask, avoid=avoid, straight=straight, must_answer=must_answer, fit=fit)
+    return ranked[0][1] if ranked else None
 
 
 # A straight answer may take the note's next sentence too when the first is this short, up to the total.
 SHORT_ANSWER_WORDS, MAX_ANSWER_WORDS = 14, 45
 
 
-def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = ()) -> str | None:
+def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (),
+                    fit: Callable[[str], float | None] | None = None) -> str | None:
     """One or two sentences of the note that answer `ask` directly: the best sentence, and the next one when
     the best is short and the next carries it on; any plain sentence of the note when none scores."""
     skip = list(avoid)
@@ -125,7 +154,7 @@ def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (
              if len(s.split()) <= MAX_WORDS and not _STEPWISE.match(s) and not leakage(s) and not urls_in(s)
              and not any(s in text for text in skip)]
     named = set(tokenize(entry.title + " " + " ".join(entry.tags) + " " + ask))
-    first = best_sentence(entry, ask, avoid=skip, straight=True) or next(
+    first = best_sentence(entry, ask, avoid=skip, straight=True, fit=fit) or next(
         (s for s in plain if stands_alone(s, named)), None)
     if first is None:
         return None

@@ -10,21 +10,29 @@ always there to fall back on.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import numpy as np
 
 from bot.compose.asks import (
     Ask, acknowledgement, ask_sentences, classify, find_goal, goal_openers, reflect_goal, topic_phrase,
     wants_no_questions, wants_several,
 )
-from bot.compose.ideas import best_sentence, straight_answer
+from bot.compose.fit import SentenceFit
+from bot.compose.ideas import scored_sentences, straight_answer
 from bot.models import PastTurn
 from knowledge.glossary import AMBIGUOUS, read_as_tool
 from knowledge.search import Hit
 
 __all__ = ["CoachingRequest", "Composer", "Composition", "TemplateComposer", "reflect_goal"]
+
+log = logging.getLogger(__name__)
+# How close in meaning a text is to the ask (None when not measured).
+Meaning = Callable[[str], "float | None"]
 
 _LEARNING_WORDS = re.compile(r"\b(learn\w*|goal|purpose|why|understand\w*|think\w*|evidence|success)\b", re.I)
 _TOOL_WORDS = re.compile(
@@ -35,8 +43,14 @@ _TOOL_WORDS = re.compile(
 )
 # A second entry joins the reply only when it scored close to the first; further behind it is noise.
 SECOND_SOURCE_RATIO = 0.6
+# ... and only when it trails the first by at most this much of the retrieval score (see second_is_relevant).
+SECOND_SOURCE_GAP = 0.06
 # A second idea is offered only when its entry is nearly as good a match as the first.
 SECOND_IDEA_RATIO = 0.9
+# The second entry's best sentence leads the reply only when it beats the first entry's by this much.
+SECOND_ENTRY_HANDICAP = 0.3
+# Per place in the integrators' list, what a question loses against its closeness to the ask.
+QUESTION_ORDER_WEIGHT = 0.03
 # Ways into an idea, a straight answer and a second idea; a conversation never opens two turns alike.
 # Ideas are the notes' own sentences; the source under the reply names the entry, so the text does not.
 _IDEA_LEADS = ("One idea: ", "Something that often works: ", "Worth a try: ")
@@ -62,6 +76,7 @@ class CoachingRequest:
     max_words: int = 120
     max_sources: int = 2
     memory_key: str | None = None  # the conversation, for per-conversation usage records
+    message_vector: np.ndarray | None = None  # the message's embedding when triage made one (saves embedding it again)
 
 
 @dataclass
@@ -99,10 +114,26 @@ def asked_before(question: str, history: Sequence[PastTurn]) -> bool:
     return any(question in turn.reply for turn in history)
 
 
+def second_is_relevant(top: Hit, second: Hit) -> bool:
+    """Whether the second entry found is worth showing beside the first: close to it in score, and not far
+    behind it in meaning alone. An entry that only shares a word with the message ("maths", "photos")
+    trails the first by a wide gap; one that is also about the ask is close behind."""
+    if second.score < SECOND_SOURCE_RATIO * top.score:
+        return False
+    return top.score - second.score <= SECOND_SOURCE_GAP
+
+
 class TemplateComposer:
-    """Builds the reply from the integrators' curated notes, questions and links."""
+    """Builds the reply from the integrators' curated notes, questions and links.
+
+    With a `SentenceFit` (a local sentence embedder), the idea and the question are the ones closest in
+    meaning to the ask; without one, shared words and cues (an action over a definition) decide.
+    """
 
     name = "template"
+
+    def __init__(self, fit: SentenceFit | None = None) -> None:
+        self.fit = fit
 
     def compose(self, request: CoachingRequest) -> Composition:
         """Answer the ask first (ideas, or a straight answer) or say the goal back; then hand the thinking back."""
@@ -111,18 +142,20 @@ class TemplateComposer:
         hits = list(request.hits)
         top = hits[0]
         used = [top]
-        # A second entry joins only when it scored close to the first: otherwise it is noise.
-        if len(hits) > 1 and request.max_sources > 1 and hits[1].score >= SECOND_SOURCE_RATIO * top.score:
+        # A second entry joins only when it is relevant too: otherwise it is noise under the reply.
+        if len(hits) > 1 and request.max_sources > 1 and second_is_relevant(top, hits[1]):
             used.append(hits[1])
         asking = " ".join(ask_sentences(request.text)) or request.text
         ask = classify(asking)
         tool_named = names_tool(request.text)
         said = [t.reply for t in request.history]
         previous = _opening(request.history[-1].reply) if request.history else ""
+        meaning = self._meaning(asking, request.text, used, request.message_vector)
         if ask is Ask.OPEN:
-            lines, closing = self._open(request, used, tool_named, previous)
+            lines, closing = self._open(request, used, tool_named, previous, meaning)
         else:
-            lines, closing = self._answer(request, used, ask, asking, tool_named, said, previous), None
+            lines = self._answer(request, used, ask, asking, tool_named, said, previous, meaning)
+            closing = None
         # "No questions please": the straight answer, with nothing handed back.
         if ask is Ask.STRAIGHT and wants_no_questions(request.text):
             kept = [line for line in lines if "?" not in line]
@@ -136,13 +169,23 @@ class TemplateComposer:
         # Sources are drawn by the adapter under the reply (a link, or "Read it"), never in the text.
         return Composition(text, [h.entry.id for h in used[: request.max_sources]])
 
+    def _meaning(self, asking: str, message: str, used: list[Hit], vector: np.ndarray | None = None) -> Meaning | None:
+        """Closeness in meaning to the ask of the used entries' sentences and questions; None without an embedder."""
+        if self.fit is None:
+            return None
+        try:
+            return self.fit.measure(asking, message, [h.entry for h in used], message_vector=vector).of
+        except Exception:  # a refinement only: without it, shared words and cues choose
+            log.exception("measuring sentences against the ask failed; choosing by shared words")
+            return None
+
     def _open(self, request: CoachingRequest, used: list[Hit], tool_named: bool,
-              previous: str) -> tuple[list[str], str | None]:
+              previous: str, meaning: Meaning | None = None) -> tuple[list[str], str | None]:
         """A goal or reflection: the goal said back in the teacher's terms, then one or two questions."""
         # The goal or topic is said back only when it reads as plain English; otherwise no echo at all.
         openers = goal_openers(find_goal(request.text), topic_phrase(used[0].entry.title))
         close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
-        questions = self._questions(close, request.history, prefer_learning=tool_named)
+        questions = self._questions(close, request.history, prefer_learning=tool_named, meaning=meaning)
         # A named tool puts the learning question first (see _questions); no "before the tool" label.
         lines = [_vary(openers, previous)] if openers else []
         lines.extend(questions)
@@ -152,45 +195,70 @@ class TemplateComposer:
         return lines, closing
 
     def _answer(self, request: CoachingRequest, used: list[Hit], ask: Ask, asking: str, tool_named: bool,
-                said: list[str], previous: str) -> list[str]:
-        """A direct ask: one or two ideas from the best entries, a sentence each, then one question."""
-        ideas: list[str] = []
-        for hit in used:
-            if ideas and (ask is not Ask.IDEAS or not wants_several(asking)
-                          or hit.score < SECOND_IDEA_RATIO * used[0].score):
-                break
-            if ask is Ask.STRAIGHT:  # a straight answer: a sentence or two from the best entry's note
-                sentence = straight_answer(hit.entry, asking, avoid=said)
-            else:  # an idea must answer the ask, not just come from the right entry
-                sentence = best_sentence(hit.entry, asking, avoid=said, must_answer=True)
-            if sentence is None:
-                continue
-            if not ideas:
-                leads = {Ask.STRAIGHT: _STRAIGHT_LEADS, Ask.QUESTION: _QUESTION_LEADS}.get(ask, _IDEA_LEADS)
-                ideas.append(_vary(leads, previous) + sentence)
-            else:
-                ideas.append(_SECOND_LEADS[len(request.history) % len(_SECOND_LEADS)] + sentence)
-        close = [h for h in used if h.score >= SECOND_IDEA_RATIO * used[0].score]
-        questions = self._questions(close, request.history, prefer_learning=tool_named)[:1]
-        if not ideas:  # nothing in the notes answers it: say so in one line, then the question that lets them go on
+                said: list[str], previous: str, meaning: Meaning | None = None) -> list[str]:
+        """A direct ask: the idea that best answers it from the entries used, a sentence; a second idea from the
+        other entry when options were asked for; then one question from the idea's own entry. The sources
+        keep retrieval's order: the idea may come from the second, which is then a near tie."""
+        straight = ask is Ask.STRAIGHT
+        # The best candidate of each entry; the second entry's must beat the first's by a margin.
+        best: list[tuple[float, Hit, str]] = []
+        for rank, hit in enumerate(used):
+            ranked = scored_sentences(hit.entry, asking, avoid=said, straight=straight, must_answer=not straight,
+                                      fit=meaning)
+            if ranked:
+                best.append((ranked[0][0] - SECOND_ENTRY_HANDICAP * rank, hit, ranked[0][1]))
+        if straight and not best:  # a straight answer comes even from a note of short or plain sentences
+            answer = straight_answer(used[0].entry, asking, avoid=said, fit=meaning)
+            best = [(0.0, used[0], answer)] if answer else []
+        if not best:  # nothing in the notes answers it: say so in one line, then the question that lets them go on
+            questions = self._questions(used[:1], request.history, prefer_learning=tool_named, meaning=meaning)[:1]
             question = _NO_ANSWER_QUESTION if not asked_before(_NO_ANSWER_QUESTION, request.history) else questions[0]
             return [_NO_ANSWER[len(request.history) % len(_NO_ANSWER)], question]
+        best.sort(key=lambda item: -item[0])
+        _, chosen, sentence = best[0]
+        if straight:  # a sentence or two from the chosen entry's note
+            sentence = straight_answer(chosen.entry, asking, avoid=said, fit=meaning) or sentence
+        leads = {Ask.STRAIGHT: _STRAIGHT_LEADS, Ask.QUESTION: _QUESTION_LEADS}.get(ask, _IDEA_LEADS)
+        ideas = [_vary(leads, previous) + sentence]
+        # "Any ideas?": a second idea from the other entry, when it is nearly as good a match as the first.
+        others = [(h, s) for _, h, s in best[1:] if h.score >= SECOND_IDEA_RATIO * used[0].score]
+        if ask is Ask.IDEAS and wants_several(asking) and others:
+            ideas.append(_SECOND_LEADS[len(request.history) % len(_SECOND_LEADS)] + others[0][1])
+        # The question follows on from the idea: it comes from the same entry, the one closest to the ask.
+        questions = self._questions([chosen], request.history, prefer_learning=tool_named, meaning=meaning)[:1]
         return [*ideas, *questions]
+
     @staticmethod
-    def _questions(used: list[Hit], history: Sequence[PastTurn], *, prefer_learning: bool) -> list[str]:
+    def _questions(used: list[Hit], history: Sequence[PastTurn], *, prefer_learning: bool,
+                   meaning: Meaning | None = None) -> list[str]:
         """One question from each entry used (a second from the best when there is one entry), never one
-        asked before in the conversation; when the entries' questions run out, a plain one that hands back."""
+        asked before in the conversation, the one closest in meaning to the ask first when that is measured;
+        when the entries' questions run out, a plain one that hands back."""
+
+        def pool(hit: Hit, chosen: list[str]) -> list[str]:
+            unasked = [q for q in hit.entry.questions if not asked_before(q, history) and q not in chosen]
+            if meaning is not None:
+                # The integrators' order still counts: a question barely closer does not jump the first.
+                order = {q: i for i, q in enumerate(unasked)}
+                unasked.sort(key=lambda q: -((meaning(q) or 0.0) - QUESTION_ORDER_WEIGHT * order[q]))
+            if prefer_learning and not chosen:
+                unasked.sort(key=lambda q: 0 if _LEARNING_WORDS.search(q) else 1)
+            return unasked
+
         chosen: list[str] = []
         for hit in used:
-            pool = [q for q in hit.entry.questions if not asked_before(q, history) and q not in chosen]
-            if prefer_learning and not chosen:
-                pool.sort(key=lambda q: 0 if _LEARNING_WORDS.search(q) else 1)
-            if pool:
-                chosen.append(pool[0])
+            candidates = pool(hit, chosen)
+            if candidates:
+                chosen.append(candidates[0])
             if len(chosen) == 2:
                 break
         if len(chosen) < 2:
-            chosen += [q for q in used[0].entry.questions if q not in chosen and not asked_before(q, history)][:1]
+            chosen += pool(used[0], chosen)[:1]
+        elif meaning is not None and len(used) > 1 and chosen[0] in used[0].entry.questions:
+            # The second entry's question only when it fits the ask better than the first entry's next one.
+            own = pool(used[0], chosen[:1])
+            if own and (meaning(own[0]) or 0.0) > (meaning(chosen[1]) or 0.0):
+                chosen[1] = own[0]
         if not chosen:
             unasked = [q for q in _HAND_BACK if not asked_before(q, history)]
             chosen = unasked[:1] or [_HAND_BACK[len(history) % len(_HAND_BACK)]]
