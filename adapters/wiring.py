@@ -139,23 +139,30 @@ def make_triage(settings: Settings, retriever: Retriever | None = None) -> Triag
 
     Triage always runs on this machine: with remote embeddings for retrieval, triage still
     embeds locally, so no message (a disclosure least of all) leaves before it is triaged.
-    Without a retriever (`coach triage explain`) the school's glossary is read directly.
+    Messages are read with the glossary's plain expansion, as the shipped model was trained
+    (`bot/triage/ship.py`, `coach triage explain|check`); when the retriever reads a message the
+    same way (no tool name that is also a teaching idea), its query vector serves triage too.
     """
     store_embedder = retriever.store.embedder if retriever is not None else None
     local = store_embedder if isinstance(store_embedder, MiniLMEmbedder) else MiniLMEmbedder()
-    shared = retriever is not None and local is store_embedder
-    expand = retriever.expand if retriever is not None else _glossary_expander(settings)
+    expand = _glossary_expander(settings)
+    same_reading = _same_reading(retriever, expand) if retriever is not None and local is store_embedder else None
 
-    def embed_local(text: str) -> np.ndarray:
+    def embed_one(text: str) -> np.ndarray:
+        if retriever is not None and same_reading is not None and same_reading(text):
+            return retriever.embed_query(text)  # the retriever keeps the word pieces for its re-ranking
         return local.embed([expand(text)])[0]
 
     try:
         return load_triage(settings.config, settings.data_dir / "cache", model_name=local.name,
-                           embed_many=local.embed,
-                           embed_one=retriever.embed_query if shared and retriever is not None else embed_local,
-                           prepare=expand, shares_retrieval_vector=shared)
+                           embed_many=local.embed, embed_one=embed_one, prepare=expand, shares_vector=same_reading)
     except TriageConfigError as exc:
         raise StartupError(f"triage: {exc}") from None
+
+
+def _same_reading(retriever: Retriever, expand: Callable[[str], str]) -> Callable[[str], bool]:
+    """True for a message the retriever embeds as triage does (the same text after each one's expansion)."""
+    return lambda text: retriever.expand(text) == expand(text)
 
 
 def _glossary_expander(settings: Settings) -> Callable[[str], str]:
@@ -299,7 +306,7 @@ def _llm_parts(settings: Settings, db: StateDB, retriever: Retriever, triage: Tr
 
             def confidence(text: str, vector: np.ndarray | None) -> float:
                 # Remote embeddings see masked text only: the embedder masks what it sends (make_embedder).
-                return retriever.search(text, k=3, vector=vector if triage.shares_retrieval_vector else None).confidence
+                return retriever.search(text, k=3, vector=triage.retrieval_vector(text, vector)).confidence
 
             triage = ModelAssistedTriage(  # type: ignore[assignment]  # same decide() as Triage
                 triage, chat, confidence=confidence,

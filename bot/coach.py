@@ -105,8 +105,7 @@ class Coach:
         # One embedding of the message serves triage and, for a first turn, retrieval.
         vector: np.ndarray | None = triage.embed(text)
         decision = triage.decide(text, self._context(history, key), vector=vector)
-        if not triage.shares_retrieval_vector:
-            vector = None
+        vector = triage.retrieval_vector(text, vector)
 
         sources: list[Source] = []
         handoff: Handoff | None = None

@@ -13,7 +13,7 @@ import numpy as np
 
 from knowledge.entry import GRADE_BANDS, KnowledgeEntry
 from knowledge.glossary import AMBIGUOUS, Glossary
-from knowledge.late_interaction import maxsim
+from knowledge.late_interaction import maxsim_many
 from knowledge.lexical import BM25Index, query_terms, tokenize
 from knowledge.query import ask_text
 from knowledge.store import KnowledgeStore
@@ -290,11 +290,11 @@ class Retriever:
         query = self.query_tokens(text, context)
         ask_query = self.query_tokens(asking) if asking else None
         floor = min(dense.values()) if dense else 0.0
+        lates = maxsim_many(query, docs)
+        if ask_query is not None:
+            lates = (lates + self.ask_weight * maxsim_many(ask_query, docs)) / (1 + self.ask_weight)
         hits = []
-        for entry, doc in zip(candidates, docs):
-            late = maxsim(query, doc)
-            if ask_query is not None:
-                late = (late + self.ask_weight * maxsim(ask_query, doc)) / (1 + self.ask_weight)
+        for entry, late in zip(candidates, lates.tolist()):
             score = (late + self.rerank_dense_share * dense.get(entry.id, floor)
                      + self.lexical_weight * relative.get(entry.id, 0.0) + boost.get(entry.id, 0.0))
             hits.append(Hit(entry, score, dense.get(entry.id, 0.0), lexical.get(entry.id, 0.0), late))

@@ -148,6 +148,30 @@ def test_the_runtime_triage_carries_the_mix(tmp_path):
     assert make_triage(settings).weights[Category.COACHING] == 1.0
 
 
+def test_the_runtime_triage_is_the_shipped_model_and_shares_the_search_vector(settings, store):
+    """Built beside a retriever (as `build_runtime` does), triage reads messages as the shipped model was
+    trained, so nothing is refitted at start-up; the retriever's query vector serves triage whenever both
+    read the message alike, and never when the retriever reads a tool name differently."""
+    from adapters.wiring import make_retriever, make_triage
+
+    retriever = make_retriever(settings, store)
+    triage = make_triage(settings, retriever)
+    assert triage.model.digest == shipped_model().digest
+    assert not list((settings.data_dir / "cache").glob("model-*.npz"))  # nothing fitted, nothing cached
+
+    plain = "how can my year 5s brainstorm together online?"
+    vector = triage.embed(plain)
+    assert np.allclose(vector, retriever.embed_query(plain), atol=1e-5)
+    assert triage.retrieval_vector(plain, vector) is vector
+    assert retriever.expand(plain) in retriever._query_tokens  # one pass kept the word pieces for re-ranking
+
+    on_flip = "book reviews on Flip"  # the retriever reads the tool's words in place of the name; triage adds them
+    assert retriever.expand(on_flip) != EXPAND(on_flip)
+    vector = triage.embed(on_flip)
+    assert np.allclose(vector, store.embedder.embed([EXPAND(on_flip)])[0], atol=1e-5)
+    assert triage.retrieval_vector(on_flip, vector) is None
+
+
 @pytest.mark.parametrize("mix, error", [
     ({"coaching": 0.5, "fault": 0.5}, "missing .*account"),
     ({"coaching": 0.5, "safeguarding": 0.1}, "'safeguarding' cannot be given a share"),

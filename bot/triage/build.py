@@ -134,13 +134,15 @@ def corpus_files(config: ConfigFiles) -> list[Path]:
 
 def load_triage(config: ConfigFiles | Path, cache_dir: Path | None, *, model_name: str, embed_many: EmbedMany,
                 embed_one: Callable[[str], np.ndarray], prepare: Callable[[str], str] = lambda t: t,
-                shares_retrieval_vector: bool = False) -> Triage:
+                shares_vector: Callable[[str], bool] | None = None) -> Triage:
     """Rules from `triage.yaml`, the corpus from `triage-corpus/`, and the model for them.
 
     `config` resolves each file (the school's, else the packaged default); a plain folder is read on its own.
 
-    `prepare` turns a message into the text that is embedded (the retriever's glossary
-    expansion), so a vector the coach already computed for retrieval can serve triage too.
+    `prepare` turns a message into the text that is embedded (the glossary expansion the shipped
+    model was trained on, `bot/triage/ship.py`); any other reading names a different model, fitted
+    at start-up. `shares_vector` says for which messages `embed_one` is also the retriever's query
+    vector (`Triage.retrieval_vector`).
     """
     if isinstance(config, Path):
         # A whole folder on its own, nothing from the package (benchmarks, tests of one folder).
@@ -151,7 +153,7 @@ def load_triage(config: ConfigFiles | Path, cache_dir: Path | None, *, model_nam
     examples = load_corpus_files(corpus_files(config), CORPUS_FOLDER)
     prepared = [prepare(e.text) for e in examples]
     model = trained_model(examples, prepared, model_name, embed_many, cache_dir)
-    return Triage(rules, model, embed_one, shares_retrieval_vector=shares_retrieval_vector)
+    return Triage(rules, model, embed_one, shares_vector=shares_vector)
 
 
 __all__ = ["TriageConfigError", "load_triage", "trained_model", "EncodingCache", "model_key"]

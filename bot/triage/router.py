@@ -81,15 +81,22 @@ class Triage:
     """Phrase rules, the learned router and the concern detectors, over one message embedding."""
 
     def __init__(self, rules: PhraseRules, model: TriageModel, embed: Callable[[str], np.ndarray], *,
-                 shares_retrieval_vector: bool = False) -> None:
+                 shares_vector: Callable[[str], bool] | None = None) -> None:
         self.rules = rules
         self.model = model
         self.embed = embed
         # Routed categories re-weighted to the mix the school expects (`router.expected_mix`);
         # empty means the router's own probabilities.
         self.weights = prior_weights(rules.expected_mix)
-        # True when `embed` is the retriever's own query embedding, so one vector serves both.
-        self.shares_retrieval_vector = shares_retrieval_vector
+        # True for a message whose `embed` vector is also the retriever's query vector (both read it with
+        # the same glossary expansion), so one embedding serves both.
+        self._shares_vector = shares_vector
+
+    def retrieval_vector(self, text: str, vector: np.ndarray | None) -> np.ndarray | None:
+        """`vector`, this message's triage embedding, when it is also the retriever's query vector; else None."""
+        if vector is None or self._shares_vector is None or not self._shares_vector(text):
+            return None
+        return vector
 
     def decide(self, text: str, context: ConversationContext = ConversationContext(), *,
                vector: np.ndarray | None = None) -> Decision:
