@@ -23,7 +23,8 @@ restarted halfway through; nothing may be lost and nothing answered twice.
 Bounded: at most 20,000 events, loopback only, and everything stops after --max-seconds. Progress
 goes to stderr; the last line on stdout is one JSON object:
   events, answered_once, answered_twice, lost, ack_p50_ms, ack_p99_ms, replies_per_second,
-  escalations, escalations_delivered_once, ... (details after those)
+  escalations, escalations_delivered_once, ... (details after those); `doubled` lists each job
+  answered more than once with every call counted as its answer, `slow_acks` every ack over 1 s.
 Exit status 0 when every event was answered exactly once and every escalation delivered exactly once.
 """
 
@@ -205,6 +206,7 @@ class Stats:
     retries: Counter[str] = field(default_factory=Counter)  # by platform: a failed or slow (timed-out) request sent again
     duplicates_sent: int = 0
     gave_up: Counter[str] = field(default_factory=Counter)  # every attempt failed or timed out (it may still be answered)
+    slow: list[tuple[str, int, float, float]] = field(default_factory=list)  # acks over 1 s: kind, process, sent at, ms
 
 
 def build_jobs(args: argparse.Namespace, service_url: str) -> list[Job]:
@@ -276,6 +278,8 @@ async def deliver(session: aiohttp.ClientSession, job: Job, balancer: Balancer, 
         elapsed_ms = (time.monotonic() - started) * 1000
         if status is not None and 200 <= status < 300:
             (stats.ack_ms if job.kind == "slack" else stats.teams_ms).append(elapsed_ms)
+            if elapsed_ms > 1000:
+                stats.slow.append((job.kind, bot.index, started, elapsed_ms))
             job.acked = True
             job.acked_by.add(bot.index)
             return
@@ -341,6 +345,50 @@ def slack_answers(api: SlackAPIServer) -> tuple[Counter[str], dict[str, float], 
         first.setdefault(channel, call.at)
         sorry += SORRY in text
     return counts, first, sorry
+
+
+def _metadata(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            meta = {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def doubled(jobs: list[Job], api: SlackAPIServer, connector: BotConnectorServer, t0: float,
+            limit: int = 20) -> list[dict[str, Any]]:
+    """The jobs answered more than once, each with every call counted as its answer (so a failure explains itself).
+
+    Slack: method, seconds after the run started, the message ts updated or thread, the metadata mark
+    (`coach_thinking`, `coach_answer`) and the text's start. Teams: kind (send/reply), seconds, replyToId, text.
+    """
+    slack_counts, _, _ = slack_answers(api)
+    teams_counts, _, _ = teams_answers(connector)
+    keys = {("slack", j.key) for j in jobs if j.kind == "slack" and slack_counts[j.key] >= 2}
+    keys |= {("teams", j.key) for j in jobs if j.kind == "teams" and teams_counts[j.key] >= 2}
+    out: list[dict[str, Any]] = []
+    for kind, key in sorted(keys)[:limit]:
+        job = next(j for j in jobs if j.kind == kind and j.key == key)
+        calls: list[dict[str, Any]] = []
+        if kind == "slack":
+            for call in api.requests:
+                if call.method.startswith(("chat.", "conversations.")) and str(call.body.get("channel")) == key:
+                    calls.append({"method": call.method, "s": round(call.at - t0, 2),
+                                  "ts": call.body.get("ts"), "thread_ts": call.body.get("thread_ts"),
+                                  "mark": _metadata(call.body).get("event_type"),
+                                  "inbound": (_metadata(call.body).get("event_payload") or {}).get("inbound"),
+                                  "text": str(call.body.get("text") or "")[:40]})
+        else:
+            for record in list(connector.requests):
+                if str(record.conversation_id) == key:
+                    calls.append({"kind": record.kind, "type": record.type, "s": round(record.at - t0, 2),
+                                  "reply_to": record.body.get("replyToId"),
+                                  "text": str(record.body.get("text") or "")[:40]})
+        out.append({"kind": kind, "key": key, "index": job.index, "attempts": job.attempts,
+                    "acked_by": sorted(job.acked_by), "duplicate_after": job.duplicate_after, "calls": calls})
+    return out
 
 
 def teams_answers(connector: BotConnectorServer) -> tuple[Counter[str], dict[str, float], int]:
@@ -588,6 +636,9 @@ def summarize(jobs: list[Job], stats: Stats, api: SlackAPIServer, connector: Bot
             "never_acked": sum(1 for j, n in zip(jobs, per_job) if n == 0 and not j.acked_by),
         },
         "seconds": round(time.monotonic() - t0, 1),
+        "doubled": doubled(jobs, api, connector, t0),
+        # Acks that took over a second: platform, process, seconds after the first send, ms (when, and where).
+        "slow_acks": [[kind, index, round(at - t0, 1), round(ms)] for kind, index, at, ms in sorted(stats.slow)][:40],
     }
 
 

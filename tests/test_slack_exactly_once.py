@@ -9,6 +9,7 @@ which finds the answer by its metadata and does not post it again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.parse
@@ -17,11 +18,14 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.actions import action_item
 from adapters.slack.commands import command_item
-from adapters.slack.events import event_item
+from adapters.slack.events import event_item, process_event
 from adapters.slack.sinks import Mark, metadata
+from adapters.slack.worker import Bridge, Kind
+from bot.models import InboundMessage, Reply
 from bot.settings import Settings
 from bot.state.database import StateDB, utcnow
 from bot.state.inbound import DONE, InboundQueue
@@ -151,6 +155,48 @@ def test_a_message_killed_before_posting_is_still_answered_once(app: RunningApp,
     app.api.settle(quiet=0.5)
     [answer] = app.api.calls("chat.postMessage")
     assert row.answer_ts and _meta(answer)["event_payload"]["inbound"] == key
+
+
+class SlowCoach:
+    """The real coach, taking `seconds` longer per answer: a process with a backlog on a busy machine."""
+
+    def __init__(self, coach: Any, seconds: float) -> None:
+        self.coach, self.seconds = coach, seconds
+
+    def handle(self, message: InboundMessage) -> Reply:
+        time.sleep(self.seconds)
+        return self.coach.handle(message)
+
+
+async def test_a_message_waiting_behind_a_backlog_is_not_taken_over_and_answered_again(
+        runtime, api: SlackAPIServer) -> None:
+    # benchmarks/load.py saw this: an item claimed on arrival waited in its process's answer pool
+    # longer than its lease, another process's sweeper took it over and answered it, and then the
+    # first process answered it too. An item is now claimed only when a thread is free to answer it.
+    await asyncio.to_thread(runtime.coach.handle, _inbound("warm the masker and the embedder up"))
+    queue = InboundQueue(runtime.db, lease_seconds=2.5)
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=api.base_url)
+    busy, other = Bridge(runtime, workers=1), Bridge(runtime, workers=1)  # two processes, one thread each
+    for bridge in (busy, other):
+        bridge.inbound, bridge.coach = queue, SlowCoach(runtime.coach, 2.0)
+        bridge.handlers[Kind.EVENT] = process_event
+    events = [im_message(QUESTION, channel=f"D0BACKLG{i}") for i in range(2)]
+    keys = []
+    for i, event in enumerate(events):
+        key, payload = event_item(json.loads(event_body(event, event_id=f"EvBACKLOG{i}")), BOT_USER_ID)
+        assert queue.record(key, payload)
+        keys.append(key)
+    arrived = [asyncio.create_task(busy.process(key, client)) for key in keys]  # the second waits for the first
+    await asyncio.sleep(3.0)  # past the second's lease, had it been claimed on arrival
+    await other.sweep_once(client)
+    await asyncio.gather(*arrived)
+    await other.drain(timeout=10)
+    await busy.drain(timeout=10)
+    for event, key in zip(events, keys):
+        answers = [c for c in api.requests if c.method in ("chat.postMessage", "chat.update")
+                   and c.body.get("channel") == event["channel"]]
+        assert len(answers) == 1, f"{key} answered {len(answers)} times: {[c.method for c in answers]}"
+        assert queue.get(key).status == DONE
 
 
 # -- buttons ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from adapters.teams.worker import inbound_key, queued_payload
 from bot.compose.templates import CoachingRequest, Composition, TemplateComposer
 from bot.handoff.escalations import EscalationRow
 from bot.state.database import StateError, utcnow
-from bot.state.inbound import DONE, PROCESSING, InboundQueue
+from bot.state.inbound import DONE, PENDING, PROCESSING, InboundQueue
 from bot.state.memory import TurnRow
 from tests.bot_connector_server import BotConnectorServer, TeamsActivities, card_element
 from tests.scenarios import SCENARIOS
@@ -139,6 +139,39 @@ async def test_the_ack_comes_before_a_slow_turn_and_the_answer_once_after(serve,
     await endpoint.app[WORKER_KEY].idle()
     assert len(endpoint.connector.messages("a:1ack-slow")) == 1
     assert held.calls == 1 and _turns(runtime, "teams:a:1ack-slow") == 1
+
+
+async def test_a_backlog_waits_unclaimed_and_without_typing_while_the_threads_compose(serve, runtime):
+    # Claimed only when a thread is free: a waiting message's lease cannot run out while it waits
+    # (another process would answer it again), and the loop sends no typing indicators for answers
+    # nobody is composing, so it stays free to acknowledge (benchmarks/load.py: Teams ack p99).
+    held = HeldComposer()
+    runtime.coach.composer = held
+    endpoint = await serve(typing_after=0.2)  # build_app: two composing threads without an LLM
+    conversations = [f"a:1ack-backlog{i}" for i in range(3)]
+    sent = [endpoint.acts.personal(SCENARIOS[0].text, conversation=c) for c in conversations]
+    for data in sent:
+        status, took = await endpoint.post(data)
+        assert status == 202 and took < ACK_LIMIT_SECONDS, (status, took)
+    deadline = time.monotonic() + 20
+    while held.calls < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert held.calls == 2, "both threads should be composing"
+    await asyncio.sleep(1.0)  # several typing intervals
+    queue = InboundQueue(runtime.db)
+    statuses = [(await asyncio.to_thread(queue.get, inbound_key(Activity().deserialize(d)))).status for d in sent]
+    assert sorted(statuses) == [PENDING, PROCESSING, PROCESSING], statuses
+    waiting = conversations[statuses.index(PENDING)]
+    assert [r for r in endpoint.connector.requests if r.conversation_id == waiting] == []
+    assert held.calls == 2
+
+    held.release.set()
+    for conversation in conversations:
+        await endpoint.connector.wait_for(lambda r, c=conversation: r.conversation_id == c and r.type == "message",
+                                          timeout=20)
+    await endpoint.app[WORKER_KEY].idle()
+    assert [len(endpoint.connector.messages(c)) for c in conversations] == [1, 1, 1]
+    assert held.calls == 3
 
 
 async def test_many_redeliveries_at_once_are_answered_once(serve, runtime):

@@ -67,6 +67,10 @@ class Bridge:
         self.settings = runtime.settings
         self.drafts_dir = drafts_dir or runtime.settings.data_dir / "drafts"
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coach")
+        # An item is claimed only when a thread is free to answer it: a claim made while the item
+        # waits behind a backlog would run out its lease there, and another process's sweeper
+        # would answer it a second time. Unclaimed items stay pending for any process's sweeper.
+        self.slots = asyncio.Semaphore(workers)
         # Dedupe claims get their own threads so a retry is recognised even while answers queue up.
         self.claims = ThreadPoolExecutor(max_workers=2, thread_name_prefix="coach-claim")
         self.inflight: set[asyncio.Task[Any]] = set()
@@ -127,6 +131,10 @@ class Bridge:
         marked done.
         """
         self.track()
+        async with self.slots:
+            await self._process(key, client)
+
+    async def _process(self, key: str, client: AsyncWebClient) -> None:
         try:
             row = await self.db_retrying(self.inbound.claim, key)
         except StateError as exc:

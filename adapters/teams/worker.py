@@ -145,6 +145,14 @@ class TeamsWorker:
         # Coach.handle is CPU-bound: its own few threads, so the database calls the acks make
         # (on the loop's default executor) never queue behind composing.
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coach-teams")
+        # The answering side's database calls (claim, done, the card) on threads of their own: the
+        # acks' inserts (the loop's default executor) never queue behind a backlog's bookkeeping.
+        self.db_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="coach-teams-db")
+        # A message is claimed only when a thread is free to compose it. Under a backlog the rest
+        # stay pending (any process's sweeper may take them), their leases do not run out while
+        # they wait, and no typing indicators are sent for answers not being composed: the loop
+        # stays free for the acks.
+        self.slots = asyncio.Semaphore(workers)
         self.inflight: set[asyncio.Task[None]] = set()
         self._order = _InOrder()
         self._sweeper: asyncio.Task[None] | None = None
@@ -184,14 +192,15 @@ class TeamsWorker:
         answer was already sent (by a process killed before marking it done) is only marked done.
         """
         if conversation is not None:  # taken before the claim, so messages keep their order
-            async with self._order.turn(conversation):
+            async with self._order.turn(conversation), self.slots:
                 await self._process(key)
             return
-        await self._process(key)
+        async with self.slots:
+            await self._process(key)
 
     async def _process(self, key: str) -> None:
         try:
-            row = await _in_thread(self.queue.claim, key)
+            row = await self._db(self.queue.claim, key)
         except StateError as exc:
             log.warning("cannot claim Teams message %s (left for the sweeper): %s", key, exc)
             return
@@ -201,7 +210,7 @@ class TeamsWorker:
             if row.answer_ts or row.attempts > MAX_ATTEMPTS:
                 if not row.answer_ts:
                     log.error("Teams message %s failed %d times; giving up on it", key, row.attempts - 1)
-                await _in_thread(self.queue.done, key)
+                await self._db(self.queue.done, key)
                 return
             await self._answer(key, row)
         except StateError as exc:  # the lease runs out and a sweeper finishes it
@@ -209,7 +218,7 @@ class TeamsWorker:
         except DeliveryFailed as exc:
             log.warning("Teams message %s: %s; left for the sweeper", key, exc)
             with contextlib.suppress(StateError):  # if it cannot be released, its lease runs out instead
-                await _in_thread(self.queue.release, key)
+                await self._db(self.queue.release, key)
 
     async def _answer(self, key: str, row: InboundEventRow) -> None:
         message = InboundMessage.model_validate(row.payload["message"])
@@ -217,7 +226,7 @@ class TeamsWorker:
         try:
             reply: Reply | None = await self._compose(reference, message)
         except StateError:
-            await _in_thread(self.queue.release, key)  # the database is failing: try again later
+            await self._db(self.queue.release, key)  # the database is failing: try again later
             return
         except Exception:
             log.exception("Coach.handle failed for a Teams message in %s", message.conversation_id)
@@ -229,12 +238,12 @@ class TeamsWorker:
             answer_id = await self._deliver(reference, cards.card_activity(card, reply.text))
             if self.references is not None and reply.turn_id and reply.actions and answer_id:
                 try:  # before `done`, so a click on the card finds it
-                    await _in_thread(self.references.save_card, reply.turn_id, answer_id,
+                    await self._db(self.references.save_card, reply.turn_id, answer_id,
                                      reference.conversation.id, card)
                 except Exception:  # the card works without it; only the redraw after a click is lost
                     log.exception("could not remember the card for turn %s", reply.turn_id)
-        await _in_thread(self.queue.set_answer, key, answer_id or "sent")
-        await _in_thread(self.queue.done, key)
+        await self._db(self.queue.set_answer, key, answer_id or "sent")
+        await self._db(self.queue.done, key)
 
     async def _compose(self, reference: ConversationReference, message: InboundMessage) -> Reply:
         """Coach.handle on the worker's threads, with a typing indicator if it takes a while."""
@@ -272,12 +281,15 @@ class TeamsWorker:
                                  f"({type(error).__name__})") from error
         return result.get("id")
 
+    async def _db(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.db_pool, lambda: call(*args, **kwargs))
+
     # -- the sweeper --------------------------------------------------------------------------
 
     async def sweep_once(self) -> int:
         """Answer the Teams messages due (left pending, or claimed by a process that died); returns how many."""
         try:
-            keys = await _in_thread(self.queue.due, prefix=KEY_PREFIX)
+            keys = await self._db(self.queue.due, prefix=KEY_PREFIX)
         except StateError as exc:
             log.warning("Teams inbound sweep skipped: %s", exc)
             return 0
@@ -312,6 +324,7 @@ class TeamsWorker:
             self._sweeper = None
         await self.idle(timeout)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.db_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _in_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
