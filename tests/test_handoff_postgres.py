@@ -84,17 +84,3 @@ def test_concurrent_drains_and_claims_on_postgres(pg):
         t.join()
     assert len([r for r in results if r is not None]) == 1
     assert esc.get_by_ticket(rows[0].ticket).status == "claimed"
-
-
-def test_an_older_postgres_table_gains_the_new_columns(pg):
-    with pg.engine.begin() as conn:
-        conn.execute(text("DROP TABLE escalations"))
-        conn.execute(text(
-            "CREATE TABLE escalations (id SERIAL PRIMARY KEY, target VARCHAR(20), reason VARCHAR(300), "
-            "category VARCHAR(40), urgent BOOLEAN, status VARCHAR(20), claimed_by VARCHAR(200), "
-            "memory_key VARCHAR(400), platform VARCHAR(20), user_id VARCHAR(200), summary TEXT, details JSON, "
-            "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, claimed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ)"))
-    esc = Escalations(StateDB(pg.url))
-    opened = open_helpdesk(esc)
-    assert esc.claim(opened.id, "U1", "Sam").row.claimed_by_name == "Sam"
-    assert esc.get(opened.id).reply_to == {"conversation_id": "C1", "thread_id": "1.1", "platform_ref": {"channel": "C1"}}
