@@ -382,10 +382,22 @@ class SlackAPIServer:
         """True while an app holds a Socket Mode connection."""
         return any(not ws.closed for ws in self._sockets)
 
+    def wait_for_socket(self, timeout: float = 5.0) -> bool:
+        """Poll until an app holds a Socket Mode connection.
+
+        The client's handshake can finish before this server's handler has recorded the socket,
+        so "connected" is checked with a deadline, not at one instant."""
+        deadline = time.monotonic() + timeout
+        while not self.socket_connected:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def send_envelope(self, payload: Mapping[str, Any], *, envelope_type: str = "events_api",
                       retry_attempt: int = 0) -> str:
         """Push one Socket Mode envelope to the connected app; returns its envelope_id."""
-        if self._loop is None or not self.socket_connected:
+        if self._loop is None or not self.wait_for_socket():
             raise AssertionError("no Socket Mode connection to send to")
         envelope_id = str(uuid.uuid4())
         frame = json.dumps({"envelope_id": envelope_id, "type": envelope_type, "payload": payload,

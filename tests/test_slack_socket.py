@@ -65,7 +65,7 @@ def test_socket_mode_is_chosen_by_the_app_token_and_connects(connected: SlackSer
     assert connected.mode == "socket"
     opened = api.calls("apps.connections.open")
     assert opened and {c.token_kind for c in opened} == {"xapp"}  # the app-level token opens the socket; the bot token posts
-    assert api.socket_connected
+    assert api.wait_for_socket()
 
 
 def test_event_over_the_socket_is_acked_and_answered_once(connected: SlackService, api: SlackAPIServer) -> None:
