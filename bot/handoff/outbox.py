@@ -11,8 +11,8 @@ One row per escalation event per delivery channel (`email`, `webhook`, `slack_ch
 A drain (`Outbox.deliver_due`, run by `OutboxWorker` in a background thread or by
 `coach handoffs deliver`) claims due rows: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL,
 so several bot processes share the work, and a conditional `UPDATE ... WHERE status='pending'`
-on SQLite. A claim sets a lease; a row whose process was killed mid-delivery is claimed again
-when its lease expires and sent with the same idempotency key (HTTP `Idempotency-Key`, e-mail
+on SQLite (bot/state/leased_queue.py, the mechanism the inbound queue shares). A claim sets a
+lease; a row whose process was killed mid-delivery is claimed again when its lease expires and sent with the same idempotency key (HTTP `Idempotency-Key`, e-mail
 `Message-ID`), so the receiver can drop the repeat. The core defines the protocols in
 bot/handoff/delivery.py; the channels that speak SMTP, HTTP, Slack and Teams live in adapters/delivery/.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, and_, func, or_, select, update
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -40,6 +40,7 @@ from bot.handoff.escalations import EscalationRow
 from bot.outbound import outbound
 from bot.settings import OutboxSettings
 from bot.state.database import Base, StateDB, aware, rows_changed, utcnow
+from bot.state.leased_queue import LeasedQueue
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,10 @@ class Outbox:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.clock = clock
         self.postgres = db.engine.dialect.name == "postgresql"
+        self.leases = LeasedQueue(db, OutboxRow, key=OutboxRow.id, status=OutboxRow.status,
+                                  lease_until=OutboxRow.lease_until, attempts=OutboxRow.attempts,
+                                  updated_at=OutboxRow.updated_at, waiting=PENDING, leased=SENDING,
+                                  owner=OutboxRow.lease_owner)
 
     def add_channel(self, channel: DeliveryChannel) -> None:
         """Register a channel after start-up (an adapter's own TeacherNotifier, say)."""
@@ -206,38 +211,16 @@ class Outbox:
                 out[r.status] = out.get(r.status, 0) + 1
         return out
 
-    def _due(self, now: datetime) -> Any:
-        return or_(and_(OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now),
-                   and_(OutboxRow.status == SENDING, OutboxRow.lease_until < now))
-
     def _claim_one(self) -> OutboxItem | None:
         if not self.channels:
             return None
         now = self.clock()
-        values = dict(status=SENDING, lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-                      lease_owner=self.owner, attempts=OutboxRow.attempts + 1, updated_at=now)
-        candidates = (select(OutboxRow.id).where(self._due(now), OutboxRow.channel.in_(list(self.channels)))
-                      .order_by(OutboxRow.next_attempt_at, OutboxRow.id))
-        claimed: int | None = None
-        if self.postgres:
-            # A row lock, and rows another process holds are skipped rather than waited for.
-            with self.db.session() as s:
-                claimed = s.scalars(candidates.limit(1).with_for_update(skip_locked=True)).first()
-                if claimed is not None:
-                    s.execute(update(OutboxRow).where(OutboxRow.id == claimed).values(**values)
-                              .execution_options(synchronize_session=False))
-        else:
-            # SQLite has one writer at a time: the claim is a conditional UPDATE, and only the process
-            # whose UPDATE still sees the row as due gets rowcount 1; a loser tries the next candidate.
-            with self.db.session() as s:
-                ids = list(s.scalars(candidates.limit(10)).all())
-            for row_id in ids:
-                with self.db.session() as s:
-                    result = s.execute(update(OutboxRow).where(OutboxRow.id == row_id, self._due(now))
-                                       .values(**values).execution_options(synchronize_session=False))
-                if rows_changed(result) == 1:
-                    claimed = row_id
-                    break
+        # Due: pending with its backoff over, or sending with the lease run out. SKIP LOCKED on PostgreSQL;
+        # on SQLite a conditional UPDATE per candidate, and a loser tries the next.
+        claimed = self.leases.claim_next(
+            now=now, lease_seconds=self.settings.lease_seconds, ready=[OutboxRow.next_attempt_at <= now],
+            where=[OutboxRow.channel.in_(list(self.channels))], order_by=[OutboxRow.next_attempt_at, OutboxRow.id],
+            owner=self.owner, skip_locked=self.postgres)
         if claimed is None:
             return None
         with self.db.session() as s:
@@ -263,13 +246,9 @@ class Outbox:
             log.exception("outbox row %s (%s %s → %s) raised", item.id, item.ticket, item.event, item.channel)
             return self._failed(item, f"{type(exc).__name__}: {exc}", permanent=False, retry_after=None)
         now = self.clock()
-        with self.db.session() as s:
-            result = s.execute(update(OutboxRow).where(OutboxRow.id == item.id, OutboxRow.status == SENDING,
-                                                      OutboxRow.lease_owner == self.owner)
-                               .values(status=DELIVERED, delivered_at=now, updated_at=now, receipt=receipt,
-                                       lease_until=None, last_error=None)
-                               .execution_options(synchronize_session=False))
-        if rows_changed(result) != 1:
+        changed = self.leases.settle(item.id, dict(status=DELIVERED, delivered_at=now, updated_at=now, receipt=receipt,
+                                                   lease_until=None, last_error=None), owner=self.owner)
+        if changed != 1:
             # Our lease ran out mid-delivery and another process took the row; the receiver's dedupe covers it.
             log.warning("outbox row %s delivered after its lease expired", item.id)
         log.info("delivered %s %s to %s (attempt %d)", item.ticket, item.event, item.channel, item.attempt)
@@ -283,15 +262,13 @@ class Outbox:
         delay *= random.uniform(0.8, 1.0)  # jitter: many rows failing together do not retry together
         if retry_after:
             delay = min(max(delay, retry_after), s_.backoff_max_seconds)
-        values: dict[str, Any] = dict(last_error=error[:2000], updated_at=now, lease_until=None)
+        # Only while we still hold the row: a lease taken over belongs to its new holder.
         if give_up:
-            values["status"] = FAILED
+            self.leases.settle(item.id, dict(last_error=error[:2000], updated_at=now, lease_until=None, status=FAILED),
+                               owner=self.owner)
         else:
-            values.update(status=PENDING, next_attempt_at=now + timedelta(seconds=delay))
-        with self.db.session() as s:
-            s.execute(update(OutboxRow).where(OutboxRow.id == item.id, OutboxRow.lease_owner == self.owner,
-                                              OutboxRow.status == SENDING)
-                      .values(**values).execution_options(synchronize_session=False))
+            self.leases.release(item.id, now=now, owner=self.owner, last_error=error[:2000],
+                                next_attempt_at=now + timedelta(seconds=delay))
         if give_up:
             log.error("outbox row %s (%s %s → %s) failed for good after %d attempt(s): %s",
                       item.id, item.ticket, item.event, item.channel, item.attempt, error)

@@ -4,9 +4,9 @@ Slack does not retry an event it got 200 for, so an event acked and then lost in
 process is lost for good. Here the ack path records the event first (`record`): only with a row
 in the state database does the adapter answer 200; when the database cannot be written it
 answers 503 and Slack tries again later. Then one process at a time answers it (`claim`, a
-conditional update with a lease), writes down the answer it posted (`set_answer`) and marks it
-done; a process killed in between leaves a row whose lease runs out, and any process's sweeper
-(`due`) picks it up. A row with an answer recorded is only marked done, never answered again.
+conditional update with a lease, bot/state/leased_queue.py), writes down the answer it posted
+(`set_answer`) and marks it done; a process killed in between leaves a row whose lease runs out,
+and any process's sweeper (`due`) picks it up. A row with an answer recorded is only marked done, never answered again.
 
 Teams messages go the same way (adapters/teams/worker.py): the Bot Framework retries a request
 that is slow to answer, so the turn records the message, answers 202 and a worker replies.
@@ -21,11 +21,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, and_, or_, select, update
+from sqlalchemy import JSON, DateTime, Index, Integer, String, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.state.database import Base, StateDB, StateError, rows_changed, utcnow
+from bot.state.database import Base, StateDB, StateError, utcnow
+from bot.state.leased_queue import LeasedQueue
 
 class ProcessedEventRow(Base):
     """Platform event ids already handled, so a retried delivery is answered once."""
@@ -85,6 +86,9 @@ class InboundQueue:
         self.db = db
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
+        self.leases = LeasedQueue(db, InboundEventRow, key=InboundEventRow.key, status=InboundEventRow.status,
+                                  lease_until=InboundEventRow.lease_until, attempts=InboundEventRow.attempts,
+                                  updated_at=InboundEventRow.updated_at, waiting=PENDING, leased=PROCESSING)
 
     def record(self, key: str, payload: dict[str, Any]) -> bool:
         """Write the event down; False when it is already there (a retry). StateError when the database fails."""
@@ -103,15 +107,8 @@ class InboundQueue:
         """Take the event for answering (a lease); None when it is done or another process holds it."""
         now = now or utcnow()
         with self.db.session() as s:
-            result = s.execute(
-                update(InboundEventRow)
-                .where(InboundEventRow.key == key,
-                       or_(InboundEventRow.status == PENDING,
-                           and_(InboundEventRow.status == PROCESSING, InboundEventRow.lease_until < now)))
-                .values(status=PROCESSING, lease_until=now + timedelta(seconds=self.lease_seconds),
-                        attempts=InboundEventRow.attempts + 1, updated_at=now)
-                .execution_options(synchronize_session=False))
-            if rows_changed(result) != 1:
+            # Pending at any age: the process that recorded the event claims it at once, no grace.
+            if not self.leases.claim(s, key, now=now, lease_seconds=self.lease_seconds):
                 return None
             return s.get(InboundEventRow, key)
 
@@ -122,17 +119,12 @@ class InboundQueue:
                       .values(answer_ts=answer_ts, updated_at=utcnow()).execution_options(synchronize_session=False))
 
     def done(self, key: str) -> None:
-        with self.db.session() as s:
-            s.execute(update(InboundEventRow).where(InboundEventRow.key == key)
-                      .values(status=DONE, lease_until=None, updated_at=utcnow())
-                      .execution_options(synchronize_session=False))
+        """Mark the event answered, whoever holds it now: its answer is out (or recorded), so no one answers again."""
+        self.leases.mark(key, {"status": DONE, "lease_until": None, "updated_at": utcnow()})
 
     def release(self, key: str) -> None:
         """Give the event back (pending) for the sweeper to try again."""
-        with self.db.session() as s:
-            s.execute(update(InboundEventRow).where(InboundEventRow.key == key, InboundEventRow.status == PROCESSING)
-                      .values(status=PENDING, lease_until=None, updated_at=utcnow())
-                      .execution_options(synchronize_session=False))
+        self.leases.release(key, now=utcnow())
 
     def due(self, *, limit: int = 20, now: datetime | None = None, prefix: str = "") -> list[str]:
         """Keys a sweeper should try: pending past the grace period, or processing with the lease run out.
@@ -140,14 +132,9 @@ class InboundQueue:
         `prefix` ("slack:", "teams:") keeps each platform's sweeper to the rows it can answer.
         """
         now = now or utcnow()
-        query = (select(InboundEventRow.key)
-                 .where(or_(and_(InboundEventRow.status == PENDING,
-                                 InboundEventRow.updated_at < now - timedelta(seconds=self.grace_seconds)),
-                            and_(InboundEventRow.status == PROCESSING, InboundEventRow.lease_until < now))))
-        if prefix:
-            query = query.where(InboundEventRow.key.startswith(prefix, autoescape=True))
-        with self.db.session() as s:
-            return list(s.scalars(query.order_by(InboundEventRow.created_at).limit(limit)))
+        where = [InboundEventRow.key.startswith(prefix, autoescape=True)] if prefix else []
+        return self.leases.due(now=now, ready=[InboundEventRow.updated_at < now - timedelta(seconds=self.grace_seconds)],
+                               where=where, order_by=[InboundEventRow.created_at], limit=limit)
 
     def get(self, key: str) -> InboundEventRow | None:
         with self.db.session() as s:
