@@ -15,7 +15,7 @@ from typing import Protocol
 from bot.access import Actor, ActionResult, Outcome, policy_from
 from bot.compose import replies
 from bot.handoff.context import build_context
-from bot.handoff.escalations import ACTIVE, Escalations, EscalationStatus, Opened, Transition
+from bot.handoff.escalations import ACTIVE, EscalationRow, Escalations, EscalationStatus, Opened, Transition
 from bot.models import PastTurn
 from bot.outbound import outbound
 from bot.privacy.masked import Masked
@@ -77,6 +77,19 @@ def _kind(action: str, actor: Actor) -> str:
     return kind
 
 
+def _missing(escalation_id: int) -> ActionResult:
+    return ActionResult(Outcome.UNCHANGED, message=f"There is no handoff {escalation_id}.")
+
+
+def _refused(settings: Settings, current: EscalationRow, kind: str, actor: Actor) -> ActionResult | None:
+    """Why `actor` may not act on it (a role that may not); None when they may."""
+    policy = policy_from(settings)
+    if not policy.may_act(actor, current.target, current.category or ""):
+        log.warning("%s of %s refused for %s (not a role that may act on it)", kind, current.ticket, actor.key)
+        return ActionResult(Outcome.REFUSED, message=policy.refusal(actor, current.target, current.category or ""))
+    return None
+
+
 def escalation_check(settings: Settings, escalations: Escalations, escalation_id: int, action: str,
                      actor: Actor) -> ActionResult | None:
     """Whether `actor` may claim or resolve this escalation now: None when they may, else why not.
@@ -87,11 +100,10 @@ def escalation_check(settings: Settings, escalations: Escalations, escalation_id
     kind = _kind(action, actor)
     current = escalations.get(escalation_id)
     if current is None:
-        return ActionResult(Outcome.UNCHANGED, message=f"There is no handoff {escalation_id}.")
-    policy = policy_from(settings)
-    if not policy.may_act(actor, current.target, current.category or ""):
-        log.warning("%s of %s refused for %s (not a role that may act on it)", kind, current.ticket, actor.key)
-        return ActionResult(Outcome.REFUSED, message=policy.refusal(actor, current.target, current.category or ""))
+        return _missing(escalation_id)
+    refused = _refused(settings, current, kind, actor)
+    if refused is not None:
+        return refused
     allowed = (EscalationStatus.OPEN,) if kind == "claim" else ACTIVE
     if current.status not in allowed:
         return ActionResult(Outcome.UNCHANGED, message=f"{current.ticket} is already {current.status}; nothing changed.")
@@ -123,11 +135,10 @@ def escalation_action(settings: Settings, escalations: Escalations, memory: Conv
         raise ValueError("Coach.escalation_action(): a note is recorded only when resolving.")
     current = escalations.get(escalation_id)
     if current is None:
-        return ActionResult(Outcome.UNCHANGED, message=f"There is no handoff {escalation_id}.")
-    policy = policy_from(settings)
-    if not policy.may_act(actor, current.target, current.category or ""):
-        log.warning("%s of %s refused for %s (not a role that may act on it)", kind, current.ticket, actor.key)
-        return ActionResult(Outcome.REFUSED, message=policy.refusal(actor, current.target, current.category or ""))
+        return _missing(escalation_id)
+    refused = _refused(settings, current, kind, actor)
+    if refused is not None:
+        return refused
     if kind == "claim":
         change = escalations.claim(escalation_id, actor.key, actor.name)
     else:  # masked only once the resolver is known to be allowed: a refused note is never processed
