@@ -537,6 +537,21 @@ def test_a_resolve_note_submitted_after_someone_else_resolved_is_not_recorded(ap
     assert runtime.coach.escalations.get(escalation_id).resolution_note is None
 
 
+@pytest.mark.parametrize("slack_overrides", [{"integrator_channel": "C0INTEGRAT"}])
+def test_a_resolve_note_form_slack_would_not_open_is_said_and_changes_nothing(app: RunningApp, runtime) -> None:
+    reply = runtime.coach.handle(_inbound("can I speak to a human integrator please"))
+    escalation_id = int(reply.handoff.ticket.split("-")[1])
+    message = {"ts": "1700000099.000003", "text": "New handoff", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "action_id": "handoff_resolve", "value": str(escalation_id),
+         "text": {"type": "plain_text", "text": "Resolve"}}]}]}
+    app.api.fail_next("views.open", "expired_trigger_id")
+    app.send(block_actions(message, "handoff_resolve", str(escalation_id), user=INTEGRATOR, channel="C0INTEGRAT",
+                           response_url=app.api.response_url("slow")), content_type=FORM)
+    [told] = app.api.wait_for("hook:slow")
+    assert "click Resolve again" in told.body["text"] and told.body["response_type"] == "ephemeral"
+    assert runtime.coach.escalations.get(escalation_id).status == "open"
+
+
 def wait_until(check, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

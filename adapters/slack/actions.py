@@ -230,7 +230,13 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
         view = resolve_note.resolve_modal(escalation_id, channel=channel, response_url=response_url,
                                           message_ts=str(container.get("message_ts") or ""))
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:  # the trigger lives three seconds: a slow moment must not pass silently
+            log.warning("could not open the Resolve note for handoff %s: %s", escalation_id, exc.response.get("error"))
+            await responder(response_url, bridge.session)(
+                response_type="ephemeral", replace_original=False,
+                text="Slack did not open the note form in time; click Resolve again. Nothing changed.")
 
     app.action(RESOLVE_ACTION)(open_resolve)
 
