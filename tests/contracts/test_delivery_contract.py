@@ -16,11 +16,9 @@ teacher notice to the Bot Connector stand-in (tests/bot_connector_server.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from bot.handoff.delivery import DeliveryChannel, DeliveryError, HandoffEvent, O
 from bot.settings import EmailSettings, Settings, WebhookSettings
 from bot.state.database import StateDB
 
-from bot_connector_server import BotConnectorServer
+from bot_connector_server import BotConnectorServer, serving_in_thread
 from conftest import CONFIG_DIR, free_port
 from slack_api_server import SlackAPIServer
 from webhook_receiver import SmtpSink, WebhookReceiver
@@ -200,22 +198,6 @@ class TeamsCase(Case):
         return True
 
 
-@contextmanager
-def bot_connector() -> Iterator[BotConnectorServer]:
-    """The Bot Connector stand-in on an event loop of its own, as a Teams cloud is to an outbox worker."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="bot-connector", daemon=True)
-    thread.start()
-    server = BotConnectorServer()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    try:
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-
-
 @pytest.fixture(params=CASES)
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
     with ExitStack() as stack:
@@ -229,7 +211,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
         else:
             db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
             stack.callback(db.engine.dispose)
-            yield TeamsCase(stack.enter_context(bot_connector()), db, tmp_path / "data", teacher=name == "teacher:teams")
+            yield TeamsCase(stack.enter_context(serving_in_thread()), db, tmp_path / "data", teacher=name == "teacher:teams")
 
 
 def test_it_says_which_targets_and_events_it_takes(case):
