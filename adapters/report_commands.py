@@ -263,22 +263,17 @@ def draft_from_escalation(obj: Any, escalation: str, folder: Path, any_status: b
 
 
 def _write(folder: Path, entry: Any, force: bool) -> Path:
-    from knowledge.parser import parse_text, render_entry
+    from knowledge.drafts import DraftInvalid, write_draft
 
-    text = render_entry(entry)
-    parsed, problems = parse_text(text, entry.id)
-    errors = [p for p in problems if p.severity == "error"]
-    if parsed is None or errors:  # never leave a file behind that `coach kb import` would reject
-        raise click.ClickException(f"draft {entry.id} does not validate: {'; '.join(map(str, errors))}")
     path = folder / f"{entry.id}.md"
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        return write_draft(entry, folder, overwrite=force)
+    except DraftInvalid as exc:  # never leave a file behind that `coach kb import` would reject
+        raise click.ClickException(f"draft {entry.id} does not validate: {exc}") from None
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite") from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
-    return path
 
 
 def register(main: click.Group, kb: click.Group) -> None:
