@@ -42,7 +42,7 @@ _IDEAS = re.compile(
     r"how (can|could|do|should|might|would) (i|we|they|students|the kids|my [\w'-]+|our [\w'-]+) |how to |"
     r"(how|what) about |what if |anything (i|we) (can|could) (use|try|do)|"
     # "...ideas?", "any way to ...", "what can I do instead?", "what would it look like in practice?"
-    r"ideas\s*\?|any (other )?ways? (to|of|i|we)|what (else )?(can|could|should) (i|we) do|what would you do|"
+    r"ideas\s*\?|any (other )?ways? (to|of|i|we)|how (can|could|might|would|does|do) [\w-]+ help|what (else )?(can|could|should) (i|we) do|what would you do|"
     r"where (do|should|would) (i|we) (even )?(start|begin)|what (would|does|might|could) (it|that|this) look like|"
     r"in practice\s*\?|(an|for) example\s*\?)", re.I)
 # "Does that actually help?", "is it ok to...?", "is voice feedback worth a try?": a verdict, briefly.
@@ -93,12 +93,15 @@ class Verdict(str, Enum):
     VALUE = "value"  # "does it help / work / is it worth ...?"
 
 
+# "How can tech help with that?" asks for ideas, not a yes or no.
+_WH_AUX = re.compile(r"\b(how|what|which|where|why|who|when)\s+(does|do|will|would|can|could|is|are|should|might)\b",
+                     re.I)
 _PERMISSION = re.compile(r"\b(allowed|ok|okay|fine|safe|legal|appropriate|permitted)\b", re.I)
 
 
 def verdict(text: str) -> Verdict | None:
     """The kind of yes-or-no question in the message, or None when it asks no verdict."""
-    found = [s for s in sentences(text) if _VERDICT.search(s)]
+    found = [s for s in sentences(text) if _VERDICT.search(s) and not _WH_AUX.search(s)]
     if not found:
         return None
     return Verdict.PERMISSION if any(_PERMISSION.search(s) for s in found) else Verdict.VALUE

@@ -62,10 +62,10 @@ _QUESTION_LEADS = ("Short answer: ", "In short: ")
 # "Is it ok to ...?", "does it help?": the verdict first, then the note's sentence that backs it. A sentence
 # with a condition or a warning in it gets "it depends"; one that says what it does gets a qualified yes.
 _VERDICT_LEADS: dict[tuple[Verdict, bool], tuple[str, ...]] = {
-    (Verdict.PERMISSION, False): ("Yes, with some care: ", "Generally yes, with care: "),
-    (Verdict.PERMISSION, True): ("It depends: ", "Not always: "),
-    (Verdict.VALUE, False): ("It can: ", "Yes, it can: "),
-    (Verdict.VALUE, True): ("It can, if it's set up well: ", "It depends on how it's used: "),
+    (Verdict.PERMISSION, False): ("Yes, with some care.", "Generally yes, with care."),
+    (Verdict.PERMISSION, True): ("It depends.", "Not always."),
+    (Verdict.VALUE, False): ("It can.", "Yes, it can."),
+    (Verdict.VALUE, True): ("It can, if it's set up well.", "It depends on how it's used."),
 }
 _HEDGED = re.compile(r"\b(not|never|rarely|only|unless|check|risk\w*|careful|avoid|instead|rather than|depends?|"
                      r"caution|without)\b", re.I)
@@ -262,13 +262,9 @@ class TemplateComposer:
         _, chosen, sentence = best[0]
         if straight:  # a sentence or two from the chosen entry's note
             sentence = straight_answer(chosen.entry, asking, avoid=said, fit=meaning, prefer=prefer) or sentence
-            kind = verdict(asking)  # "just tell me: is it ok ...?" still wants the verdict first
-            leads = _VERDICT_LEADS[(kind, bool(_HEDGED.search(sentence)))] if kind else _STRAIGHT_LEADS
-            ideas = [_vary(leads, previous) + sentence]
+            ideas = [self._verdict(asking, sentence, previous) or _vary(_STRAIGHT_LEADS, previous) + sentence]
         elif ask is Ask.QUESTION:
-            kind = verdict(asking)
-            leads = _VERDICT_LEADS[(kind, bool(_HEDGED.search(sentence)))] if kind else _QUESTION_LEADS
-            ideas = [_vary(leads, previous) + sentence]
+            ideas = [self._verdict(asking, sentence, previous) or _vary(_QUESTION_LEADS, previous) + sentence]
         else:
             ideas = [self._idea(sentence, previous, limit, follow, len(request.history))]
         # "Any ideas?": a second idea from the other entry, when it is nearly as good a match as the first.
@@ -281,6 +277,16 @@ class TemplateComposer:
         # The question follows on from the idea: it comes from the same entry, the one closest to the ask.
         questions = self._questions([chosen], request.history, prefer_learning=tool_named, meaning=meaning)[:1]
         return [*ideas, *questions]
+
+    @staticmethod
+    def _verdict(asking: str, sentence: str, previous: str) -> str | None:
+        """"Is it ok ...?", "does it help?": the verdict in a few words, then the note's sentence behind it
+        (as a suggestion when it is an instruction); None when the ask is not a yes-or-no question."""
+        kind = verdict(asking)
+        if kind is None:
+            return None
+        lead = _vary(_VERDICT_LEADS[(kind, bool(_HEDGED.search(sentence)))], previous)
+        return f"{lead} {phrase_idea(sentence) or sentence}"
 
     @staticmethod
     def _idea(sentence: str, previous: str, limit: Constraint | None, follow: bool, turn: int) -> str:
