@@ -126,6 +126,14 @@ def _vary(options: Sequence[str], previous: str) -> str:
     return next((o for o in options if _opening(o) != previous), options[0])
 
 
+def _lower_start(sentence: str) -> str:
+    """A note's sentence inside ours: an ordinary first word lowered ("Short, frequent quizzes" -> "short, ..."),
+    a name kept ("Google Forms ...")."""
+    head, space, rest = sentence.partition(" ")
+    core = head.rstrip(",;:")
+    return lower_first(core) + head[len(core):] + space + rest
+
+
 def asked_before(question: str, history: Sequence[PastTurn]) -> bool:
     return any(question in turn.reply for turn in history)
 
@@ -296,7 +304,7 @@ class TemplateComposer:
         if follow:
             leads = CONSTRAINT_LEADS[limit] if limit is not None else _FOLLOW_LEADS
             lead = _vary(leads, previous) if previous else leads[turn % len(leads)]
-            return phrase_idea(sentence, lead=lead) or f"{lead}, note that {lower_first(sentence)}"
+            return phrase_idea(sentence, lead=lead) or f"{lead}, note that {_lower_start(sentence)}"
         for form in range(max(len(IDEA_FORMS), len(COND_FORMS))):
             said = phrase_idea(sentence, form=form)
             if said is None:
