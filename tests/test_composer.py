@@ -421,3 +421,14 @@ def test_a_concern_is_said_back_in_a_sentence_of_our_own_not_an_echo():
 def test_a_note_sentence_becomes_a_suggestion_only_when_it_reads_naturally(sentence, said):
 
     assert phrase_idea(sentence) == said
+
+
+def test_just_tell_me_is_it_ok_gets_the_verdict_and_the_sentence_that_weighs_it_not_the_definition():
+    body = ("A shared wall is a digital board of sticky notes that makes every idea visible at once.\n\n"
+            "Walls fill up fast, so ask for one idea per student before anyone comments.\n\n"
+            "With younger groups, require posts to be approved so careless or unkind posts never appear.")
+    request = CoachingRequest(text="just tell me: is it ok to use padlet with younger groups?", confident=True,
+                              hits=with_body("shared-wall-brainstorm", body))
+    text = TemplateComposer().compose(request).text
+    assert text.startswith(("Yes, with some care.", "It depends.")) and "sticky notes" not in text
+    assert "younger groups" in text

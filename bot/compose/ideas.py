@@ -58,6 +58,12 @@ _SETTING = re.compile(r"\b(settings?|moderat\w*|admin\w*|permissions?|approve|ap
                       r"switch (on|off)|privacy|filter\w*|log ?in|account\w*)\b", re.I)
 # "Is it ok / safe for 7-year-olds?": approval and moderation settings are part of the answer.
 _PERMISSION_ASK = re.compile(r"\b(allowed|ok|okay|safe|legal|appropriate|permitted|year olds?|age)\b", re.I)
+# "Is it ok to ...?" is answered by the condition that makes it ok: an age, an approval, consent, a policy.
+PERMISSION_BONUS = 0.5
+_PERMISSION_Q = re.compile(r"\b((is|are) (it|this|that|they) (ok|okay|allowed|safe|legal|appropriate|fine)|allowed|legal|"
+                           r"permitted)\b", re.I)
+_PERMISSION_CUE = re.compile(r"\b(young\w*|age|ages|consent|approv\w*|polic\w*|safe\w*|licen[cs]\w*|rights?|"
+                             r"permission|guidance)\b", re.I)
 # Words in nearly every ask: they say nothing about which sentence answers this one.
 _GENERIC = frozenset(tokenize("student students pupils kids class classes year lesson lessons teach teacher use using "
                               "idea ideas way ways help make thing things good better work tool tools app need try "
@@ -122,6 +128,7 @@ def scored_sentences(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = 
     `actions`: the ask wants ideas, so a sentence proposing something to do counts more.
     `prefer`: words of a limit the teacher added; a sentence holding them counts more."""
     tool_ask = bool(_TOOL_ASK.search(ask))
+    permission_ask = bool(_PERMISSION_Q.search(ask))
     activity_ask = actions and bool(_ACTIVITY_ASK.search(ask))
     wanted = ask_terms(ask)
     about = set(tokenize(entry.title + " " + " ".join(entry.tags)))
@@ -156,6 +163,7 @@ def scored_sentences(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = 
         score -= 0.6 if straight and _CAVEAT.match(sentence) else 0.0
         score += ACTION_BONUS if actions and is_suggestion(sentence) else 0.0
         score += EXAMPLE_BONUS if activity_ask and _EXAMPLES.search(sentence) else 0.0
+        score += PERMISSION_BONUS if permission_ask and _PERMISSION_CUE.search(sentence) else 0.0
         score += CONSTRAINT_BONUS if prefer is not None and prefer.search(sentence) else 0.0
         if tool_ask and _TOOL_CUE.search(sentence):
             # A tool named further into the note still answers "which tool" (the opening defines the idea).

@@ -251,11 +251,13 @@ class TemplateComposer:
         entry. A follow-up's limit ("only 3 minutes") picks the idea that fits it and is said first. The
         sources keep retrieval's order: the idea may come from the second, which is then a near tie."""
         straight = ask is Ask.STRAIGHT
+        # "Just tell me: is it ok ...?" is answered by the sentence that weighs it, wherever it sits in the note.
+        leaning = straight and verdict(asking) is None
         prefer = CONSTRAINT_CUES[limit] if limit is not None else None
         # The best candidate of each entry; the second entry's must beat the first's by a margin.
         best: list[tuple[float, Hit, str]] = []
         for rank, hit in enumerate(used):
-            ranked = scored_sentences(hit.entry, asking, avoid=said, straight=straight, must_answer=not straight,
+            ranked = scored_sentences(hit.entry, asking, avoid=said, straight=leaning, must_answer=not straight,
                                       fit=meaning, actions=ask is Ask.IDEAS, prefer=prefer)
             if ranked:
                 best.append((ranked[0][0] - SECOND_ENTRY_HANDICAP * rank, hit, ranked[0][1]))
@@ -268,8 +270,10 @@ class TemplateComposer:
             return [_NO_ANSWER[len(request.history) % len(_NO_ANSWER)], question]
         best.sort(key=lambda item: -item[0])
         _, chosen, sentence = best[0]
-        if straight:  # a sentence or two from the chosen entry's note
+        if leaning:  # a sentence or two from the chosen entry's note
             sentence = straight_answer(chosen.entry, asking, avoid=said, fit=meaning, prefer=prefer) or sentence
+            ideas = [self._verdict(asking, sentence, previous) or _vary(_STRAIGHT_LEADS, previous) + sentence]
+        elif straight:
             ideas = [self._verdict(asking, sentence, previous) or _vary(_STRAIGHT_LEADS, previous) + sentence]
         elif ask is Ask.QUESTION:
             ideas = [self._verdict(asking, sentence, previous) or _vary(_QUESTION_LEADS, previous) + sentence]
