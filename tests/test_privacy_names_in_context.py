@@ -126,3 +126,13 @@ def test_word_names_where_a_person_stands(masker, text, private, kept):
 ])
 def test_clause_rules_leave_words_and_tools(masker, text):
     assert masked(masker, text) == text
+
+
+@pytest.mark.parametrize("text, product", [
+    ("Priya said Wordwall keeps crashing on her iPad", "Wordwall"),
+    ("Zearn keeps logging her out since Monday", "Zearn"),
+    ("Kerboodle won't open for her, and Educake says she has no account", "Educake"),
+    ("Does Ozobot work with the Chromebooks?", "Ozobot"),
+])
+def test_products_beyond_the_glossary_are_kept(masker, text, product):
+    assert_kept(masked(masker, text), [product])
