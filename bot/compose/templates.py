@@ -19,9 +19,11 @@ from typing import Protocol
 import numpy as np
 
 from bot.compose.asks import (
-    CONSTRAINT_CUES, CONSTRAINT_LEADS, Ask, Constraint, Verdict, acknowledgement, ask_sentences, builds_on,
-    classify, concern_openers, constraint, find_goal, goal_openers, lower_first, reflect_goal, topic_phrase, verdict,
-    wants_no_questions, wants_several,
+    Ask, Verdict, acknowledgement, ask_sentences, classify, find_goal, goal_openers, lower_first, reflect_goal,
+    topic_phrase, verdict, wants_no_questions, wants_several,
+)
+from bot.compose.follow_ups import (
+    CONSTRAINT_CUES, CONSTRAINT_LEADS, Constraint, builds_on, concern_openers, constraint,
 )
 from bot.compose.fit import SentenceFit
 from bot.compose.ideas import scored_sentences, straight_answer
