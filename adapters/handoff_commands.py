@@ -153,7 +153,7 @@ def show_cmd(obj: Any, ref: str, as_json: bool) -> None:
     out.print(table if deliveries else "Not queued for any delivery target (none configured when it was opened?).")
 
 
-def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
+def _act(obj: Any, ref: str, action: str, as_name: str | None, note: str | None = None) -> None:
     from bot.access import Actor, Outcome
     from bot.handoff.desk import escalation_action
 
@@ -162,7 +162,7 @@ def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
     actor = Actor(platform="cli", user_id=getpass.getuser(), name=as_name)
     # The coach's own path and access policy, so the teacher is told exactly as when an integrator clicks in Slack.
     result = escalation_action(desk.settings, desk.escalations, desk.memory,
-                               desk.delivery.listener if desk.delivery else None, row.id, action, actor)
+                               desk.delivery.listener if desk.delivery else None, row.id, action, actor, note)
     if result.outcome is Outcome.REFUSED:
         out.print(f"{row.ticket}: {result.message}", highlight=False, markup=False)
         raise SystemExit(1)
@@ -171,7 +171,10 @@ def _act(obj: Any, ref: str, action: str, as_name: str | None) -> None:
         out.print(f"{row.ticket} is already {now.status if now else row.status}; nothing changed.")
         return
     out.print(f"{row.ticket}: {'claimed' if action == 'claim' else 'resolved'}"
-              + (f" by {as_name}" if as_name else f" by {actor.key}"))
+              + (f" by {as_name}" if as_name else f" by {actor.key}"), highlight=False, markup=False)
+    stored = desk.escalations.get(row.id)
+    if stored is not None and stored.resolution_note:  # as stored: masked, what a knowledge draft will quote
+        out.print(f"Note recorded (masked): {stored.resolution_note}", highlight=False, markup=False)
     if desk.delivery is not None:
         report = desk.outbox.drain(timeout=20, until_empty=True)
         out.print(f"Notifications: {report.delivered} delivered here; {_waiting(desk.outbox.pending(row.id))}.")
@@ -191,10 +194,12 @@ def claim_cmd(obj: Any, ref: str, as_name: str | None) -> None:
 @handoffs.command("resolve")
 @click.argument("ref")
 @click.option("--as", "as_name", default=None, help="your name as the teacher should read it")
+@click.option("--note", default=None,
+              help="what you answered, for `coach kb draft-from-escalation` (masked before it is stored)")
 @click.pass_obj
-def resolve_cmd(obj: Any, ref: str, as_name: str | None) -> None:
-    """Resolve a handoff; the teacher is told."""
-    _act(obj, ref, "resolve", as_name)
+def resolve_cmd(obj: Any, ref: str, as_name: str | None, note: str | None) -> None:
+    """Resolve a handoff, with an optional note of what you answered; the teacher is told."""
+    _act(obj, ref, "resolve", as_name, note)
 
 
 @handoffs.command("retry")

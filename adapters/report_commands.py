@@ -238,7 +238,7 @@ def draft_gaps(obj: Any, folder: Path, top: int, force: bool, since: datetime | 
 @click.pass_obj
 def draft_from_escalation(obj: Any, escalation: str, folder: Path, any_status: bool, force: bool) -> None:
     """Save what the integrator answered on ESCALATION (an id or ticket like I-0007) as a draft entry in FOLDER."""
-    from bot.report.drafts import escalation_draft
+    from bot.report.drafts import escalation_draft, resolution_note
     from bot.report.masking import Scrubber
     from bot.report.results import RESOLVED
     from bot.report.rows import load_escalation, load_user_ids
@@ -257,25 +257,23 @@ def draft_from_escalation(obj: Any, escalation: str, folder: Path, any_status: b
     entry = escalation_draft(row, Scrubber(load_user_ids(db), shared_masker(ctx.settings)), taken)
     path = _write(folder, entry, force)
     out.print(f"wrote {path}; finish it, remove `status: draft`, then `coach kb import {folder}`.", highlight=False)
+    if not resolution_note(row):
+        out.print("No resolution note was recorded on it (`coach handoffs resolve --note`), so the draft quotes "
+                  "the teacher; write the answer in the file.", highlight=False)
 
 
 def _write(folder: Path, entry: Any, force: bool) -> Path:
-    from knowledge.parser import parse_text, render_entry
+    from knowledge.drafts import DraftInvalid, write_draft
 
-    text = render_entry(entry)
-    parsed, problems = parse_text(text, entry.id)
-    errors = [p for p in problems if p.severity == "error"]
-    if parsed is None or errors:  # never leave a file behind that `coach kb import` would reject
-        raise click.ClickException(f"draft {entry.id} does not validate: {'; '.join(map(str, errors))}")
     path = folder / f"{entry.id}.md"
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        return write_draft(entry, folder, overwrite=force)
+    except DraftInvalid as exc:  # never leave a file behind that `coach kb import` would reject
+        raise click.ClickException(f"draft {entry.id} does not validate: {exc}") from None
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite") from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
-    return path
 
 
 def register(main: click.Group, kb: click.Group) -> None:

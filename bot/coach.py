@@ -14,7 +14,7 @@ from bot.access import Actor, ActionResult
 from bot.checkins.service import CHECKIN_ACTIONS, CheckinService
 from bot.compose import replies
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
-from bot.handoff.desk import EscalationEvent, EscalationListener, escalation_action
+from bot.handoff.desk import EscalationEvent, EscalationListener, escalation_action, escalation_check
 from bot.handoff.escalations import Escalations, Opened
 from bot.models import Action, ActionEvent, Handoff, InboundMessage, Reply, Route, Source
 from bot.settings import Settings
@@ -205,8 +205,11 @@ class Coach:
 
     # -- handoff desk ----------------------------------------------------------------
 
-    def escalation_action(self, escalation_id: int, action: str, actor: Actor) -> ActionResult:
+    def escalation_action(self, escalation_id: int, action: str, actor: Actor, note: str | None = None) -> ActionResult:
         """Claim or resolve an escalation (integrators' channel buttons, `coach handoffs claim`).
+
+        `note` (resolve only) is the resolver's answer; it is masked, then stored on the escalation,
+        where `coach kb draft-from-escalation` finds it.
 
         `actor` is who clicked, as the platform names them; the access policy (settings.access)
         decides whether they may act on this handoff, the same on every platform. The result
@@ -215,7 +218,14 @@ class Coach:
         for their platform so the notice survives a restart.
         """
         return escalation_action(self.settings, self.escalations, self.memory, self.listener,
-                                 escalation_id, action, actor)
+                                 escalation_id, action, actor, note)
+
+    def escalation_check(self, escalation_id: int, action: str, actor: Actor) -> ActionResult | None:
+        """None when `actor` may claim or resolve the escalation now, else why not (nothing is changed).
+
+        A platform asks this before it collects a resolution note, so a refused person is told at once.
+        """
+        return escalation_check(self.settings, self.escalations, escalation_id, action, actor)
 
     # -- parts -------------------------------------------------------------------------------
 

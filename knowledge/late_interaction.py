@@ -85,9 +85,11 @@ class TokenCache:
     def put(self, key: str, tokens: np.ndarray) -> None:
         """Keep the note tokens of the entry whose content hash is `key` (at import, from that pass)."""
         matrix = tokens.astype(np.float16)
-        self._remember(key, matrix)
         if self.folder is None:
+            self._remember(key, matrix)
             return
+        # With a folder the file is the copy: an import of 10,000 entries would otherwise fill
+        # the memory with the last 512 it wrote (~65 MB), which serving may never ask for.
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"{key}.npy"
@@ -98,6 +100,7 @@ class TokenCache:
         except OSError as exc:
             # The cache is an accelerator: without the file the tokens are recomputed later.
             log.warning("cannot write token vectors to %s: %s", self.folder, exc)
+            self._remember(key, matrix)
 
     def get_many(self, entries: Sequence[KnowledgeEntry], keys: Sequence[str] | None = None) -> list[np.ndarray]:
         """Token matrices for `entries`, computing (and keeping) the ones not seen before.

@@ -19,6 +19,9 @@ from knowledge.embeddings import EmbeddingModelError
 from knowledge.minilm_model import MiniLMModel
 
 _F32 = np.float32
+# Padded tokens per forward pass: bounds a batch's activations (~30 KB a token) to ~30 MB per
+# worker while keeping the matrix products wide enough to run near full speed.
+BATCH_TOKENS = 1024
 
 
 def _default_model_dir() -> Path:
@@ -134,7 +137,15 @@ class MiniLMEmbedder:
         order = np.argsort(-lengths, kind="stable")
         n_batches = -(-len(items) // self.batch_size)
         per_batch = -(-len(items) // n_batches)
-        batches = [order[i : i + per_batch] for i in range(0, len(items), per_batch)]
+        batches = []
+        start = 0
+        while start < len(items):
+            # A forward pass holds about 30 KB of activations per padded token, so long texts go
+            # fewer to a batch: 32 notes of 256 tokens would need ~250 MB per worker.
+            seq = int(lengths[order[start]])
+            size = min(per_batch, max(1, BATCH_TOKENS // seq))
+            batches.append(order[start : start + size])
+            start += size
 
         def run(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             seq = int(lengths[idx[0]])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -51,7 +52,6 @@ class MiniLMModel:
     def __init__(self, model_dir: Path, max_seq_length: int) -> None:
         # Imported here so that importing this module stays cheap.
         try:
-            from safetensors.numpy import load_file
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - dependency problem
             raise EmbeddingModelError(
@@ -96,15 +96,16 @@ class MiniLMModel:
 
         weights_path = model_dir / "model.safetensors"
         try:
-            raw = load_file(str(weights_path))
-        except Exception as exc:  # SafetensorError, OSError, ...
-            raise EmbeddingModelError(f"cannot read model weights {weights_path}: {exc}") from exc
-        try:
-            self._arrange(raw)
+            # Tensors are read one at a time, so the checkpoint is never held in memory beside
+            # its arranged copy (loading it whole, or mapped, raised the load's peak by ~80 MB).
+            with open(weights_path, "rb") as handle:
+                self._arrange(_Checkpoint(handle))
         except (KeyError, ValueError) as exc:
             raise EmbeddingModelError(f"model weights {weights_path} are incomplete or malformed: {exc}") from exc
+        except Exception as exc:  # SafetensorError, OSError, ...
+            raise EmbeddingModelError(f"cannot read model weights {weights_path}: {exc}") from exc
 
-    def _arrange(self, raw: dict[str, np.ndarray]) -> None:
+    def _arrange(self, raw: _Checkpoint) -> None:
         """Validate, cast and arrange the checkpoint tensors for :meth:`forward`."""
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in raw else ""
         h = self.hidden
@@ -113,7 +114,8 @@ class MiniLMModel:
             key = prefix + name
             if key not in raw:
                 raise KeyError(f"missing tensor {key!r}")
-            arr = raw[key]
+            # Each tensor leaves the checkpoint as it is arranged, so the weights are not held twice.
+            arr = raw.pop(key)
             if (shape is not None and arr.shape != shape) or arr.ndim != ndim:
                 raise ValueError(f"tensor {key!r} has shape {arr.shape}, expected {shape or f'{ndim}-D'}")
             if not np.all(np.isfinite(arr)):
@@ -135,7 +137,7 @@ class MiniLMModel:
         self.emb_ln_g = col("embeddings.LayerNorm.weight", h)
         self.emb_ln_b = col("embeddings.LayerNorm.bias", h)
 
-        inter = get("encoder.layer.0.intermediate.dense.weight", ndim=2).shape[0]
+        inter = raw.shape(prefix + "encoder.layer.0.intermediate.dense.weight")[0]
         # Fold the 1/sqrt(head_dim) attention scaling into the query projection.
         scale = _F32(1.0 / math.sqrt(self.head_dim))
         layers = []
@@ -272,6 +274,47 @@ class MiniLMModel:
         norms = np.sqrt(np.einsum("ij,ij->i", pooled, pooled))[:, None]
         pooled /= np.maximum(norms, _F32(1e-12))
         return pooled.astype(_F32, copy=False)
+
+
+class _Checkpoint:
+    """The tensors of a safetensors file (an 8-byte header length, a JSON header, then raw
+    little-endian data), each read from the file when it is taken."""
+
+    _DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": None, "I64": "<i8", "I32": "<i4"}
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        (size,) = struct.unpack("<Q", handle.read(8))
+        if size > 100_000_000:
+            raise ValueError(f"implausible safetensors header length {size}")
+        header = json.loads(handle.read(size))
+        header.pop("__metadata__", None)
+        self._base = 8 + size
+        self._meta: dict[str, dict[str, Any]] = header
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._meta
+
+    def pop(self, key: str) -> np.ndarray:
+        """Read one tensor; it is not kept here."""
+        meta = self._meta.pop(key)
+        dtype = self._DTYPES.get(meta["dtype"])
+        if dtype is None:
+            raise ValueError(f"tensor {key!r} has unsupported dtype {meta['dtype']}")
+        start, end = meta["data_offsets"]
+        shape = tuple(int(n) for n in meta["shape"])
+        self._handle.seek(self._base + start)
+        data = self._handle.read(end - start)
+        count = int(np.prod(shape, dtype=np.int64))
+        if len(data) != count * np.dtype(dtype).itemsize:
+            raise ValueError(f"tensor {key!r} is truncated")
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """A tensor's shape without reading it."""
+        if key not in self._meta:
+            raise KeyError(f"missing tensor {key!r}")
+        return tuple(int(n) for n in self._meta[key]["shape"])
 
 
 def _with_bias(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -72,7 +72,7 @@ class OpenAIEmbedder:
             batch = items[start : start + self.batch_size]
             try:
                 resp = self._client.embeddings.create(model=self.model, input=batch)
-            except self._openai.OpenAIError as exc:
+            except (self._openai.OpenAIError, ValueError) as exc:  # ValueError: the SDK could not read the answer
                 raise EmbeddingModelError(
                     f"OpenAI embeddings request failed for {self.name} ({type(exc).__name__}): {exc}"
                 ) from exc

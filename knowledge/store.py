@@ -14,6 +14,7 @@ import numpy as np
 from knowledge.embeddings import Embedder
 from knowledge.entry import KnowledgeEntry
 from knowledge.late_interaction import TokenCache, TokenEmbedder, note_text
+from knowledge.native_memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ class KnowledgeStore:
             self._entries = None
             if progress:
                 progress(done, len(entries))
+        if entries:
+            release_freed_memory()
 
     def remove(self, ids: Iterable[str]) -> list[str]:
         """Remove entries by id; returns the ids that were there."""

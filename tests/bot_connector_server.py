@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +153,22 @@ class BotConnectorServer:
                 seen = [(r.kind, r.type, r.conversation_id) for r in self.requests]
                 raise AssertionError(f"expected {count} matching request(s) within {timeout}s; recorded {seen}")
             await asyncio.sleep(0.02)
+
+
+@contextmanager
+def serving_in_thread() -> Iterator[BotConnectorServer]:
+    """The stand-in on an event loop of its own thread, for synchronous callers (an outbox or check-in worker)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bot-connector", daemon=True)
+    thread.start()
+    server = BotConnectorServer()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
 
 
 # -- activity JSON as Teams sends it -------------------------------------------------------------

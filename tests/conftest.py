@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bot.settings import Settings
+from fakes import FakeEmbedder
 
 TESTS = Path(__file__).resolve().parent
 FIXTURE_KB = TESTS / "fixtures" / "kb"
@@ -143,19 +143,13 @@ def chroma_url(chroma_server) -> str:
     return chroma_server.url
 
 
-class HashingEmbedder:
+class HashingEmbedder(FakeEmbedder):
     """A second, tiny embedding model, so a model change can be shown without a second download."""
 
     name = "hashing-test-64"
-    dimension = 64
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, sum(map(ord, word)) % self.dimension] += 1.0  # stable across processes, unlike hash()
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
+    def __init__(self) -> None:
+        super().__init__(dimension=64, name=self.name)
 
 
 @pytest.fixture(scope="module")

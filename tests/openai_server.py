@@ -4,7 +4,7 @@ The SDK is pointed at it with `base_url=server.url`; nothing in the SDK is patch
 scripts what `/v1/chat/completions` answers (a queue of responses, then a default or a
 function of the request), and every request body is recorded so a test can assert on exactly
 what left the machine. `/v1/embeddings` answers deterministic vectors (floats or base64, as
-the client asks).
+the client asks), or what `script_embeddings` queued.
 
     with OpenAIServer() as server:
         server.script(chat({"reply": "What do you want them to learn?", "sources": []}))
@@ -103,6 +103,7 @@ class OpenAIServer:
         self.embedding_dimension = embedding_dimension
         self.default: Response | Callable[[Recorded], Response] | None = None
         self._queue: deque[Response | Callable[[Recorded], Response]] = deque()
+        self._embedding_queue: deque[Response] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -121,6 +122,11 @@ class OpenAIServer:
         """Answers for the next chat requests, in order; after them, `default` answers."""
         with self._lock:
             self._queue.extend(responses)
+
+    def script_embeddings(self, *responses: Response) -> None:
+        """Answers for the next embedding requests, in order (e.g. `error(400)`); after them, vectors again."""
+        with self._lock:
+            self._embedding_queue.extend(responses)
 
     @property
     def chat_requests(self) -> list[Recorded]:
@@ -167,6 +173,10 @@ class OpenAIServer:
         return step(request) if callable(step) else step
 
     def _embeddings(self, request: Recorded) -> Response:
+        with self._lock:
+            scripted = self._embedding_queue.popleft() if self._embedding_queue else None
+        if scripted is not None:
+            return scripted
         body = request.body or {}
         inputs = body.get("input", [])
         if isinstance(inputs, str):

@@ -174,6 +174,7 @@ def test_slack_forged_claims_and_resolves_change_nothing(app: RunningApp, runtim
     app.api.settle()
     assert escalation_state(runtime) == before
     assert app.api.calls("chat.update") == [] and app.api.calls("chat.postMessage") == []
+    assert app.api.calls("views.open") == []  # no Resolve note is asked of someone who may not resolve
     assert loud(caplog) == []
 
 

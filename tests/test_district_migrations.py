@@ -32,7 +32,7 @@ from coach_migrations.metadata import full_metadata
 ROOT = Path(__file__).resolve().parents[1]
 
 # Columns added to escalations after the first schema, in place: a school's older state.db lacks them.
-LATER_ESCALATION_COLUMNS = {"claimed_by_name", "resolved_by", "resolved_by_name", "reply_to"}
+LATER_ESCALATION_COLUMNS = {"claimed_by_name", "resolved_by", "resolved_by_name", "reply_to", "resolution_note"}
 OLD_TABLES = ("turns", "feedback", "processed_events", "escalations")  # before the outbox, usage, Teams tables
 
 
@@ -242,3 +242,40 @@ def test_a_database_a_newer_version_upgraded_refuses_to_open(state_url: str, tmp
     still = StateDB(state_url, upgrade=False)  # and nothing was changed
     assert schema_revision(still.engine)[0] == "9999_from_the_future"
     assert ProcessedEvents(still).claim("slack:Ev1") is False
+
+
+def test_hn01_adds_the_resolution_note_to_kept_escalations_and_downgrades(state_url: str) -> None:
+    """A handoff resolved before hn01 keeps its row with no note; a new resolve stores one; ck01 again drops it."""
+    engine = create_engine(state_url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "ck01")
+    now = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO escalations (target, reason, category, urgent, status, memory_key, platform, "
+                          "user_id, summary, details, created_at, updated_at, resolved_at) VALUES ('integrator', "
+                          "'asked for a person', 'complex', false, 'resolved', 'slack:C1:1.1', 'slack', 'U1', "
+                          "'plan a podcast unit', '[]', :now, :now, :now)"), {"now": now})
+    engine.dispose()
+
+    db = StateDB(state_url)
+    escalations = Escalations(db)
+    [old] = escalations.list(status=None)
+    assert (old.status, old.resolution_note) == ("resolved", None)
+    opened = escalations.open_or_add(target="integrator", reason="r", category="complex", urgent=False,
+                                     memory_key="slack:C2:2.2", platform="slack", user_id="U2", summary="s",
+                                     detail={"text": "help"})
+    assert escalations.resolve(opened.id, "slack:U0INT", "Sam", note="Start with a two-minute interview.")
+    assert escalations.get(opened.id).resolution_note == "Start with a two-minute interview."
+    db.engine.dispose()
+
+    engine = create_engine(state_url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "ck01")
+    columns = {c["name"] for c in inspect(engine).get_columns("escalations")}
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT count(*) FROM escalations")).scalar()
+    engine.dispose()
+    assert "resolution_note" not in columns and kept == 2

@@ -117,6 +117,43 @@ def test_handoffs_list_show_retry_claim_resolve(recorded):
     assert [json.loads(line)["ticket"] for line in run(["handoffs", "list", "--json"], env).output.splitlines()] == [h_ticket]
 
 
+NOTE = "Start with a two-minute interview; my student Priya Shah's group modelled it for the class."
+
+
+def test_resolve_with_a_note_stores_it_masked_and_the_draft_quotes_it(recorded, tmp_path):
+    """The note goes through the core's resolve path: checked, masked, stored; the knowledge draft quotes it."""
+    from knowledge.parser import load_folder
+
+    hook, data, (_, i_ticket), db = recorded
+    env = base_env(data, COACH_WEBHOOK__URL=hook.url, COACH_WEBHOOK__SECRET=SECRET)
+    refused = CliRunner().invoke(main, ["handoffs", "resolve", i_ticket, "--note", NOTE], env=env)
+    assert refused.exit_code == 1, refused.output  # not an integrator here: nothing recorded, note included
+    row = Escalations(db).get_by_ticket(i_ticket)
+    assert (row.status, row.resolution_note) == ("open", None)
+
+    env["COACH_ACCESS__INTEGRATOR__CLI"] = json.dumps([getpass.getuser()])
+    resolved = run(["handoffs", "resolve", i_ticket, "--as", "Sam", "--note", NOTE], env)
+    assert resolved.exit_code == 0 and f"{i_ticket}: resolved by Sam" in resolved.output, resolved.output
+    assert "Note recorded (masked): Start with a two-minute interview" in resolved.output
+    row = Escalations(db).get_by_ticket(i_ticket)
+    assert row.status == "resolved" and row.resolution_note is not None
+    assert row.resolution_note.startswith("Start with a two-minute interview; my student [")
+    assert "Priya" not in row.resolution_note and "Shah" not in row.resolution_note
+    # The resolved delivery carries the note as stored (masked) in its status line.
+    [sent] = [b for b in hook.processed.values() if b["ticket"] == i_ticket and b["type"] == "handoff.resolved"]
+    assert "Note: Start with a two-minute interview" in json.dumps(sent) and "Priya" not in json.dumps(sent)
+
+    folder = tmp_path / "drafts"
+    drafted = run(["kb", "draft-from-escalation", i_ticket, str(folder)], env)
+    assert drafted.exit_code == 0, drafted.output
+    [entry] = load_folder(folder).entries
+    assert entry.extra == {"status": "draft", "from_escalation": i_ticket}
+    assert "What the integrator answered (masked):" in entry.body and "No resolution note" not in entry.body
+    assert "Start with a two-minute interview" in entry.body
+    text = (folder / f"{entry.id}.md").read_text()
+    assert "Priya" not in text and "Shah" not in text
+
+
 def test_doctor_says_what_is_configured_and_reachable(settings, store):
     from slack_api_server import SlackAPIServer
 

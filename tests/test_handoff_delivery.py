@@ -7,8 +7,6 @@ Web API stand-in (tests/slack_api_server.py); Teams is the Bot Connector stand-i
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -247,17 +245,10 @@ def test_slack_retry_finds_its_earlier_post_instead_of_posting_twice():
 
 @pytest.fixture
 def connector() -> Iterator[Any]:
-    from bot_connector_server import BotConnectorServer
+    from bot_connector_server import serving_in_thread
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="bot-connector", daemon=True)
-    thread.start()
-    server = BotConnectorServer()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving_in_thread() as server:
+        yield server
 
 
 def test_teams_channel_and_teacher_notices(make_runtime, connector):

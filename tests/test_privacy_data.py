@@ -123,10 +123,17 @@ def table_counts(db: StateDB) -> dict[str, int]:
         return {name: len(conn.execute(select(t)).all()) for name, t in meta.tables.items()}
 
 
+RESOLUTION_NOTE = "Pointed them at the shared-wall entry and the two-minute interview routine."
+
+
 def export_then_erase(db: StateDB) -> None:
     fill(db)
     store = PrivacyStore(db)
-    needles = [TEACHER, *TEXTS[TEACHER]]
+    # The integrator's resolution note is stored on the teacher's escalation row: exported with it, erased with it.
+    escalations = Escalations(db)
+    mine = escalations.open_for(f"slack:D{TEACHER}", "integrator")
+    assert escalations.resolve(mine.id, "slack:U0INTEGR8", "Sam", note=RESOLUTION_NOTE) is not None
+    needles = [TEACHER, *TEXTS[TEACHER], RESOLUTION_NOTE]
     before = rows_mentioning(db, needles)
     # Every kind of table holds something of the teacher before: the check below could fail.
     for table in ("turns", "feedback", "escalations", "outbox", "inbound_events", "teams_conversation_refs",
@@ -140,6 +147,7 @@ def export_then_erase(db: StateDB) -> None:
     assert {r["text"] for r in tables["turns"]} == set(TEXTS[TEACHER])
     assert [r["user_id"] for r in tables["feedback"]] == [TEACHER]
     assert len(tables["escalations"]) == 1 and len(tables["outbox"]) == 2
+    assert tables["escalations"][0]["resolution_note"] == RESOLUTION_NOTE
     assert len(tables["inbound_events"]) == 1 and len(tables["llm_usage"]) == 1
     assert [r["key"] for r in tables["processed_events"]] == [EVENT[TEACHER]]
     assert len(tables["teams_conversation_refs"]) == 1 and len(tables["teams_reply_cards"]) == 1
@@ -226,9 +234,8 @@ def purge_by_kind(db: StateDB) -> None:
     aged(db, TurnRow, 29, TurnRow.user_id == OTHER, a="created_at")
     aged(db, FeedbackRow, 61, FeedbackRow.user_id == TEACHER, a="created_at")
     aged(db, FeedbackRow, 59, FeedbackRow.user_id == OTHER, a="created_at")
-    for e in (old_esc, new_esc):
-        with db.session() as s:
-            s.execute(update(EscalationRow).where(EscalationRow.id == e.id).values(status="resolved"))
+    for e in (old_esc, new_esc):  # resolved with a note, which goes (or stays) with its row
+        assert esc.resolve(e.id, "slack:U0INTEGR8", "Sam", note=f"{RESOLUTION_NOTE} ({e.id})") is not None
     aged(db, EscalationRow, 91, EscalationRow.id == old_esc.id, a="resolved_at", b="updated_at")
     aged(db, EscalationRow, 89, EscalationRow.id == new_esc.id, a="resolved_at", b="updated_at")
     # A delivered body of the other teacher's escalation, old enough to be emptied; one still pending.
@@ -257,6 +264,8 @@ def purge_by_kind(db: StateDB) -> None:
         assert s.get(ReplyCardRow, turns[OTHER][0]) is not None
         bodies = {r.id: r.payload for r in s.scalars(select(OutboxRow)).all()}
     assert bodies[ids[0]] == {} and bodies[ids[1]] != {}  # delivered long ago: body gone; pending: kept
+    assert rows_mentioning(db, [f"{RESOLUTION_NOTE} ({old_esc.id})"]) == {}
+    assert set(rows_mentioning(db, [f"{RESOLUTION_NOTE} ({new_esc.id})"])) == {"escalations"}
     # A second purge finds nothing more; the next daily run is due a day later, not before.
     assert store.purge(now=NOW) == {}
     assert store.purge_if_due(now=NOW + timedelta(hours=23)) is None

@@ -400,3 +400,17 @@ def test_forms_written_with_a_dash_and_early_years_classes(masker, text, private
 
 def test_a_score_or_page_range_is_not_a_class(masker):
     assert "3-4" in masked(masker, "we won 3-4 on pages 5-9")
+
+
+@pytest.mark.parametrize("text, code", [
+    ("Students in 13BIO need Padlet installed before Friday", "13BIO"),
+    ("How do I move her from 10ENG to 11ENG2 in Teams?", "10ENG"),
+])
+def test_three_letter_subject_sets_are_class_codes(masker, text, code):
+    out = masked(masker, text)
+    assert code not in out and "[CLASS-" in out
+
+
+def test_three_letter_units_are_not_class_codes(masker):
+    text = "Turn on 2FA for the 3DS club and the 5GHZ wifi"
+    assert masked(masker, text) == text

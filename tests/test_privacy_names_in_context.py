@@ -98,3 +98,41 @@ def test_a_child_in_my_class_and_lists_through_tools_keep_products(masker, text,
     out = masked(masker, text)
     assert_hidden(out, private)
     assert_kept(out, kept)
+
+
+@pytest.mark.parametrize("text, private, kept", [
+    # the object of a control verb, then a bare verb
+    ("Nearpod won't let Will upload her video, it just spins", ["Will"], ["Nearpod"]),
+    ("please help rahul reset password for Canvas", ["rahul"], ["Canvas"]),
+    # a capitalised given name that is also a word, opening a clause mid-sentence; "wifi" is no product list
+    ("it was blocked on the school wifi, and Mark had the same problem with Class Dojo.", ["Mark"], ["Class Dojo"]),
+    ("Padlet was down on the wifi, and Xavier had to start again", ["Xavier"], ["Padlet"]),
+    ("Quick one - Will's Minecraft Education account shows the wrong class", ["Will"], ["Minecraft Education"]),
+    # closing the clause after a preposition
+    ("The Blooket class code for 9Sc3 isn't working for Grace", ["Grace", "9Sc3"], ["Blooket"]),
+])
+def test_word_names_where_a_person_stands(masker, text, private, kept):
+    out = masked(masker, text)
+    assert_hidden(out, private)
+    assert_kept(out, kept)
+
+
+@pytest.mark.parametrize("text", [
+    "should i let kids post anonymously on our class padlet",
+    "Can you help reset the Jamboard for my class?",
+    "It was blocked on the school wifi, and Canva had the same problem",
+    "We start Sparx in May.",
+    "Does Flip let students record offline?",
+])
+def test_clause_rules_leave_words_and_tools(masker, text):
+    assert masked(masker, text) == text
+
+
+@pytest.mark.parametrize("text, product", [
+    ("Priya said Wordwall keeps crashing on her iPad", "Wordwall"),
+    ("Zearn keeps logging her out since Monday", "Zearn"),
+    ("Kerboodle won't open for her, and Educake says she has no account", "Educake"),
+    ("Does Ozobot work with the Chromebooks?", "Ozobot"),
+])
+def test_products_beyond_the_glossary_are_kept(masker, text, product):
+    assert_kept(masked(masker, text), [product])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -483,11 +484,82 @@ def test_handoff_claim_and_resolve_update_the_channel_message(app: RunningApp, r
     assert [e["action_id"] for b in claimed.body["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
         "handoff_resolve"]
     message = {**message, "blocks": claimed.body["blocks"]}
-    app.send(block_actions(message, "handoff_resolve", str(escalation_id), user=INTEGRATOR, channel="C0INTEGRAT"),
-             content_type=FORM)
-    resolved = app.api.wait_for("chat.update", 2, where=clicked)[1]
-    assert not [b for b in resolved.body["blocks"] if b["type"] == "actions"]
-    assert resolved.body["text"] != claimed.body["text"]
+    # Resolve asks for a note first: the click opens a modal (the core said this person may resolve it).
+    click = block_actions(message, "handoff_resolve", str(escalation_id), user=INTEGRATOR, channel="C0INTEGRAT",
+                          response_url=app.api.response_url("resolve"))
+    app.send(click, content_type=FORM)
+    [opened] = app.api.wait_for("views.open")
+    view = opened.body["view"]
+    assert opened.body["trigger_id"] == json.loads(urllib.parse.parse_qs(click)["payload"][0])["trigger_id"]
+    [note_block] = view["blocks"]
+    assert note_block["optional"] is True and note_block["element"]["multiline"] is True
+    assert runtime.coach.escalations.get(escalation_id).status == "claimed"  # opening the modal changed nothing
+    note = "Start with a two-minute interview;\nmy student Priya Shah's group modelled it for the class."
+    values = {note_block["block_id"]: {note_block["element"]["action_id"]: {"type": "plain_text_input",
+                                                                            "value": note}}}
+    submitted = app.send(view_submission(view, values, user=INTEGRATOR), content_type=FORM)
+    assert submitted.status == 200 and not submitted.body.strip()  # an empty ack closes the modal
+    row = wait_until(lambda: (r := runtime.coach.escalations.get(escalation_id)) is not None and r.status == "resolved" and r)
+    assert row.resolved_by == f"slack:{INTEGRATOR}" and row.resolution_note is not None
+    assert row.resolution_note.startswith("Start with a two-minute interview;\nmy student [")
+    assert "Priya" not in row.resolution_note and "Shah" not in row.resolution_note
+    # The outbox redraws its own card: no buttons, the note as stored.
+    redrawn = app.api.wait_for("chat.update", where=lambda c: c.body.get("ts") != message["ts"]
+                               and "Resolved by" in json.dumps(c.body))[-1]
+    assert redrawn.body["channel"] == "C0INTEGRAT"
+    assert not [b for b in redrawn.body["blocks"] if b["type"] == "actions"]
+    assert "Note: Start with a two-minute interview" in json.dumps(redrawn.body) and "Priya" not in json.dumps(redrawn.body)
+    # The same submission again (a redelivery) resolves nothing twice and says nothing.
+    app.send(view_submission(view, values, user=INTEGRATOR), content_type=FORM)
+    app.api.settle()
+    assert app.api.calls("hook:resolve") == []
+
+
+@pytest.mark.parametrize("slack_overrides", [{"integrator_channel": "C0INTEGRAT"}])
+def test_a_resolve_note_submitted_after_someone_else_resolved_is_not_recorded(app: RunningApp, runtime) -> None:
+    reply = runtime.coach.handle(_inbound("can I speak to a human integrator please"))
+    escalation_id = int(reply.handoff.ticket.split("-")[1])
+    message = {"ts": "1700000099.000002", "text": "New handoff", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "action_id": "handoff_resolve", "value": str(escalation_id),
+         "text": {"type": "plain_text", "text": "Resolve"}}]}]}
+    app.send(block_actions(message, "handoff_resolve", str(escalation_id), user=INTEGRATOR, channel="C0INTEGRAT",
+                           response_url=app.api.response_url("late")), content_type=FORM)
+    [opened] = app.api.wait_for("views.open")
+    from bot.access import Actor
+
+    # Meanwhile it is resolved another way (a second modal, the command line): this note comes too late.
+    first = runtime.coach.escalation_action(escalation_id, "resolve", Actor(platform="slack", user_id=INTEGRATOR))
+    assert first.changed
+    values = {"coach.handoff.note": {"note": {"type": "plain_text_input", "value": "Use Flip for this."}}}
+    app.send(view_submission(opened.body["view"], values, user=INTEGRATOR), content_type=FORM)
+    [told] = app.api.wait_for("hook:late")
+    assert "already resolved" in told.body["text"] and told.body["response_type"] == "ephemeral"
+    assert runtime.coach.escalations.get(escalation_id).resolution_note is None
+
+
+@pytest.mark.parametrize("slack_overrides", [{"integrator_channel": "C0INTEGRAT"}])
+def test_a_resolve_note_form_slack_would_not_open_is_said_and_changes_nothing(app: RunningApp, runtime) -> None:
+    reply = runtime.coach.handle(_inbound("can I speak to a human integrator please"))
+    escalation_id = int(reply.handoff.ticket.split("-")[1])
+    message = {"ts": "1700000099.000003", "text": "New handoff", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "action_id": "handoff_resolve", "value": str(escalation_id),
+         "text": {"type": "plain_text", "text": "Resolve"}}]}]}
+    app.api.fail_next("views.open", "expired_trigger_id")
+    app.send(block_actions(message, "handoff_resolve", str(escalation_id), user=INTEGRATOR, channel="C0INTEGRAT",
+                           response_url=app.api.response_url("slow")), content_type=FORM)
+    [told] = app.api.wait_for("hook:slow")
+    assert "click Resolve again" in told.body["text"] and told.body["response_type"] == "ephemeral"
+    assert runtime.coach.escalations.get(escalation_id).status == "open"
+
+
+def wait_until(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
 
 
 def _inbound(text: str):

@@ -1,12 +1,13 @@
 """The Teams ActivityHandler through botbuilder's real TestAdapter pipeline, against the real coach.
 
 No SDK mocks: TestAdapter subclasses the production BotAdapter, runs the middleware pipeline
-and our handler, and buffers what the bot sent (and updated) for us to read.
+and our handler, and buffers what the bot sent (and updated) for us to read. What the adapter does
+whatever the coach answers (ignored activities, dedupe, references, typing, proactive sends) is in
+tests/test_teams_bot_translate.py, with a fake coach.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -16,7 +17,6 @@ from botbuilder.schema import Activity
 from sqlalchemy import func, select
 
 from adapters.teams.bot import TeamsCoachBot
-from adapters.teams.proactive import TeamsNotifier, UnknownConversation
 from adapters.teams.references import ReferenceStore
 from adapters.teams.cards import CARD_CONTENT_TYPE
 from bot.handoff.escalations import EscalationRow
@@ -209,93 +209,3 @@ async def test_invoke_action_returns_the_refreshed_card(teams):
     again = await teams.send(acts.invoke_action(question, action="talk_to_person", turn_id=turn_id))
     assert [a.type for a in again] == ["invokeResponse"]  # no second reply, the same card back
     assert teams.count(EscalationRow, EscalationRow.memory_key == "teams:a:1invoke") == 1
-
-
-async def test_foreign_card_data_is_ignored(teams):
-    question = acts.personal("hello", conversation="a:1foreign")
-    data = acts.submit(question, action="launch_rockets", turn_id="t")
-    before = teams.count(TurnRow), teams.count(FeedbackRow)
-    assert await teams.send(data) == []
-    assert (teams.count(TurnRow), teams.count(FeedbackRow)) == before
-
-
-async def test_welcome_when_the_bot_is_added_and_only_then(teams):
-    before = teams.count(TurnRow)
-    sent = await teams.send(acts.bot_added(conversation="a:1new"))
-    assert len(messages(sent)) == 1 and "Integration Coach" in sent[0].text
-    assert "the integration team" in sent[0].text
-    assert await teams.send(acts.bot_added(conversation="19:t@thread.tacv2", conversation_type="channel",
-                                           include_bot=False, others=("bea",))) == []
-    assert teams.count(TurnRow) == before
-    assert teams.references.get("teams:a:1new") is not None  # reachable before anyone writes
-
-
-async def test_unknown_activity_type_is_ignored(teams):
-    data = acts.personal("hello")
-    data["type"] = "somethingNew"
-    before = teams.count(TurnRow)
-    assert await teams.send(data) == []
-    assert teams.count(TurnRow) == before
-
-
-async def test_a_redelivered_activity_is_answered_once(teams):
-    data = acts.personal(SCENARIOS[1].text, conversation="a:1retry")
-    assert len(messages(await teams.send(data))) == 1
-    assert await teams.send(dict(data)) == []
-    assert teams.count(TurnRow, TurnRow.memory_key == "teams:a:1retry") == 1
-
-
-async def test_references_are_stored_on_every_turn(teams):
-    data = acts.channel("hi there", channel="19:staff@thread.tacv2")
-    await teams.send(data)
-    chain = teams.references.get(f"teams:19:staff@thread.tacv2:{data['id']}")
-    assert chain["conversation"]["id"] == f"19:staff@thread.tacv2;messageid={data['id']}"
-    assert chain["serviceUrl"] == acts.service_url
-    assert teams.references.get("teams:19:staff@thread.tacv2")["conversation"]["id"] == "19:staff@thread.tacv2"
-    assert teams.references.get("teams-user:29:ana")["user"]["id"] == "29:ana"
-
-
-async def test_a_persons_direct_chat_is_kept_over_later_channel_posts(teams):
-    await teams.send(acts.personal("hello", conversation="a:1dan", user="dan"))
-    await teams.send(acts.channel("hello", channel="19:staff@thread.tacv2", user="dan"))
-    assert teams.references.get("teams-user:29:dan")["conversation"]["id"] == "a:1dan"
-    await teams.send(acts.channel("hello", channel="19:staff@thread.tacv2", user="eve"))
-    assert teams.references.get("teams-user:29:eve")["conversation"]["conversationType"] == "channel"
-
-
-class SlowCoach:
-    """The real coach, slowed down as an LLM composer would be."""
-
-    def __init__(self, coach, delay: float) -> None:
-        self.coach, self.delay = coach, delay
-
-    def handle(self, message):
-        time.sleep(self.delay)
-        return self.coach.handle(message)
-
-    def handle_action(self, event):
-        return self.coach.handle_action(event)
-
-
-async def test_typing_is_shown_while_a_slow_answer_is_composed(shared_runtime):
-    slow = make_harness(shared_runtime, SlowCoach(shared_runtime.coach, 0.5), typing_after=0.05)
-    sent = await slow.send(acts.personal(SCENARIOS[0].text, conversation="a:1slow"))
-    assert [a.type for a in sent] == ["typing", "message"]
-
-
-async def test_no_typing_for_a_quick_answer(shared_runtime):
-    quick = make_harness(shared_runtime, typing_after=5.0)
-    sent = await quick.send(acts.personal(SCENARIOS[0].text, conversation="a:1quick"))
-    assert [a.type for a in sent] == ["message"]
-
-
-async def test_notifier_sends_into_a_stored_conversation(teams):
-    await teams.send(acts.personal("hello", conversation="a:1later"))
-    notifier = TeamsNotifier(teams.adapter, teams.references)
-    teams.adapter.activity_buffer.clear()
-    await notifier.send_text("teams:a:1later", "An integrator has picked up your request (I-0001).")
-    sent = list(teams.adapter.activity_buffer)
-    assert len(sent) == 1 and sent[0].text.startswith("An integrator has picked up")
-    assert sent[0].conversation.id == "a:1later" and sent[0].recipient.id == "29:ana"
-    with pytest.raises(UnknownConversation, match="teams:a:1never"):
-        await notifier.send_text("teams:a:1never", "hello")

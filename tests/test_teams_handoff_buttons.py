@@ -169,6 +169,10 @@ async def test_claim_and_resolve_buttons_on_the_teams_channel_card(teams_runtime
         assert buttons(card) == [("Claim", {"action": CLAIM, "escalation_id": str(eid)}),
                                  ("Resolve", {"action": RESOLVE, "escalation_id": str(eid)})]
         assert all(a["type"] == "Action.Submit" for a in card["actions"])
+        # Resolve's note is an input on the card; Claim sends no inputs, Resolve sends it with its data.
+        [note_input] = [b for b in card["body"] if b["type"] == "Input.Text"]
+        assert note_input["id"] == "resolution_note" and note_input["isMultiline"] is True
+        assert [a.get("associatedInputs") for a in card["actions"]] == ["none", "auto"]
         text = card_text(card)
         assert ticket in text and f"To take it: `coach handoffs claim {ticket}`" in text
         assert ticket in posted.body["text"]  # the heading and notification line
@@ -220,14 +224,21 @@ async def test_claim_and_resolve_buttons_on_the_teams_channel_card(teams_runtime
         # Nor was anything said in the card's thread (an error would have posted an apology there).
         assert connector.messages(f"{CHANNEL};messageid={card_id}") == []
 
-        # Resolve: recorded, and the card keeps no buttons at all.
+        # Resolve with a note typed on the card (Teams merges the input into the submit's value):
+        # recorded masked, and the card keeps no buttons and no input at all.
         resolve = handoff_submit(acts, channel=CHANNEL, card_id=card_id, action=RESOLVE, escalation_id=eid,
                                  user="sam", user_name="Sam Integrator")
+        resolve["value"]["resolution_note"] = ("Start with a two-minute interview; my student Priya Shah's "
+                                               "group modelled it for the class.")
         assert await post(resolve) in (200, 201)
         done = escalation(runtime, eid)
         assert (done.status, done.resolved_by, done.resolved_by_name) == ("resolved", "teams:aad-sam", "Sam Integrator")
+        assert done.resolution_note.startswith("Start with a two-minute interview; my student [")
+        assert "Priya" not in done.resolution_note and "Shah" not in done.resolution_note
         last = updates(connector, f"{CHANNEL};messageid={card_id}", card_id)[-1].cards[0]
         assert "actions" not in last and "Resolved by Sam Integrator" in card_text(last)
+        assert not [b for b in last["body"] if b["type"] == "Input.Text"]
+        assert "Note: Start with a two-minute interview" in card_text(last) and "Priya" not in card_text(last)
         assert connector.messages(f"{CHANNEL};messageid={card_id}") == []
         assert ("teacher:teams", "resolved") in {(r.channel, r.event) for r in outbox_rows(runtime, eid)}
 
@@ -274,8 +285,11 @@ def test_a_card_that_cannot_be_updated_gets_a_reply_in_its_thread(tmp_path, gone
 
 
 @pytest.mark.parametrize("value, expected", [
-    ({"action": CLAIM, "escalation_id": "12"}, (12, "claim")),
-    ({"action": RESOLVE, "escalation_id": 12}, (12, "resolve")),
+    ({"action": CLAIM, "escalation_id": "12"}, (12, "claim", None)),
+    ({"action": RESOLVE, "escalation_id": 12}, (12, "resolve", None)),
+    ({"action": RESOLVE, "escalation_id": 12, "resolution_note": "Use Flip"}, (12, "resolve", "Use Flip")),
+    ({"action": RESOLVE, "escalation_id": 12, "resolution_note": "   "}, (12, "resolve", None)),
+    ({"action": CLAIM, "escalation_id": 12, "resolution_note": "ignored"}, (12, "claim", None)),
     ({"action": "helped", "turn_id": "t-1"}, None),  # the teacher's feedback buttons are not handoffs
     ({"action": CLAIM, "escalation_id": "twelve"}, None),
     ({"action": CLAIM, "escalation_id": True}, None),

@@ -177,6 +177,9 @@ class _SinkHandler:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        refusal = self.sink._next_refusal()
+        if refusal is not None:
+            return refusal
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.sink._received(msg, list(envelope.rcpt_tos), getattr(session, "authenticated", False))
         return "250 Message accepted for delivery"
@@ -199,6 +202,8 @@ class SmtpSink:
         self.unique: dict[str, EmailMessage] = {}
         self.recipients: list[list[str]] = []
         self.authenticated: list[bool] = []
+        self.refused = 0
+        self._refusals: list[str] = []
         self._lock = threading.Lock()
 
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
@@ -226,6 +231,18 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def refuse_next(self, reply: str = "451 4.3.0 Try again later", times: int = 1) -> None:
+        """Answer the next `times` messages' DATA with `reply` (a 4xx: try later; a 5xx: never) and keep nothing."""
+        with self._lock:
+            self._refusals.extend([reply] * times)
+
+    def _next_refusal(self) -> str | None:
+        with self._lock:
+            if not self._refusals:
+                return None
+            self.refused += 1
+            return self._refusals.pop(0)
 
     @property
     def duplicates(self) -> int:

@@ -11,6 +11,8 @@ reference under.
 `opened` posts an Adaptive Card with Claim and Resolve buttons (Action.Submit, data
 `{"action": "handoff_claim" | "handoff_resolve", "escalation_id": "<id>"}`, the Slack channel's
 action ids and value; adapters/teams/bot.py handles the clicks through `Coach.escalation_action`).
+While it can be resolved the card has an optional multi-line note (Input.Text `resolution_note`):
+Teams merges its value into Resolve's data; Claim sends no inputs.
 `updated` replies in the post's thread; `claimed` and `resolved` redraw the card in place
 (`PUT .../activities/{id}`, fewer buttons), so a claim from `coach handoffs claim` shows there
 too. When the card cannot be updated (deleted, say) the status is a reply in its thread instead.
@@ -23,7 +25,7 @@ on restart: at least once, never lost.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 # The Slack channel's action ids, so both platforms' clicks read the same in logs and in the core.
 CLAIM, RESOLVE = "handoff_claim", "handoff_resolve"
 HANDOFF_ACTIONS = {CLAIM: "claim", RESOLVE: "resolve"}
+NOTE_INPUT = "resolution_note"
+# Teams caps what Input.Text accepts; the core cuts a longer note anyway.
+NOTE_MAX_LENGTH = 4000
 # A card that is gone or not ours cannot be redrawn: say it in the thread instead of retrying.
 CANNOT_UPDATE = frozenset({400, 403, 404})
 
@@ -67,18 +72,29 @@ def handoff_card(text: str, escalation_id: int, status: str) -> dict[str, Any]:
     }
     buttons: list[dict[str, Any]] = []
     if status == EscalationStatus.OPEN:
-        buttons.append({"type": "Action.Submit", "title": "Claim", "style": "positive",
+        buttons.append({"type": "Action.Submit", "title": "Claim", "style": "positive", "associatedInputs": "none",
                         "data": {"action": CLAIM, "escalation_id": str(escalation_id)}})
     if status in ACTIVE:
-        buttons.append({"type": "Action.Submit", "title": "Resolve",
+        body.append({"type": "Input.Text", "id": NOTE_INPUT, "isMultiline": True, "maxLength": NOTE_MAX_LENGTH,
+                     "label": "Resolution note (optional)",
+                     "placeholder": "What you answered: it becomes the start of a knowledge-base draft"})
+        buttons.append({"type": "Action.Submit", "title": "Resolve", "associatedInputs": "auto",
                         "data": {"action": RESOLVE, "escalation_id": str(escalation_id)}})
     if buttons:
         card["actions"] = buttons
     return card
 
 
-def handoff_click(value: Any) -> tuple[int, str] | None:
-    """An Action.Submit `value` from a handoff card as (escalation id, `claim` | `resolve`), else None."""
+class HandoffClick(NamedTuple):
+    """A Claim or Resolve on a handoff card: which escalation, which action, and Resolve's note."""
+
+    escalation_id: int
+    kind: str  # "claim" or "resolve"
+    note: str | None = None
+
+
+def handoff_click(value: Any) -> HandoffClick | None:
+    """An Action.Submit `value` from a handoff card as a `HandoffClick`, else None (not one of ours)."""
     if not isinstance(value, dict):
         return None
     action = value.get("action")
@@ -90,7 +106,10 @@ def handoff_click(value: Any) -> tuple[int, str] | None:
         escalation_id = int(raw)
     except ValueError:
         return None
-    return (escalation_id, kind) if escalation_id > 0 else None
+    if escalation_id <= 0:
+        return None
+    note = value.get(NOTE_INPUT) if kind == "resolve" else None
+    return HandoffClick(escalation_id, kind, note if isinstance(note, str) and note.strip() else None)
 
 
 def card_message(card: dict[str, Any], text: str) -> Activity:

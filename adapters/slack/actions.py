@@ -8,7 +8,9 @@ item. The worker runs the core call and posts; the follow-up it posts carries th
 metadata, so a sweeper finishing a click whose process died finds it rather than posting twice.
 
 The "Save to knowledge base" shortcut opens a modal, which must happen inside the three seconds
-its trigger_id lives, so it stays in the listener; so does the modal's validation.
+its trigger_id lives, so it stays in the listener; so does the modal's validation. Resolve on a
+handoff card opens a modal too (adapters.slack.resolve_note), once the core has said the clicker
+may resolve it; the modal's submission, with its note, is the queued item that resolves.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import kb_draft
+from adapters.slack import kb_draft, resolve_note
 from adapters.slack.commands import refusal
 from adapters.slack.sinks import Mark, find_marked, metadata, responder
 from adapters.slack.translate import (
@@ -41,12 +43,31 @@ FEEDBACK_ACTION = re.compile(r"^coach\.(helped|not_quite|talk_to_person|tech_pro
                              r"checkin_next_week|checkin_no|checkin_never|went_well|went_mixed|not_yet)$")
 
 
+# Resolve asks for a note first: its click opens a modal, and the modal's submission is queued.
+RESOLVE_ACTION = "handoff_resolve"
+
+
 def _is_queued(action_id: str) -> bool:
-    return bool(FEEDBACK_ACTION.match(action_id)) or action_id in HANDOFF_ACTIONS
+    return bool(FEEDBACK_ACTION.match(action_id)) or (action_id in HANDOFF_ACTIONS and action_id != RESOLVE_ACTION)
+
+
+def _actor(body: Mapping[str, Any]) -> Actor:
+    # "claimed by jordan", not an id; the core decides whether this person may act at all.
+    who = body.get("user") or {}
+    return Actor(platform="slack", user_id=str(who.get("id") or ""),
+                 name=who.get("name") or who.get("username") or None)
 
 
 def action_item(body: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The inbound key and row payload for a click on a coach or handoff button; None for anything else."""
+    """The inbound key and row payload for a click on a coach or handoff button, or a Resolve modal's
+    submission; None for anything else."""
+    if body.get("type") == "view_submission":
+        view = body.get("view") or {}
+        user = (body.get("user") or {}).get("id") or ""
+        if view.get("callback_id") != resolve_note.VIEW_CALLBACK or not view.get("id"):
+            return None
+        # One modal is one resolve: a submission delivered twice is acted on once.
+        return f"{KEY_PREFIX}act:view:{view['id']}:{user}", {"kind": Kind.ACTION.value, "body": dict(body)}
     if body.get("type") != "block_actions" or not body.get("actions"):
         return None
     action = body["actions"][0]
@@ -125,13 +146,9 @@ async def _handoff(bridge: Bridge, key: str, row: InboundEventRow, client: Async
         log.warning("handoff button with a malformed value %r", action.get("value"))
         return True
     kind = HANDOFF_ACTIONS[action["action_id"]]
-    who = body.get("user") or {}
     container = body.get("container") or {}
     channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-    # "claimed by jordan", not an id; the core decides whether this person may act at all.
-    actor = Actor(platform="slack", user_id=str(who.get("id") or ""),
-                  name=who.get("name") or who.get("username") or None)
-    result = await bridge.run(bridge.coach.escalation_action, escalation_id, kind, actor)
+    result = await bridge.run(bridge.coach.escalation_action, escalation_id, kind, _actor(body))
     if result.outcome is Outcome.REFUSED:
         await responder(body.get("response_url") or "", bridge.session)(
             response_type="ephemeral", replace_original=False, text=result.message)
@@ -149,8 +166,30 @@ async def _handoff(bridge: Bridge, key: str, row: InboundEventRow, client: Async
     return True
 
 
+async def _resolve_with_note(bridge: Bridge, key: str, row: InboundEventRow, client: AsyncWebClient) -> bool:
+    """A submitted Resolve modal: the core checks, masks and records the note, and resolves."""
+    body: dict[str, Any] = row.payload["body"]
+    form = resolve_note.submitted(body.get("view") or {})
+    if form is None:
+        log.warning("a Resolve modal submission without its handoff; nothing changed")
+        return True
+    result = await bridge.run(bridge.coach.escalation_action, form.escalation_id, "resolve", _actor(body), form.note)
+    if not result.changed:
+        # Refused, or resolved by someone else meanwhile: the note was not recorded, so say why, privately.
+        if form.response_url:
+            await responder(form.response_url, bridge.session)(
+                response_type="ephemeral", replace_original=False, text=result.message)
+        return True
+    # The card is redrawn by the outbox's `resolved` delivery (with the note, masked), as for a
+    # resolve from the command line: the modal has no copy of the card's blocks to redraw from.
+    log.info("handoff %s resolved from Slack%s", form.escalation_id, " with a note" if form.note else "")
+    return True
+
+
 async def process_action(bridge: Bridge, key: str, row: InboundEventRow, client: AsyncWebClient) -> bool:
-    """Act on one recorded click (a coach button or a handoff card); False leaves it queued."""
+    """Act on one recorded click (a coach button or a handoff card) or Resolve modal; False leaves it queued."""
+    if row.payload["body"].get("type") == "view_submission":
+        return await _resolve_with_note(bridge, key, row, client)
     action_id = str(row.payload["body"]["actions"][0].get("action_id") or "")
     if action_id in HANDOFF_ACTIONS:
         return await _handoff(bridge, key, row, client)
@@ -169,7 +208,45 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
 
     app.action(FEEDBACK_ACTION)(on_click)
     for action_id in HANDOFF_ACTIONS:
-        app.action(action_id)(on_click)
+        if action_id != RESOLVE_ACTION:
+            app.action(action_id)(on_click)
+
+    async def open_resolve(ack: Ack, body: dict, client: AsyncWebClient) -> None:
+        await ack()
+        action = body["actions"][0]
+        response_url = body.get("response_url") or ""
+        try:
+            escalation_id = int(action.get("value") or "")
+        except ValueError:
+            log.warning("handoff button with a malformed value %r", action.get("value"))
+            return
+        # The core says now whether this person may resolve it, so nobody writes a note in vain.
+        refused = await bridge.run(bridge.coach.escalation_check, escalation_id, "resolve", _actor(body))
+        if refused is not None:
+            await responder(response_url, bridge.session)(
+                response_type="ephemeral", replace_original=False, text=refused.message)
+            return
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        view = resolve_note.resolve_modal(escalation_id, channel=channel, response_url=response_url,
+                                          message_ts=str(container.get("message_ts") or ""))
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:  # the trigger lives three seconds: a slow moment must not pass silently
+            log.warning("could not open the Resolve note for handoff %s: %s", escalation_id, exc.response.get("error"))
+            await responder(response_url, bridge.session)(
+                response_type="ephemeral", replace_original=False,
+                text="Slack did not open the note form in time; click Resolve again. Nothing changed.")
+
+    app.action(RESOLVE_ACTION)(open_resolve)
+
+    async def on_resolve_note(ack: Ack, context: dict, client: AsyncWebClient) -> None:
+        await ack()  # closes the modal; the submission was recorded before this (adapters.slack.events)
+        key = context.get("inbound_key")
+        if key:
+            await bridge.process(key, client)
+
+    app.view_submission(resolve_note.VIEW_CALLBACK)(on_resolve_note)
 
     async def open_draft(ack: Ack, body: dict, client: AsyncWebClient, respond: Ack) -> None:
         await ack()

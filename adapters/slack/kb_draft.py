@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from adapters.slack.translate import plain_text
 from knowledge.entry import GRADE_BANDS, KnowledgeEntry, Kind
-from knowledge.parser import render_entry
+from knowledge import drafts
 
 SHORTCUT_CALLBACK = "save_to_kb"
 VIEW_CALLBACK = "save_to_kb_submit"
@@ -142,18 +142,7 @@ def entry_from_view(view: Mapping[str, Any], *, user_id: str,
 
 def write_draft(entry: KnowledgeEntry, drafts_dir: Path) -> Path:
     """Write the draft as `<id>.md`, never over an existing draft (a `-2`, `-3` suffix instead)."""
-    drafts_dir.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        entry_id = entry.id if n == 1 else f"{entry.id[:76]}-{n}"
-        path = drafts_dir / f"{entry_id}.md"
-        try:
-            # "x" mode: two integrators saving the same title at once cannot overwrite each other.
-            with path.open("x", encoding="utf-8") as fh:
-                fh.write(render_entry(entry.model_copy(update={"id": entry_id})))
-            return path
-        except FileExistsError:
-            continue
-    raise OSError(f"too many drafts named {entry.id} in {drafts_dir}")
+    return drafts.write_draft(entry, drafts_dir, keep_both=True)
 
 
 def saved_view(path: Path, entry_id: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
@@ -30,6 +29,7 @@ from adapters.slack.translate import notice, render_reply
 from adapters.wiring import Runtime
 from bot.access import Actor, Role, policy_from
 from bot.models import InboundMessage
+from bot.retry import retry, retry_async
 from bot.state.database import StateError
 from bot.state.inbound import InboundEventRow, InboundQueue, ProcessedEvents
 
@@ -100,28 +100,13 @@ class Bridge:
     async def db_retrying(self, fn: Callable[..., T], *args: Any, budget: float = STATE_RETRY_SECONDS,
                           delay: float = 0.2, max_delay: float = 2.0) -> T:
         """`db`, retrying a StateError (a database restarting) with a short backoff for up to `budget` seconds."""
-        deadline = asyncio.get_running_loop().time() + budget
-        while True:
-            try:
-                return await self.db(fn, *args)
-            except StateError:
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
+        return await retry_async(lambda: self.db(fn, *args), on=StateError, budget=budget, delay=delay,
+                                 max_delay=max_delay)
 
     def _handle_retrying(self, message: InboundMessage) -> Any:
         """Coach.handle, retried while the state database fails (it records the turn), on a pool thread."""
-        deadline = time.monotonic() + STATE_RETRY_SECONDS
-        delay = 0.2
-        while True:
-            try:
-                return self.coach.handle(message)
-            except StateError:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        return retry(lambda: self.coach.handle(message), on=StateError, budget=STATE_RETRY_SECONDS, delay=0.2,
+                     max_delay=2.0)
 
     async def process(self, key: str, client: AsyncWebClient) -> None:
         """Act on one recorded item, if this process wins the claim; then mark it done.

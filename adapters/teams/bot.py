@@ -51,7 +51,8 @@ class CoachLike(Protocol):
 
     def handle_action(self, event: ActionEvent) -> Reply | None: ...
 
-    def escalation_action(self, escalation_id: int, action: str, actor: Actor) -> ActionResult: ...
+    def escalation_action(self, escalation_id: int, action: str, actor: Actor,
+                          note: str | None = None) -> ActionResult: ...
 
 
 class TeamsCoachBot(ActivityHandler):
@@ -126,7 +127,7 @@ class TeamsCoachBot(ActivityHandler):
             log.info("activity %s was delivered again; answered already", activity.id)
             return
         if click is not None:
-            await self._on_handoff_click(turn_context, *click)
+            await self._on_handoff_click(turn_context, click.escalation_id, click.kind, click.note)
             return
         if not plain:
             await self._on_card_action(turn_context)
@@ -147,8 +148,11 @@ class TeamsCoachBot(ActivityHandler):
         if event.action.is_feedback:  # "Read it" leaves the card's buttons as they are
             await self._mark_chosen(turn_context, event)
 
-    async def _on_handoff_click(self, turn_context: TurnContext, escalation_id: int, kind: str) -> None:
+    async def _on_handoff_click(self, turn_context: TurnContext, escalation_id: int, kind: str,
+                                note: str | None = None) -> None:
         """Claim or Resolve on a handoff card: `Coach.escalation_action` decides, then the card is redrawn.
+
+        Resolve carries the card's note input, which the core masks and records.
 
         Handoff cards are only ever posted to the configured integrators' channel, so a click from
         anywhere else (or any click, with no channel configured) is forged or stale: it changes
@@ -166,7 +170,7 @@ class TeamsCoachBot(ActivityHandler):
         # The AAD object id is the person across every Teams conversation; the Bot Framework id is
         # per bot, so it is only the fallback (the emulator sends no AAD id).
         actor = Actor(platform="teams", user_id=who.aad_object_id or who.id, name=who.name or None)
-        result = await _in_thread(functools.partial(self.coach.escalation_action, escalation_id, kind, actor))
+        result = await _in_thread(functools.partial(self.coach.escalation_action, escalation_id, kind, actor, note))
         if result.outcome is Outcome.REFUSED:
             await turn_context.send_activity(Activity(type=ActivityTypes.message, text=result.message))
             return

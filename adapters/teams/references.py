@@ -20,6 +20,7 @@ from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from bot.retry import retry
 from bot.state.database import Base, StateDB, utcnow
 
 
@@ -102,15 +103,12 @@ class ReferenceStore:
     def _write(self, rows: list[tuple[str, dict[str, Any], str, str]]) -> None:
         if not rows:
             return
-        for attempt in (1, 2):
-            try:
-                with self.db.session() as s:
-                    for key, reference, kind, label in rows:
-                        _upsert(s, key, reference, kind, label[:300])
-                return
-            except IntegrityError:  # two processes stored the same new key at once; the retry updates
-                if attempt == 2:
-                    raise
+        def write() -> None:
+            with self.db.session() as s:
+                for key, reference, kind, label in rows:
+                    _upsert(s, key, reference, kind, label[:300])
+
+        retry(write, on=IntegrityError, attempts=2)  # two processes stored the same new key at once; the retry updates
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored reference JSON, or None."""

@@ -18,6 +18,7 @@ from bot.checkins.report import CHECKIN_COMPOSER
 from bot.checkins.service import CHECKIN_REASON, CheckinService
 from bot.checkins.store import CheckinRow
 from bot.models import Action, Reply, Route
+from bot.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class CheckinDispatcher:
                     log.error("check-in %s failed for good: %s", row.id, error)
                     report.failed += 1
                 else:
-                    retry = calendar.next_window(now + timedelta(seconds=min(60 * 2 ** row.attempts, 3600)), row.tz)
+                    retry = calendar.next_window(now + timedelta(seconds=backoff(row.attempts, base=60, cap=3600)), row.tz)
                     checkins.postpone(row.id, self.owner, retry, error[:500])
                     log.warning("check-in %s not sent (%s); trying again at %s", row.id, error, retry.isoformat())
                     report.postponed += 1

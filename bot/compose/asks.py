@@ -28,19 +28,23 @@ _STRAIGHT = re.compile(
     r"just (the|an|a) (answer|name|tool|app)\b|just (need|want) (the|an|a) (answer|name|tool|app)|"
     r"skip the questions|i just (want|need) (an|the|a) (answer|tool|app|idea|name))\b", re.I)
 _IDEAS = re.compile(
-    r"\b(what (could|can|should|might|would|do) (they|students|pupils|kids|the kids|the class|my class|we|i|my \w+|"
-    r"our \w+) (make|do|create|build|produce|use|try|record|write|design)|"
+    r"\b(what (could|can|should|might|would|do) (they|students|pupils|kids|the kids|the class|my class|we|i|"
+    r"(?:my|our)(?: [\w'-]+){1,2}) (make|do|create|build|produce|use|try|record|write|design)|"
     r"any (good )?(ideas|suggestions|tips|recommendations|thoughts|advice)|"
     r"(ideas|suggestions|tips) (for|on|about)|"
     r"(which|what) (tool|tools|app|apps|platform|platforms|website|websites|software|site|sites|program)\b|"
     r"(can|could) you (suggest|recommend)|(suggest|recommend)(ations?)? (a|an|some|any)|"
-    r"what'?s?( is| are| would be)? (the |a |some )?(good|easy|easiest|quick|quickest|simple|simplest|better|best|fun|"
+    r"what'?s?( is| are| would be)? (the |a |an |some )?(good|easy|easiest|quick|quickest|simple|simplest|better|best|fun|"
     r"great|nice|free|cheap|cheapest|right) [\w-]+|"
     r"(what|how) would you (use|suggest|recommend|do|try|approach|set)|"
     r"(is|are) there (a|an|any) ((good|easy|quick|simple|better|free) )?(tool|app|way|site|program|resource)|"
     r"(where|how) (can|do|could|should) (i|we) (find|start|begin|get started)|"
     r"how (can|could|do|should|might|would) (i|we|they|students|the kids|my [\w'-]+|our [\w'-]+) |how to |"
-    r"(how|what) about |what if |anything (i|we) (can|could) (use|try|do))", re.I)
+    r"(how|what) about |what if |anything (i|we) (can|could) (use|try|do)|"
+    # "...ideas?", "any way to ...", "what can I do instead?", "what would it look like in practice?"
+    r"ideas\s*\?|any (other )?ways? (to|of|i|we)|how (can|could|might|would|does|do) [\w-]+ help|what (else )?(can|could|should) (i|we) do|what would you do|"
+    r"where (do|should|would) (i|we) (even )?(start|begin)|what (would|does|might|could) (it|that|this) look like|"
+    r"in practice\s*\?|(an|for) example\s*\?)", re.I)
 # "Does that actually help?", "is it ok to...?", "is voice feedback worth a try?": a verdict, briefly.
 _VERDICT = re.compile(
     r"^(?:.*\b)?(does|do|will|would|can|could|is|are|should|am)\b[^?]*\b(help|helps|work|works|worth|allowed|ok|okay|"
@@ -80,6 +84,27 @@ _NO_QUESTIONS = re.compile(
     r"\b((?<!not )just (tell|give|show) me|tell me straight|(a|the) straight answer|just answer|just (the|an) answer\b|"
     r"(stop|don'?t|no need to) (asking|ask) (me )?(questions|anything)|no (more )?questions|"
     r"(i )?(don'?t|do not) (need|want) (any |more |your |all these |the )?questions|skip the questions)\b", re.I)
+
+
+class Verdict(str, Enum):
+    """What a yes-or-no question weighs: whether something is allowed, or whether it is worth it."""
+
+    PERMISSION = "permission"  # "is it ok / allowed / safe / legal ...?"
+    VALUE = "value"  # "does it help / work / is it worth ...?"
+
+
+# "How can tech help with that?" asks for ideas, not a yes or no.
+_WH_AUX = re.compile(r"\b(how|what|which|where|why|who|when)\s+(does|do|will|would|can|could|is|are|should|might)\b",
+                     re.I)
+_PERMISSION = re.compile(r"\b(allowed|ok|okay|fine|safe|legal|appropriate|permitted)\b", re.I)
+
+
+def verdict(text: str) -> Verdict | None:
+    """The kind of yes-or-no question in the message, or None when it asks no verdict."""
+    found = [s for s in sentences(text) if _VERDICT.search(s) and not _WH_AUX.search(s)]
+    if not found:
+        return None
+    return Verdict.PERMISSION if any(_PERMISSION.search(s) for s in found) else Verdict.VALUE
 
 
 def wants_no_questions(text: str) -> bool:

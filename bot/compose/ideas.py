@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from bot.compose.output_checks import leakage, urls_in
+from bot.compose.phrasing import is_suggestion
 from knowledge.entry import KnowledgeEntry
 from knowledge.lexical import tokenize
 
@@ -25,6 +26,13 @@ _CAVEAT = re.compile(r"^(watch|beware|avoid|don'?t|do not|be careful|note|never|
 _HOW_MUCH = re.compile(r"\bhow (long|many|much|often|big)\b", re.I)
 _QUANTITY = re.compile(r"\b(\d+|one|two|three|four|five|ten|twenty|minutes?|seconds?|hours?|days?|weeks?|"
                        r"short|shorter|long|longer|few)\b", re.I)
+
+
+def said_before(sentence: str, replies: Iterable[str]) -> bool:
+    """Whether a reply already carried the sentence, word for word or said as a suggestion ("You could ...",
+    which keeps its ending)."""
+    tail = " ".join(sentence.rstrip(".!").split()[-6:])
+    return any(sentence in text or tail in text for text in replies)
 
 
 def note_sentences(entry: KnowledgeEntry) -> list[str]:
@@ -48,6 +56,14 @@ _THE_NOUN = re.compile(r"^the (\w+)\b", re.I)
 _DEFINITION = re.compile(r"^[\w' -]{1,40}\b(is|are|means|refers to|stands for)\b (a|an|the|when|where|how)\b", re.I)
 _SETTING = re.compile(r"\b(settings?|moderat\w*|admin\w*|permissions?|approve|approval|toggle|turn (on|off)|"
                       r"switch (on|off)|privacy|filter\w*|log ?in|account\w*)\b", re.I)
+# "Is it ok / safe for 7-year-olds?": approval and moderation settings are part of the answer.
+_PERMISSION_ASK = re.compile(r"\b(allowed|ok|okay|safe|legal|appropriate|permitted|year olds?|age)\b", re.I)
+# "Is it ok to ...?" is answered by the condition that makes it ok: an age, an approval, consent, a policy.
+PERMISSION_BONUS = 0.5
+_PERMISSION_Q = re.compile(r"\b((is|are) (it|this|that|they) (ok|okay|allowed|safe|legal|appropriate|fine)|allowed|legal|"
+                           r"permitted)\b", re.I)
+_PERMISSION_CUE = re.compile(r"\b(young\w*|age|ages|consent|approv\w*|polic\w*|safe\w*|licen[cs]\w*|rights?|"
+                             r"permission|guidance)\b", re.I)
 # Words in nearly every ask: they say nothing about which sentence answers this one.
 _GENERIC = frozenset(tokenize("student students pupils kids class classes year lesson lessons teach teacher use using "
                               "idea ideas way ways help make thing things good better work tool tools app need try "
@@ -75,7 +91,7 @@ def answer_score(sentence: str, wanted: set[str], ask: str) -> float:
     score = len(wanted & terms) / (1 + len(wanted) ** 0.5)
     score += 0.6 if _CONCRETE.search(sentence) else 0.0
     score -= 0.5 if _DEFINITION.match(sentence) else 0.0
-    score -= 0.7 if _SETTING.search(sentence) and not _SETTING.search(ask) else 0.0
+    score -= 0.7 if _SETTING.search(sentence) and not (_SETTING.search(ask) or _PERMISSION_ASK.search(ask)) else 0.0
     return score
 
 
@@ -87,14 +103,33 @@ MEANING_WEIGHT = 3.0
 MIN_MEANING = 0.3
 # What a definition loses besides, unless the ask is what something is or means.
 DEFINITION_PENALTY = 0.5
+# "Any ideas?": a sentence that proposes something to do, and can be said as "you could ...", answers it.
+ACTION_BONUS = 0.6
+# A sentence suiting the limit a follow-up added ("only 3 minutes": short, quick, one question) wins.
+CONSTRAINT_BONUS = 1.0
+# "Which tool?", "just give me a name": a sentence naming a kind of tool answers it; a definition does not.
+TOOL_BONUS = 1.2
+_TOOL_ASK = re.compile(r"\b((which|what) (tool|tools|app|apps|platform|program|software|site|website)|"
+                       r"(a|the) name\b|what (should|do|can) (i|we) use|what to use)\b", re.I)
+_TOOL_CUE = re.compile(r"\b(apps?|tools?|platforms?|forms?|slides?|documents?|spreadsheets?|tablets?|browser\S*|"
+                       r"websites?|software|programs?|wall|board|templates?|cards?|whiteboards?)\b", re.I)
+# "What could they make?", "a good first project?": a sentence naming examples answers it.
+EXAMPLE_BONUS = 0.4
+_ACTIVITY_ASK = re.compile(r"\b(projects?|activit(y|ies)|(make|create|build|produce|record|design|do)\b[^.?!]*\?)", re.I)
+_EXAMPLES = re.compile(r"\b(such as|for example|for instance|e\.g\.)|: ", re.I)
 _WHAT_IS = re.compile(r"(what('s| is| are| does)|mean(s|ing)?|defin\w*)", re.I)
 
 
 def scored_sentences(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False,
-                     must_answer: bool = False, fit: Callable[[str], float | None] | None = None
-                     ) -> list[tuple[float, str]]:
+                     must_answer: bool = False, fit: Callable[[str], float | None] | None = None,
+                     actions: bool = False, prefer: re.Pattern[str] | None = None) -> list[tuple[float, str]]:
     """The sentences of the entry's note that may answer `ask`, each with its score, best first.
-    `fit` gives a sentence's closeness in meaning to the ask (None when not measured); see best_sentence."""
+    `fit` gives a sentence's closeness in meaning to the ask (None when not measured); see best_sentence.
+    `actions`: the ask wants ideas, so a sentence proposing something to do counts more.
+    `prefer`: words of a limit the teacher added; a sentence holding them counts more."""
+    tool_ask = bool(_TOOL_ASK.search(ask))
+    permission_ask = bool(_PERMISSION_Q.search(ask))
+    activity_ask = actions and bool(_ACTIVITY_ASK.search(ask))
     wanted = ask_terms(ask)
     about = set(tokenize(entry.title + " " + " ".join(entry.tags)))
     named = about | set(tokenize(ask))
@@ -105,7 +140,7 @@ def scored_sentences(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = 
         words = len(sentence.split())
         if not MIN_WORDS <= words <= MAX_WORDS or _STEPWISE.match(sentence) or not stands_alone(sentence, named):
             continue
-        if any(sentence in text for text in skip) or leakage(sentence) or urls_in(sentence):
+        if said_before(sentence, skip) or leakage(sentence) or urls_in(sentence):
             continue  # said already, or text a reply must never carry (instructions to a model, links)
         terms = set(tokenize(sentence))
         meaning = fit(sentence) if fit is not None else None
@@ -126,18 +161,29 @@ def scored_sentences(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = 
         # Earlier sentences say what the entry is about; a "how long" answer may sit further in.
         score -= (0.3 if straight and not counting else 0.05) * index
         score -= 0.6 if straight and _CAVEAT.match(sentence) else 0.0
+        score += ACTION_BONUS if actions and is_suggestion(sentence) else 0.0
+        score += EXAMPLE_BONUS if activity_ask and _EXAMPLES.search(sentence) else 0.0
+        score += PERMISSION_BONUS if permission_ask and _PERMISSION_CUE.search(sentence) else 0.0
+        score += CONSTRAINT_BONUS if prefer is not None and prefer.search(sentence) else 0.0
+        if tool_ask and _TOOL_CUE.search(sentence):
+            # A tool named further into the note still answers "which tool" (the opening defines the idea).
+            score += TOOL_BONUS + (0.25 * index if straight and not counting else 0.0)
+        if tool_ask and _DEFINITION.match(sentence):
+            score -= DEFINITION_PENALTY  # what a thing is does not say what to use for it
         out.append((score, sentence))
     return sorted(out, key=lambda pair: -pair[0])
 
 
 def best_sentence(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (), straight: bool = False,
-                  must_answer: bool = False, fit: Callable[[str], float | None] | None = None) -> str | None:
+                  must_answer: bool = False, fit: Callable[[str], float | None] | None = None,
+                  prefer: re.Pattern[str] | None = None) -> str | None:
     """The sentence of the entry's note that best answers `ask`, short enough to stand alone; None if none is.
     `straight`: the answer to "just tell me", which leans on the note's opening and away from caveats.
     `must_answer`: None also when no sentence shares a key word of the ask or offers something to do, so the
     reply can say so rather than paste a sentence that answers something else.
     `fit`: each sentence's closeness in meaning to the ask, which then weighs most."""
-    ranked = scored_sentences(entry, ask, avoid=avoid, straight=straight, must_answer=must_answer, fit=fit)
+    ranked = scored_sentences(entry, ask, avoid=avoid, straight=straight, must_answer=must_answer, fit=fit,
+                              prefer=prefer)
     return ranked[0][1] if ranked else None
 
 
@@ -146,15 +192,16 @@ SHORT_ANSWER_WORDS, MAX_ANSWER_WORDS = 14, 45
 
 
 def straight_answer(entry: KnowledgeEntry, ask: str, *, avoid: Iterable[str] = (),
-                    fit: Callable[[str], float | None] | None = None) -> str | None:
+                    fit: Callable[[str], float | None] | None = None,
+                    prefer: re.Pattern[str] | None = None) -> str | None:
     """One or two sentences of the note that answer `ask` directly: the best sentence, and the next one when
     the best is short and the next carries it on; any plain sentence of the note when none scores."""
     skip = list(avoid)
     plain = [s for s in note_sentences(entry)
              if len(s.split()) <= MAX_WORDS and not _STEPWISE.match(s) and not leakage(s) and not urls_in(s)
-             and not any(s in text for text in skip)]
+             and not said_before(s, skip)]
     named = set(tokenize(entry.title + " " + " ".join(entry.tags) + " " + ask))
-    first = best_sentence(entry, ask, avoid=skip, straight=True, fit=fit) or next(
+    first = best_sentence(entry, ask, avoid=skip, straight=True, fit=fit, prefer=prefer) or next(
         (s for s in plain if stands_alone(s, named)), None)
     if first is None:
         return None

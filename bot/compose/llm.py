@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 from bot.compose.asks import Ask, classify, wants_no_questions
 from bot.compose.templates import CoachingRequest, Composer, Composition, TemplateComposer
 from bot.compose.output_checks import WORD_TOLERANCE, CheckResult, answers_nothing, check_reply
+from bot.retry import backoff
 from bot.privacy.masker import Masked, Masker, shared_masker
 from bot.settings import OpenAISettings, Settings
 from bot.models import PastTurn
@@ -149,8 +149,9 @@ class ChatModel:
                 return self._result(response, memory_key=memory_key, purpose=purpose)
             if attempt + 1 >= attempts:
                 break
-            delay = retry_after if retry_after is not None else min(INITIAL_BACKOFF * 2 ** attempt, MAX_BACKOFF)
-            delay *= 1.0 if retry_after is not None else random.uniform(0.75, 1.0)  # jitter: replicas don't retry in step
+            # Jitter on our own backoff, so replicas don't retry in step; the server's wait is taken as given.
+            delay = retry_after if retry_after is not None else backoff(attempt, base=INITIAL_BACKOFF, cap=MAX_BACKOFF,
+                                                                         jitter=0.25)
             if time.monotonic() + delay >= deadline:
                 log.warning("model %s: %s; no time left to retry", self.model, reason)
                 break

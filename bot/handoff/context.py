@@ -195,6 +195,8 @@ def build_context(row: EscalationRow, history: Sequence[PastTurn], settings: Set
         status_line = f"Claimed by {row.claimer} at {_when(row.claimed_at)}"
     elif row.status == EscalationStatus.RESOLVED:
         status_line = f"Resolved by {row.resolver or 'someone'} at {_when(row.resolved_at)}"
+        if row.resolution_note:  # masked when it was recorded
+            status_line += f". Note: {shorten(row.resolution_note, 500)}"
 
     masked = settings.handoff.mask_transcripts
     if masked:

@@ -59,6 +59,9 @@ class EscalationRow(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     resolved_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # What the integrator answered when resolving, masked before it is stored (it feeds shared
+    # knowledge drafts); None when they left no note. Revision hn01.
+    resolution_note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def ticket(self) -> str:
@@ -219,12 +222,14 @@ class Escalations:
             escalation_id, "claim", (EscalationStatus.OPEN,),
             dict(status=EscalationStatus.CLAIMED, claimed_by=user_id, claimed_by_name=user_name, claimed_at=now, updated_at=now))
 
-    def resolve(self, escalation_id: int, user_id: str, user_name: str | None = None) -> Transition | None:
-        """open or claimed → resolved; None when it was resolved already."""
+    def resolve(self, escalation_id: int, user_id: str, user_name: str | None = None, *,
+                note: str | None = None) -> Transition | None:
+        """open or claimed → resolved, with the resolver's note (already masked); None when it was resolved already."""
         now = utcnow()
         return self._transition(
             escalation_id, "resolve", ACTIVE,
-            dict(status=EscalationStatus.RESOLVED, resolved_by=user_id, resolved_by_name=user_name, resolved_at=now, updated_at=now))
+            dict(status=EscalationStatus.RESOLVED, resolved_by=user_id, resolved_by_name=user_name, resolved_at=now,
+                 updated_at=now, resolution_note=note or None))
 
     def _transition(self, escalation_id: int, action: str, allowed: tuple[str, ...],
                     values: dict[str, Any]) -> Transition | None:

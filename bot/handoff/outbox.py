@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +37,7 @@ from bot.handoff.delivery import (DELIVERED, FAILED, OPENED, PENDING, SENDING, D
                                   OutboxItem)
 from bot.handoff.escalations import EscalationRow
 from bot.outbound import outbound
+from bot.retry import backoff
 from bot.settings import OutboxSettings
 from bot.state.database import Base, StateDB, aware, rows_changed, utcnow
 from bot.state.leased_queue import LeasedQueue
@@ -258,8 +258,8 @@ class Outbox:
         now = self.clock()
         s_ = self.settings
         give_up = permanent or (s_.max_attempts > 0 and item.attempt >= s_.max_attempts)
-        delay = min(s_.backoff_max_seconds, s_.backoff_base_seconds * 2 ** max(item.attempt - 1, 0))
-        delay *= random.uniform(0.8, 1.0)  # jitter: many rows failing together do not retry together
+        # Jitter: many rows failing together do not retry together.
+        delay = backoff(item.attempt - 1, base=s_.backoff_base_seconds, cap=s_.backoff_max_seconds, jitter=0.2)
         if retry_after:
             delay = min(max(delay, retry_after), s_.backoff_max_seconds)
         # Only while we still hold the row: a lease taken over belongs to its new holder.

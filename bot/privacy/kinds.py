@@ -37,4 +37,4 @@ _BY_ENTITY = {v: k for k, v in _ENTITIES.items()}
 # Which kind wins where two overlap: an e-mail holds a name, an address holds a number.
 PRIORITY = {Kind.EMAIL: 0, Kind.ADDRESS: 1, Kind.PHONE: 2, Kind.STUDENT_NUMBER: 3, Kind.NAME: 4, Kind.CLASS_CODE: 5}
 # How a class code is written: 4B, 9X2, 10C, 5/6B; "7/3" as year/form; a year's subject set, "12MAT2", "10Ma1".
-CLASS_SHAPE = r"(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,2}[0-9]?|[A-Z][A-Za-z]{1,3}[0-9]{1,2})"
+CLASS_SHAPE = r"(?:1[0-3]|[1-9])(?:/[1-9][0-9]?[A-Z]?|[A-Z]{1,3}[0-9]?|[A-Z][A-Za-z]{1,3}[0-9]{1,2})"

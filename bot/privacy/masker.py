@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 
 from bot.privacy.kinds import Kind
 from bot.privacy.masked import Masked
+from bot.privacy.products import MORE_PRODUCTS
 from bot.privacy.name_context import CLASS_AFTER_NAME, NameContext, join_names, resolve_spans
 from bot.privacy.roster import Roster, digest, fold
 from bot.privacy.tools import school_tools, tool_matcher
@@ -183,7 +184,7 @@ class Masker(NameContext):
         self.model = model
         self.roster = roster if roster is not None and len(roster) else None
         self.salt = roster.salt if roster is not None else salt
-        all_tools = sorted({t.strip().lower() for t in [*DEFAULT_ALLOW, *tools] if t.strip()}, key=len, reverse=True)
+        all_tools = sorted({t.strip().lower() for t in [*DEFAULT_ALLOW, *MORE_PRODUCTS, *tools] if t.strip()}, key=len, reverse=True)
         self.tools = tool_matcher(all_tools)
         # Where a tool's name stands in a text, no name does: "Book Creator", "Dr Frost Maths".
         self._tool_re = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(t) for t in all_tools) + r")(?![\w-])",

@@ -90,8 +90,9 @@ class NameContext:
                 same = any(text[a:b] == value for a, b in known)
                 # A word in lower case joins a list of products only through a named tool ("loom or smth"):
                 # a lower-case word found beside a product ("a Canva infographic and mateo") is no product.
-                joined = any(LIST_JOIN.fullmatch(text[b:s[0]]) or LIST_JOIN.fullmatch(text[s[1]:a])
-                             for a, b in (known if value[:1].isupper() else tools))
+                # A capitalised name joins only a product written as one: "the school wifi, and Mark had" is two clauses.
+                beside = [(a, b) for a, b in known if text[a:a + 1].isupper()] if value[:1].isupper() else tools
+                joined = any(LIST_JOIN.fullmatch(text[b:s[0]]) or LIST_JOIN.fullmatch(text[s[1]:a]) for a, b in beside)
                 if same or joined:
                     found.add(s)
                     known.append((s[0], s[1]))

@@ -23,7 +23,7 @@ CLASS_CODE = re.compile(r"(?<![\w/£$.-])" + CLASS_SHAPE + r"(?![\w/-])")
 # A class code right after a word, perhaps after a comma: "kettleborough 5T", "owusu, 8J".
 CLASS_NEXT = re.compile(r",?\s+" + CLASS_CODE.pattern)
 NOT_CLASS = frozenset({"2D", "3D", "3G", "5G", "4K", "8K", "1080P", "GB", "MB", "KB", "TB", "AM", "PM",
-                       "HD", "ST", "ND", "RD", "TH", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
+                       "HD", "ST", "ND", "RD", "TH", "2FA", "3DS", "4WD", "2WD", "1TB", "4GB", "8GB", "5GHZ", "1ST", "2ND", "3RD", "4TH", "5TH", "6TH", "7TH", "8TH", "9TH"})
 # A number after a student-record cue, a UPN (letter + 12 digits), or any bare run of 5+ digits.
 STUDENT_CUE = re.compile(
     r"(?i:\b(?:student|pupil|learner|sis|admission|enrol?ment|enrollment|roll|candidate|exam)\s*(?:ids?|nos?|num|numbers?|codes?|#)\.?"

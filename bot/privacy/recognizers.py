@@ -33,6 +33,7 @@ from bot.privacy.cues import (  # noqa: F401  (NAME_CUES and CHAT_WORDS were imp
     word_matcher,
 )
 from bot.privacy.kinds import Kind
+from bot.privacy.clauses import person_in_clause
 from bot.privacy.name_context import TIME_WORDS, family_plural
 from bot.privacy.patterns import CLASS_CODE, CLASS_NEXT, SchoolPatternRecognizer, result  # noqa: F401  (re-exported)
 from bot.privacy.roster import fold_name
@@ -105,6 +106,10 @@ class SchoolNameRecognizer(EntityRecognizer):
             if tok.text[:1].isupper() and fold_name(tok.text) in self.first_names and greeted(doc, i) \
                     and not self.is_tool(tok.text):
                 found[i] = 0.75  # "Thanks Will, that fixed it": spoken to by name, whatever else the word means
+                continue
+            if person_in_clause(doc, i, self.first_names, self.is_tool, fold_name, TIME_WORDS, self.is_word):
+                found[i] = 0.7  # "let Will upload", "and Mark had", "isn't working for Grace"
+                surname_after(i, 0.7)
                 continue
             if not nameish(tok):
                 # A cue word: the next word (or two, if capitalised) is a name, in any case.

@@ -70,10 +70,11 @@ def gap_draft(gap: Gap, taken: set[str], today: date | None = None) -> Knowledge
     )
 
 
-# The integrator's answer on an escalation: a column, or a detail item, named any of these.
-# Nothing in the coach records one yet (`coach handoffs resolve` takes no note, and the
-# escalations table has no such column), so a draft usually quotes the teacher instead.
-RESOLUTION_FIELDS = ("resolution", "resolution_note", "resolution_text", "answer", "note", "notes")
+# The integrator's answer on an escalation: the `resolution_note` column, which the coach fills
+# (masked) when a handoff is resolved with a note (Slack's Resolve modal, the note on the Teams
+# card, `coach handoffs resolve --note`). Rows from elsewhere (an import, an older tool) may carry
+# it as a detail item named any of these; the column wins.
+RESOLUTION_FIELDS = ("resolution_note", "resolution", "resolution_text", "answer", "note", "notes")
 ANSWER_KINDS = frozenset({"resolution", "resolved", "note", "answer", "reply"})
 STAFF_ROLES = frozenset({"integrator", "helpdesk", "staff", "coach"})
 
@@ -87,7 +88,7 @@ def _is_answer(item: Mapping[str, Any]) -> bool:
 
 
 def resolution_note(row: Mapping[str, Any]) -> str:
-    """What the integrator answered, from a column or from the escalation's detail items."""
+    """What the integrator answered: the note recorded on resolve, else an answer among the detail items."""
     for key in RESOLUTION_FIELDS:
         value = row.get(key)
         if isinstance(value, str) and value.strip():
@@ -122,7 +123,9 @@ def escalation_draft(row: Mapping[str, Any], scrub: Scrubber, taken: set[str],
                      today: date | None = None) -> KnowledgeEntry:
     """"Save what the integrator answered": one resolved escalation as a draft entry (masked).
 
-    `row` is the escalation as plain data (`bot.report.rows.escalation_fields`).
+    `row` is the escalation as plain data (`bot.report.rows.escalation_fields`). The answer is the
+    note recorded when it was resolved (masked then, and scrubbed again here); without one the
+    draft quotes the teacher's words instead.
     """
     ticket = f"{PREFIX.get(str(row.get('target')), 'E')}-{int(row.get('id') or 0):04d}"
     asked = []
