@@ -90,6 +90,15 @@ def _refused(settings: Settings, current: EscalationRow, kind: str, actor: Actor
     return None
 
 
+def _permitted(settings: Settings, escalations: Escalations, escalation_id: int, kind: str,
+               actor: Actor) -> tuple[EscalationRow | None, ActionResult | None]:
+    """The escalation and None when `actor` may act on it; else None and why not (missing or refused)."""
+    current = escalations.get(escalation_id)
+    if current is None:
+        return None, _missing(escalation_id)
+    return current, _refused(settings, current, kind, actor)
+
+
 def escalation_check(settings: Settings, escalations: Escalations, escalation_id: int, action: str,
                      actor: Actor) -> ActionResult | None:
     """Whether `actor` may claim or resolve this escalation now: None when they may, else why not.
@@ -98,12 +107,10 @@ def escalation_check(settings: Settings, escalations: Escalations, escalation_id
     someone who may not act is told at once; `escalation_action` checks again when it acts.
     """
     kind = _kind(action, actor)
-    current = escalations.get(escalation_id)
-    if current is None:
-        return _missing(escalation_id)
-    refused = _refused(settings, current, kind, actor)
+    current, refused = _permitted(settings, escalations, escalation_id, kind, actor)
     if refused is not None:
         return refused
+    assert current is not None  # a row is returned whenever nothing is refused
     allowed = (EscalationStatus.OPEN,) if kind == "claim" else ACTIVE
     if current.status not in allowed:
         return ActionResult(Outcome.UNCHANGED, message=f"{current.ticket} is already {current.status}; nothing changed.")
@@ -133,12 +140,10 @@ def escalation_action(settings: Settings, escalations: Escalations, memory: Conv
     kind = _kind(action, actor)
     if note is not None and note.strip() and kind != "resolve":
         raise ValueError("Coach.escalation_action(): a note is recorded only when resolving.")
-    current = escalations.get(escalation_id)
-    if current is None:
-        return _missing(escalation_id)
-    refused = _refused(settings, current, kind, actor)
+    current, refused = _permitted(settings, escalations, escalation_id, kind, actor)
     if refused is not None:
         return refused
+    assert current is not None  # a row is returned whenever nothing is refused
     if kind == "claim":
         change = escalations.claim(escalation_id, actor.key, actor.name)
     else:  # masked only once the resolver is known to be allowed: a refused note is never processed
